@@ -1,0 +1,103 @@
+"""The command line shared by every demo: common flags, config loading, and the one error path.
+
+User mistakes (`UsageError`) print one line on stderr and exit 2; faults at run time (`RunError`, a disk
+that is full) print one line and exit 1. `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bpdemo.config import SchemaT, load_config
+from bpdemo.errors import RunError, UsageError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see python -m {self.prog} --help)\n")
+
+
+def common_parser(demo: str, description: str, epilog: str | None = None) -> ArgumentParser:
+    """The flags every demo accepts; a demo adds its own on the returned parser."""
+    parser = ArgumentParser(
+        prog=f"demos.{demo}",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = parser.add_argument_group("common options")
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=CONFIG_DIR / f"{demo}.toml",
+        help="TOML config file (default: configs/%(prog)s.toml)".replace("%(prog)s", demo),
+    )
+    common.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set optimizer.lr=0.05 (repeatable)",
+    )
+    common.add_argument(
+        "--out", metavar="DIR", help=f"output folder (default: runs/{demo}/<timestamp>)"
+    )
+    common.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    common.add_argument("--seed", type=int, help="random seed (config key: seed)")
+    common.add_argument("--epochs", type=int, help="number of epochs (config key: train.epochs)")
+    common.add_argument(
+        "--dtype", choices=["float32", "float64"], help="floating-point type (model.dtype)"
+    )
+    common.add_argument("--device", help="cpu or cuda (model.device)")
+    common.add_argument("--quiet", action="store_true", help="no progress output")
+    common.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parser
+
+
+def common_overrides(args: argparse.Namespace, epochs_key: str = "train.epochs") -> list[str]:
+    """The common flags as `--set` overrides; they are applied after `--set`, so they win."""
+    overrides = list(args.set)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.epochs is not None:
+        overrides.append(f"{epochs_key}={args.epochs}")
+    if args.dtype is not None:
+        overrides.append(f'model.dtype="{args.dtype}"')
+    if args.device is not None:
+        overrides.append(f'model.device="{args.device}"')
+    return overrides
+
+
+def load_demo_config(
+    schema: type[SchemaT], args: argparse.Namespace, extra_overrides: Sequence[str] = ()
+) -> SchemaT:
+    overrides = common_overrides(args) + list(extra_overrides)
+    return load_config(schema, args.config, overrides)
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run a demo's `main(argv)` and turn the project's errors into one line and an exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        return main(args) or 0
+    except (UsageError, RunError) as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    except OSError as error:  # a disk that is full, a file that vanished mid-run
+        if debug:
+            raise
+        print(
+            f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 1

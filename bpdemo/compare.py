@@ -1,0 +1,180 @@
+"""The comparison engine: both models trained on the same mini-batches, compared at every step.
+
+At each step it records both losses and, for every parameter, the largest absolute and relative
+difference between the hand-written and the autograd gradient, the norm of each, and the largest
+difference between the parameters after the update. The models are never re-synchronised: any
+disagreement accumulates and shows.
+
+Tolerances (relative gradient difference, `max|g_manual - g_autograd| / max|g_autograd|`, at every
+step): float64 at or below 1e-10, float32 at or below 1e-4. Both models do the same arithmetic in a
+different order, so they differ by rounding only: about 1e-16 (float64) or 1e-7 (float32) per
+operation, amplified mildly over a training run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+from bpdemo.autograd_mlp import AutogradMLP
+from bpdemo.gradcheck import max_abs_diff, rel_diff
+from bpdemo.manual import ManualMLP
+from bpdemo.optim import OptimizerSpec
+from bpdemo.spec import MLPSpec
+
+TOLERANCES: dict[torch.dtype, float] = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
+@dataclass
+class StepRecord:
+    """What one training step of both models looked like. Norms and differences are floats."""
+
+    step: int
+    loss_manual: float
+    loss_autograd: float
+    grad_abs_diff: dict[str, float]
+    grad_rel_diff: dict[str, float]
+    param_abs_diff: dict[str, float]
+    grad_norm_manual: dict[str, float]
+    grad_norm_autograd: dict[str, float]
+
+    @property
+    def max_abs_grad_diff(self) -> float:
+        return max(self.grad_abs_diff.values())
+
+    @property
+    def max_rel_grad_diff(self) -> float:
+        return max(self.grad_rel_diff.values())
+
+    @property
+    def max_abs_param_diff(self) -> float:
+        return max(self.param_abs_diff.values())
+
+    def row(self) -> dict[str, float]:
+        """A flat row for `steps.csv`: the losses and the maxima over parameters."""
+        return {
+            "step": self.step,
+            "loss_manual": self.loss_manual,
+            "loss_autograd": self.loss_autograd,
+            "max_abs_grad_diff": self.max_abs_grad_diff,
+            "max_rel_grad_diff": self.max_rel_grad_diff,
+            "max_abs_param_diff": self.max_abs_param_diff,
+        }
+
+
+@dataclass
+class Agreement:
+    """The maxima over every step compared so far, and whether they are within tolerance."""
+
+    dtype: str
+    tolerance: float
+    steps_compared: int = 0
+    max_abs_grad_diff: float = 0.0
+    max_rel_grad_diff: float = 0.0
+    max_abs_loss_diff: float = 0.0
+    max_abs_param_diff: float = 0.0
+
+    @property
+    def within_tolerance(self) -> bool:
+        return self.max_rel_grad_diff <= self.tolerance
+
+    def add(self, record: StepRecord) -> None:
+        self.steps_compared += 1
+        self.max_abs_grad_diff = max(self.max_abs_grad_diff, record.max_abs_grad_diff)
+        self.max_rel_grad_diff = max(self.max_rel_grad_diff, record.max_rel_grad_diff)
+        self.max_abs_param_diff = max(self.max_abs_param_diff, record.max_abs_param_diff)
+        loss_diff = abs(record.loss_manual - record.loss_autograd)
+        self.max_abs_loss_diff = max(self.max_abs_loss_diff, loss_diff)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "within_tolerance": self.within_tolerance}
+
+
+@dataclass
+class Evaluation:
+    """Both models on one data set, without training: outputs (N, out) and losses."""
+
+    output_manual: Tensor
+    output_autograd: Tensor
+    loss_manual: float
+    loss_autograd: float
+
+
+@dataclass
+class SideBySide:
+    """A hand-written model and its autograd twin, with their optimizers, stepped together."""
+
+    spec: MLPSpec
+    optimizer: OptimizerSpec
+    manual: ManualMLP = field(init=False)
+    autograd: AutogradMLP = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.manual = ManualMLP(self.spec)
+        self.autograd = AutogradMLP.from_manual(self.manual)
+        self.manual_optimizer = self.optimizer.manual(self.manual)
+        self.torch_optimizer = self.optimizer.torch(self.autograd)
+        self._trained = list(self.torch_optimizer.param_groups[0]["params"])
+        self.agreement = Agreement(
+            dtype=str(self.spec.dtype).removeprefix("torch."), tolerance=TOLERANCES[self.spec.dtype]
+        )
+        self.steps_done = 0
+        self.seconds_manual = 0.0  # time in each model's passes and updates only
+        self.seconds_autograd = 0.0
+
+    def step(self, x: Tensor, target: Tensor) -> StepRecord:
+        """One forward, backward and update of both models on the same batch."""
+        start = time.perf_counter()
+        loss_m, grads_m = self.manual.loss_and_grads(x, target)
+        middle = time.perf_counter()
+        loss_a, grads_a = self.autograd.loss_and_grads(x, target)
+        self.seconds_manual += middle - start
+        self.seconds_autograd += time.perf_counter() - middle
+        names = list(grads_m)
+        grad_abs = {n: max_abs_diff(grads_m[n], grads_a[n]) for n in names}
+        grad_rel = {n: rel_diff(grads_m[n], grads_a[n]) for n in names}
+        norm_m = {n: float(torch.linalg.vector_norm(grads_m[n])) for n in names}
+        norm_a = {n: float(torch.linalg.vector_norm(grads_a[n])) for n in names}
+
+        start = time.perf_counter()
+        if self.optimizer.max_grad_norm is not None:
+            self.manual_optimizer.clip_grad_norm()
+        self.manual_optimizer.step()
+        middle = time.perf_counter()
+        if self.optimizer.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._trained, self.optimizer.max_grad_norm)
+        self.torch_optimizer.step()
+        self.seconds_manual += middle - start
+        self.seconds_autograd += time.perf_counter() - middle
+
+        params_a = dict(self.autograd.named_parameters())
+        param_abs = {
+            n: max_abs_diff(p, params_a[n].detach()) for n, p in self.manual.named_parameters()
+        }
+        self.steps_done += 1
+        record = StepRecord(
+            step=self.steps_done,
+            loss_manual=float(loss_m),
+            loss_autograd=float(loss_a),
+            grad_abs_diff=grad_abs,
+            grad_rel_diff=grad_rel,
+            param_abs_diff=param_abs,
+            grad_norm_manual=norm_m,
+            grad_norm_autograd=norm_a,
+        )
+        self.agreement.add(record)
+        return record
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, target: Tensor) -> Evaluation:
+        output_m = self.manual.forward(x).clone()
+        output_a = self.autograd(x)
+        return Evaluation(
+            output_manual=output_m,
+            output_autograd=output_a,
+            loss_manual=float(self.manual.loss(output_m, target)),
+            loss_autograd=float(self.autograd.loss(output_a, target)),
+        )

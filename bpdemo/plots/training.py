@@ -1,0 +1,98 @@
+"""Figures of a side-by-side training run: loss curves, gradient agreement, gradient norms per layer."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from bpdemo.train import History
+
+MANUAL_STYLE = {"color": "tab:blue", "linestyle": "-", "linewidth": 2.5, "alpha": 0.7}
+AUTOGRAD_STYLE = {"color": "tab:orange", "linestyle": "--", "linewidth": 1.5}
+
+
+def loss_curves(
+    history: History, title: str = "Loss per epoch", ylabel: str = "loss", metric: str = "loss"
+) -> Figure:
+    """Train and test `metric` of both models per epoch; coinciding lines mean the models agree.
+
+    `metric` is `loss` or any metric name the training loop recorded (e.g. `accuracy`).
+    """
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = [row["epoch"] for row in history.epochs]
+    for split, marker in (("train", None), ("test", "o")):
+        for model, style in (("manual", MANUAL_STYLE), ("autograd", AUTOGRAD_STYLE)):
+            key = f"{split}_{metric}_{model}"
+            if key not in history.epochs[0]:
+                continue
+            values = [row[key] for row in history.epochs]
+            label = f"{split}, {'hand-written' if model == 'manual' else 'autograd'}"
+            marker_every = max(1, len(epochs) // 15)
+            ax.plot(
+                epochs,
+                values,
+                label=label,
+                marker=marker,
+                markevery=marker_every,
+                markersize=4,
+                **{**style, "alpha": style.get("alpha", 1) * (1 if split == "train" else 0.8)},
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if metric == "loss" and all(
+        v > 0 for row in history.epochs for k, v in row.items() if "loss" in k
+    ):
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return figure
+
+
+def gradient_difference(history: History, tolerance: float, dtype: str) -> Figure:
+    """Largest absolute and relative gradient difference at each step, log scale, with the tolerance."""
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    steps = np.array([r.step for r in history.steps])
+    tiny = np.finfo(np.float64).tiny
+    for key, label, color in (
+        ("max_rel_grad_diff", "relative: max|Δg| / max|g_autograd|", "tab:purple"),
+        ("max_abs_grad_diff", "absolute: max|Δg|", "tab:green"),
+    ):
+        values = np.array([getattr(r, key) for r in history.steps])
+        ax.plot(steps, np.maximum(values, tiny), label=label, color=color, linewidth=1)
+    ax.axhline(
+        tolerance, color="tab:red", linestyle=":", label=f"tolerance ({dtype}): {tolerance:g}"
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (mini-batch)")
+    ax.set_ylabel("hand-written − autograd gradient")
+    ax.set_title(f"Gradient difference per step ({dtype}); 0 is drawn at the smallest float")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend()
+    return figure
+
+
+def layer_gradient_norms(history: History, title: str = "Gradient norm of each layer") -> Figure:
+    """L2 norm of each layer's weight gradient over training, both models (log scale)."""
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    steps = [r.step for r in history.steps]
+    names = [n for n in history.steps[0].grad_norm_manual if n.endswith(".weight")]
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(names)))
+    for name, color in zip(names, colors, strict=True):
+        layer = name.removesuffix(".weight").replace("layers.", "layer ")
+        manual = [max(r.grad_norm_manual[name], 1e-300) for r in history.steps]
+        autograd = [max(r.grad_norm_autograd[name], 1e-300) for r in history.steps]
+        ax.plot(
+            steps, manual, color=color, linewidth=2.5, alpha=0.6, label=f"{layer}, hand-written"
+        )
+        ax.plot(
+            steps, autograd, color=color, linestyle="--", linewidth=1, label=f"{layer}, autograd"
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (mini-batch)")
+    ax.set_ylabel("‖dL/dW‖ (L2 norm)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    return figure

@@ -1,0 +1,52 @@
+"""What a training demo prints and writes about a side-by-side run: agreement, history, tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from bpdemo.compare import SideBySide
+from bpdemo.outputs import RunDir
+from bpdemo.train import History
+
+
+def agreement(pair: SideBySide) -> dict[str, Any]:
+    """The `agreement` block of metrics.json: maxima over every step compared, and the tolerance."""
+    return pair.agreement.as_dict()
+
+
+def agreement_line(pair: SideBySide) -> str:
+    a = pair.agreement
+    verdict = "within" if a.within_tolerance else "OUTSIDE"
+    return (
+        f"hand-written vs autograd over {a.steps_compared} steps ({a.dtype}): "
+        f"max gradient difference {a.max_abs_grad_diff:.2e} absolute, {a.max_rel_grad_diff:.2e} "
+        f"relative ({verdict} tolerance {a.tolerance:g}); max loss difference "
+        f"{a.max_abs_loss_diff:.2e}; max parameter difference {a.max_abs_param_diff:.2e}"
+    )
+
+
+def run_status(history: History) -> dict[str, Any]:
+    """How the run ended, for metrics.json."""
+    return {
+        "interrupted": history.interrupted,
+        "diverged_at_step": history.diverged_at_step,
+        "epochs_completed": len(history.epochs) - 1,
+        "steps": len(history.steps),
+    }
+
+
+def write_history(run: RunDir, history: History) -> None:
+    """`history.csv` (one row per epoch, both models) and `steps.csv` (one row per step)."""
+    run.write_csv("history.csv", history.epochs)
+    run.write_csv("steps.csv", (record.row() for record in history.steps))
+
+
+def table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table, one row per model: `{"hand-written": {"test RMSE": 1.0, ...}, ...}`."""
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    if columns is not None:
+        frame = frame[list(columns)]
+    return frame.to_string(float_format=lambda v: f"{v:,.4g}", na_rep="–")

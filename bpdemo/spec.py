@@ -1,0 +1,205 @@
+"""`MLPSpec`: the one description of a network, from which both models are built.
+
+Nothing about a network is written twice: sizes, activations, loss and the initial weights all come from
+here, so the hand-written and the autograd model start from the very same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from bpdemo.errors import ConfigError
+from bpdemo.functional import ACTIVATIONS, LOSSES
+
+INITS = ("xavier", "he", "normal", "uniform", "explicit")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DEFAULT_NORMAL_STD = 0.01
+
+
+def parameter_names(num_layers: int) -> list[str]:
+    """`layers.0.weight`, `layers.0.bias`, `layers.1.weight`, ... as `torch.nn.Linear` in a ModuleList."""
+    return [f"layers.{i}.{kind}" for i in range(num_layers) for kind in ("weight", "bias")]
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ConfigError(f"dtype {dtype!r} is not supported; use float32 or float64")
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"device {device!r} is not a device name; use cpu or cuda") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device cuda was asked for, but no CUDA GPU is available; use --device cpu"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device.type!r} is not supported; use cpu or cuda")
+    return device
+
+
+@dataclass
+class MLPSpec:
+    """A fully connected network: sizes, activations, loss and initial weights.
+
+    Args:
+        sizes: layer widths, input first, e.g. [3, 2, 1].
+        activations: one name per layer after the input (see `bpdemo.functional.ACTIVATIONS`).
+        loss: a name from `bpdemo.functional.LOSSES`.
+        init: `xavier` (Glorot uniform), `he` (Kaiming normal, fan-in), `normal` (N(0, scale²),
+            scale 0.01 unless `init_scale`), `uniform` (U(-scale, scale), scale 1/sqrt(fan_in) unless
+            `init_scale`), or `explicit` (take `weights` and `biases`). Random inits draw every
+            weight from a generator seeded with `seed`, in float64, then cast to `dtype`; biases start
+            at zero.
+        init_scale: multiplies the gain of xavier/he; the std of normal; the bound of uniform.
+        weights: explicit weights, one (out, in) matrix per layer (nested lists or tensors).
+        biases: explicit biases, one list per layer (zeros if omitted with explicit weights).
+        seed, dtype, device: as named; dtype float32 or float64.
+    """
+
+    sizes: Sequence[int]
+    activations: Sequence[str]
+    loss: str = "mse"
+    init: str = "xavier"
+    seed: int = 0
+    dtype: torch.dtype | str = torch.float32
+    device: torch.device | str = "cpu"
+    init_scale: float | None = None
+    weights: Sequence | None = field(default=None, repr=False)
+    biases: Sequence | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sizes = [int(s) for s in self.sizes]
+        self.activations = list(self.activations)
+        self.dtype = resolve_dtype(self.dtype)
+        self.device = resolve_device(self.device)
+        if self.weights is not None and self.init == "xavier":
+            self.init = "explicit"
+        self._validate()
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return parameter_names(self.num_layers)
+
+    def _validate(self) -> None:
+        if len(self.sizes) < 2:
+            raise ConfigError(f"sizes {self.sizes} needs at least an input and an output width")
+        if any(s < 1 for s in self.sizes):
+            raise ConfigError(f"sizes {self.sizes}: every layer width must be at least 1")
+        if len(self.activations) != self.num_layers:
+            raise ConfigError(
+                f"activations: {len(self.activations)} given for {self.num_layers} layers "
+                f"(sizes {self.sizes}); give one per layer after the input"
+            )
+        for name in self.activations:
+            if name not in ACTIVATIONS:
+                raise ConfigError(
+                    f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
+                )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.loss == "bce" and self.activations[-1] != "sigmoid":
+            raise ConfigError("loss bce needs outputs in (0, 1): make the last activation sigmoid")
+        if self.loss == "cross_entropy" and self.sizes[-1] < 2:
+            raise ConfigError("loss cross_entropy needs at least 2 outputs (one logit per class)")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        if self.init == "explicit" and self.weights is None:
+            raise ConfigError("init 'explicit' needs weights (one (out, in) matrix per layer)")
+        if self.init_scale is not None and not (
+            math.isfinite(self.init_scale) and self.init_scale > 0
+        ):
+            raise ConfigError(f"init_scale must be a positive number, got {self.init_scale}")
+        if self.init == "explicit":
+            self._explicit_parameters()  # raises on a shape mismatch
+
+    def initial_parameters(self) -> OrderedDict[str, Tensor]:
+        """Fresh copies of the initial weights and biases, by parameter name, in `dtype` on `device`."""
+        if self.init == "explicit":
+            params = self._explicit_parameters()
+        else:
+            params = self._random_parameters()
+        return OrderedDict(
+            (name, t.to(dtype=self.dtype, device=self.device)) for name, t in params.items()
+        )
+
+    def _random_parameters(self) -> OrderedDict[str, Tensor]:
+        generator = torch.Generator().manual_seed(self.seed)
+        scale = self.init_scale
+        params: OrderedDict[str, Tensor] = OrderedDict()
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            weight = torch.empty(fan_out, fan_in, dtype=torch.float64)
+            if self.init == "xavier":
+                torch.nn.init.xavier_uniform_(weight, gain=scale or 1.0, generator=generator)
+            elif self.init == "he":
+                std = (scale or 1.0) * math.sqrt(2.0 / fan_in)
+                torch.nn.init.normal_(weight, 0.0, std, generator=generator)
+            elif self.init == "normal":
+                torch.nn.init.normal_(weight, 0.0, scale or DEFAULT_NORMAL_STD, generator=generator)
+            else:  # uniform
+                bound = scale or 1.0 / math.sqrt(fan_in)
+                torch.nn.init.uniform_(weight, -bound, bound, generator=generator)
+            params[f"layers.{i}.weight"] = weight
+            params[f"layers.{i}.bias"] = torch.zeros(fan_out, dtype=torch.float64)
+        return params
+
+    def _explicit_parameters(self) -> OrderedDict[str, Tensor]:
+        weights = list(self.weights or [])
+        biases = list(self.biases) if self.biases is not None else None
+        if len(weights) != self.num_layers:
+            raise ConfigError(
+                f"weights: {len(weights)} matrices given for {self.num_layers} layers "
+                f"(sizes {self.sizes}); give one (out, in) matrix per layer"
+            )
+        if biases is not None and len(biases) != self.num_layers:
+            raise ConfigError(
+                f"biases: {len(biases)} lists given for {self.num_layers} layers; give one per layer"
+            )
+        params: OrderedDict[str, Tensor] = OrderedDict()
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            weight = _as_tensor(weights[i], f"weights[{i}]")
+            if tuple(weight.shape) != (fan_out, fan_in):
+                raise ConfigError(
+                    f"weights[{i}] has shape {tuple(weight.shape)}, but layer {i} maps "
+                    f"{fan_in} inputs to {fan_out} outputs: it needs shape ({fan_out}, {fan_in}) "
+                    "(one row per output neuron)"
+                )
+            if biases is None:
+                bias = torch.zeros(fan_out, dtype=torch.float64)
+            else:
+                bias = _as_tensor(biases[i], f"biases[{i}]")
+                if tuple(bias.shape) != (fan_out,):
+                    raise ConfigError(
+                        f"biases[{i}] has shape {tuple(bias.shape)}, but layer {i} has "
+                        f"{fan_out} outputs: it needs {fan_out} values"
+                    )
+            params[f"layers.{i}.weight"] = weight
+            params[f"layers.{i}.bias"] = bias
+        return params
+
+
+def _as_tensor(value, where: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.detach().to(torch.float64).clone()
+    try:
+        tensor = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"{where} is not a rectangular list of numbers: {error}") from error
+    if not torch.isfinite(tensor).all():
+        raise ConfigError(f"{where} holds a value that is not finite (inf or NaN)")
+    return tensor
