@@ -1,0 +1,104 @@
+"""Hand-written optimizers follow torch.optim's trajectory step for step."""
+
+import re
+
+import pytest
+import torch
+
+from bpdemo import MLPSpec, OptimizerSpec, SideBySide, clip_grad_norm
+from bpdemo.errors import ConfigError
+from tests.conftest import make_data
+
+SETTINGS = {
+    "sgd": OptimizerSpec(name="sgd", lr=0.1),
+    "momentum": OptimizerSpec(name="sgd", lr=0.05, momentum=0.9),
+    "nesterov": OptimizerSpec(name="sgd", lr=0.05, momentum=0.9, nesterov=True),
+    "sgd+weight_decay": OptimizerSpec(name="sgd", lr=0.05, momentum=0.5, weight_decay=0.01),
+    "adam": OptimizerSpec(name="adam", lr=0.01),
+    "adam+weight_decay": OptimizerSpec(name="adam", lr=0.01, betas=(0.8, 0.99), weight_decay=0.05),
+}
+
+
+def train_side_by_side(optimizer: OptimizerSpec, dtype: torch.dtype, steps: int = 60) -> SideBySide:
+    spec = MLPSpec([4, 6, 5, 2], ["tanh", "sigmoid", "identity"], loss="mse", seed=3, dtype=dtype)
+    pair = SideBySide(spec, optimizer)
+    for step in range(steps):
+        x, y = make_data(spec, batch=8, seed=step)
+        pair.step(x, y)
+    return pair
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_hand_written_optimizer_follows_torch_optim_for_60_steps_float64(name):
+    pair = train_side_by_side(SETTINGS[name], torch.float64)
+    start = pair.spec.initial_parameters()
+    moved = max(float((p - start[n]).abs().max()) for n, p in pair.manual.named_parameters())
+    assert moved > 0.05  # the trajectory is long enough to mean something
+    assert pair.agreement.steps_compared == 60
+    assert pair.agreement.max_abs_param_diff < 1e-12
+    assert pair.agreement.max_rel_grad_diff < 1e-10
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_hand_written_optimizer_follows_torch_optim_float32(name):
+    pair = train_side_by_side(SETTINGS[name], torch.float32)
+    assert pair.agreement.max_abs_param_diff < 1e-5
+    assert pair.agreement.within_tolerance
+
+
+def test_a_wrong_update_rule_is_caught():
+    """Momentum against plain SGD: the comparison must see the trajectories part."""
+    pair = train_side_by_side(SETTINGS["momentum"], torch.float64, steps=5)
+    pair.torch_optimizer.param_groups[0]["momentum"] = 0.0
+    x, y = make_data(pair.spec, batch=8, seed=99)
+    record = pair.step(x, y)
+    assert record.max_abs_param_diff > 1e-4
+
+
+def test_train_biases_false_holds_biases_fixed_in_both_models():
+    pair = train_side_by_side(
+        OptimizerSpec(name="sgd", lr=0.1, train_biases=False), torch.float64, 5
+    )
+    start = pair.spec.initial_parameters()
+    for model in (pair.manual, pair.autograd):
+        for name, param in model.named_parameters():
+            changed = not torch.equal(param.detach(), start[name])
+            assert changed == name.endswith(".weight"), name
+
+
+def test_clip_grad_norm_matches_torch():
+    generator = torch.Generator().manual_seed(0)
+    grads = [torch.randn(3, 4, generator=generator, dtype=torch.float64) * 10 for _ in range(3)]
+    params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    norm_torch = torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
+    norm_manual = clip_grad_norm(grads, max_norm=1.0)
+    assert norm_manual == pytest.approx(float(norm_torch), rel=1e-14)
+    assert norm_manual > 1.0
+    for p, g in zip(params, grads, strict=True):
+        assert torch.allclose(p.grad, g, rtol=1e-14, atol=0)
+    clipped_norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))
+    assert float(clipped_norm) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clipping_side_by_side_agrees():
+    pair = train_side_by_side(
+        OptimizerSpec(name="sgd", lr=0.5, max_grad_norm=0.1), torch.float64, 20
+    )
+    assert pair.agreement.max_abs_param_diff < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"name": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+        ({"lr": 0.0}, "learning rate must be a positive number"),
+        ({"lr": -0.1}, "learning rate must be a positive number"),
+        ({"momentum": 1.5}, "momentum must be in [0, 1)"),
+        ({"nesterov": True}, "nesterov needs a momentum above 0"),
+    ],
+)
+def test_bad_optimizer_settings_are_refused_clearly(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        OptimizerSpec(**settings)
