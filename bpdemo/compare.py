@@ -125,14 +125,19 @@ class SideBySide:
         self.seconds_manual = 0.0  # time in each model's passes and updates only
         self.seconds_autograd = 0.0
 
-    def step(self, x: Tensor, target: Tensor) -> StepRecord:
-        """One forward, backward and update of both models on the same batch."""
+    def gradients(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict, Tensor, dict]:
+        """Loss and gradients of both models on one batch: (loss_m, grads_m, loss_a, grads_a)."""
         start = time.perf_counter()
         loss_m, grads_m = self.manual.loss_and_grads(x, target)
         middle = time.perf_counter()
         loss_a, grads_a = self.autograd.loss_and_grads(x, target)
         self.seconds_manual += middle - start
         self.seconds_autograd += time.perf_counter() - middle
+        return loss_m, grads_m, loss_a, grads_a
+
+    def step(self, x: Tensor, target: Tensor) -> StepRecord:
+        """One forward, backward and update of both models on the same batch."""
+        loss_m, grads_m, loss_a, grads_a = self.gradients(x, target)
         names = list(grads_m)
         grad_abs = {n: max_abs_diff(grads_m[n], grads_a[n]) for n in names}
         grad_rel = {n: rel_diff(grads_m[n], grads_a[n]) for n in names}

@@ -1,0 +1,106 @@
+"""Data-parallel training with `torch.distributed`: the same backprop, split across processes.
+
+Every process (rank) sees the same global mini-batch, takes its own contiguous shard of the rows,
+backpropagates that shard, and the ranks combine their gradients. For a loss that is a mean over the
+batch, L = (1/N) sum_n l_n, and shards S_r of n_r rows,
+
+    L = sum_r (n_r / N) L_r      so, the gradient being linear,      dL/dp = sum_r (n_r / N) dL_r/dp
+
+which for equal shards is the plain average of the shard gradients (what `DistributedDataParallel`
+computes). For a loss that is a sum (`sse`, `half_sse`) the weights are 1. So every rank ends the
+step holding exactly the full-batch gradient (up to rounding), and the same update keeps all ranks'
+weights identical.
+
+The hand-written model weights its shard gradient by n_r / N and sums with `all_reduce`; the autograd
+model runs under `DistributedDataParallel`, which averages over the W ranks during `backward()`, so its
+shard loss is scaled by W * n_r / N first. Uneven shards (a last batch not divisible by W) stay exact.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+
+from bpdemo.compare import SideBySide
+from bpdemo.errors import UsageError
+
+SUM_LOSSES = {"sse", "half_sse"}
+TORCHRUN_HINT = "torchrun --standalone --nproc_per_node=2 -m demos.images --distributed"
+
+
+def init_from_torchrun(device: torch.device) -> None:
+    """Join the process group that torchrun set up (gloo on the CPU, nccl on GPUs)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise UsageError(f"--distributed needs to be started by torchrun, e.g. {TORCHRUN_HINT}")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def is_main_process() -> bool:
+    """True outside distributed runs and on rank 0: the one process that prints and writes."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def shard_rows(rows: int, rank: int, world_size: int) -> slice:
+    """The contiguous rows of a global batch that `rank` takes (sizes differ by at most one)."""
+    base, extra = divmod(rows, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def shard_weight(loss: str, shard: int, total: int) -> float:
+    """n_r / N for a mean loss, 1 for a sum loss: the shard's share of the full-batch gradient."""
+    return 1.0 if loss in SUM_LOSSES else shard / total
+
+
+class DistributedSideBySide(SideBySide):
+    """`SideBySide` across the ranks of an initialised process group; `step` takes the global batch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        device_ids = [self.spec.device.index or 0] if self.spec.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(self.autograd, device_ids=device_ids)
+
+    def gradients(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict, Tensor, dict]:
+        rows = shard_rows(len(x), self.rank, self.world_size)
+        x_shard, target_shard = x[rows], target[rows]
+        shard = len(x_shard)
+        weight = shard_weight(self.spec.loss, shard, len(x))
+
+        start = time.perf_counter()
+        if shard:
+            loss_m, grads_m = self.manual.loss_and_grads(x_shard, target_shard)
+        else:  # fewer rows than ranks: this rank adds nothing
+            loss_m, grads_m = (
+                torch.zeros((), dtype=self.spec.dtype),
+                dict(self.manual.named_grads()),
+            )
+            for grad in grads_m.values():
+                grad.zero_()
+        for grad in grads_m.values():
+            grad.mul_(weight)
+            dist.all_reduce(grad)  # sum over ranks of (n_r / N) dL_r/dp = dL/dp
+        loss_m = all_reduce_sum(loss_m * weight)
+        middle = time.perf_counter()
+
+        self.autograd.zero_grad(set_to_none=True)
+        output = self.ddp(x_shard)
+        loss_a = self.autograd.loss(output, target_shard) if shard else output.sum() * 0
+        (loss_a * (weight * self.world_size)).backward()  # DDP divides the summed gradient by W
+        loss_a = all_reduce_sum(loss_a.detach() * weight)
+        grads_a = {name: p.grad for name, p in self.autograd.named_parameters()}
+        self.seconds_manual += middle - start
+        self.seconds_autograd += time.perf_counter() - middle
+        return loss_m, grads_m, loss_a, grads_a
+
+
+def all_reduce_sum(value: Tensor) -> Tensor:
+    value = value.clone()
+    dist.all_reduce(value)
+    return value
