@@ -6,7 +6,14 @@ description (`MLPSpec`), trained side by side and compared step by step.
 
 from bpdemo.autograd_mlp import AutogradMLP
 from bpdemo.compare import TOLERANCES, Agreement, SideBySide, StepRecord
-from bpdemo.errors import BpdemoError, ConfigError, DataError, RunError, UsageError
+from bpdemo.errors import (
+    BpdemoError,
+    ConfigError,
+    DataError,
+    DivergenceError,
+    RunError,
+    UsageError,
+)
 from bpdemo.gradcheck import finite_difference_grads, rel_diff
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec, clip_grad_norm
@@ -20,6 +27,7 @@ __all__ = [
     "BpdemoError",
     "ConfigError",
     "DataError",
+    "DivergenceError",
     "History",
     "MLPSpec",
     "ManualMLP",

@@ -9,7 +9,16 @@ edge cases (relu'(0) = 0, softplus linear above 20, log clamped at -100 in bce),
 model and the autograd model compute the same function and agree to rounding.
 
 The backward functions follow Nielsen's notation: given dL/da they return delta = dL/dz = dL/da * f'(z)
-(BP1 at the output layer, the right-hand factor of BP2 elsewhere). They may reuse `out` as a buffer.
+(BP1 at the output layer, the right-hand factor of BP2 elsewhere). They return a new tensor and leave
+their arguments alone.
+
+The fast path (used by `ManualMLP`, see the README's "Performance" section): for relu, sigmoid and tanh,
+each rule also has a twin that works in buffers the model allocates once, `*_into(z, out)` for the
+forward and `*_backward_(grad_a, z, a, scratch)`, which overwrites `grad_a` with delta (`scratch`: a
+work buffer shaped like `z`). The twins do the same operations in the same order, so they give the
+same bits as the plain rules (tests/test_bench.py checks it). identity needs no twin (it allocates
+nothing); leaky_relu and softplus have none, and the model uses their plain rules. A loss may also
+give `value_and_gradient`, both computed together (cross_entropy shares one softmax between them).
 """
 
 from __future__ import annotations
@@ -26,13 +35,20 @@ SOFTPLUS_THRESHOLD = 20.0  # as torch.nn.functional.softplus: above it, softplus
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation f and its backward rule delta = grad_a * f'(z)."""
+    """An activation f and its backward rule delta = grad_a * f'(z).
+
+    `forward_into` and `backward_in_place` are the optional buffer-reusing twins of `forward` and
+    `backward` (same numbers, no new tensors); None means "use the plain rule".
+    """
 
     name: str
     forward: Callable[[Tensor], Tensor]
     backward: Callable[[Tensor, Tensor, Tensor], Tensor]  # (grad_a, z, a) -> delta
     formula: str
     derivative_formula: str
+    forward_into: Callable[[Tensor, Tensor], Tensor] | None = None  # (z, out) -> out = f(z)
+    # (grad_a, z, a, scratch) -> grad_a, overwritten with delta
+    backward_in_place: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None = None
 
 
 # identity: f(z) = z, f'(z) = 1
@@ -53,6 +69,15 @@ def sigmoid_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
     return grad_a * (1 - a) * a
 
 
+def sigmoid_into(z: Tensor, out: Tensor) -> Tensor:
+    return torch.sigmoid(z, out=out)
+
+
+def sigmoid_backward_(grad_a: Tensor, z: Tensor, a: Tensor, scratch: Tensor) -> Tensor:
+    one_minus_a = torch.neg(a, out=scratch).add_(1)
+    return grad_a.mul_(one_minus_a).mul_(a)
+
+
 # tanh: f'(z) = 1 - tanh(z)^2 = 1 - a^2
 def tanh(z: Tensor) -> Tensor:
     return torch.tanh(z)
@@ -62,6 +87,15 @@ def tanh_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
     return grad_a * (1 - a * a)
 
 
+def tanh_into(z: Tensor, out: Tensor) -> Tensor:
+    return torch.tanh(z, out=out)
+
+
+def tanh_backward_(grad_a: Tensor, z: Tensor, a: Tensor, scratch: Tensor) -> Tensor:
+    one_minus_a_squared = torch.mul(a, a, out=scratch).neg_().add_(1)
+    return grad_a.mul_(one_minus_a_squared)
+
+
 # relu: f(z) = max(z, 0), f'(z) = 1 if z > 0 else 0 (0 at z = 0, as torch)
 def relu(z: Tensor) -> Tensor:
     return torch.clamp_min(z, 0)
@@ -69,6 +103,15 @@ def relu(z: Tensor) -> Tensor:
 
 def relu_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
     return grad_a * (z > 0)
+
+
+def relu_into(z: Tensor, out: Tensor) -> Tensor:
+    return torch.clamp_min(z, 0, out=out)
+
+
+def relu_backward_(grad_a: Tensor, z: Tensor, a: Tensor, scratch: Tensor) -> Tensor:
+    derivative = torch.gt(z, 0, out=scratch)  # [z > 0] as 1.0 / 0.0
+    return grad_a.mul_(derivative)
 
 
 # leaky_relu: f(z) = z if z > 0 else 0.01 z, f'(z) = 1 if z > 0 else 0.01
@@ -93,9 +136,17 @@ ACTIVATIONS: dict[str, Activation] = {
     act.name: act
     for act in [
         Activation("identity", identity, identity_backward, "z", "1"),
-        Activation("sigmoid", sigmoid, sigmoid_backward, "1/(1+e^-z)", "a(1-a)"),
-        Activation("tanh", tanh, tanh_backward, "tanh(z)", "1-a^2"),
-        Activation("relu", relu, relu_backward, "max(z,0)", "[z>0]"),
+        Activation(
+            "sigmoid",
+            sigmoid,
+            sigmoid_backward,
+            "1/(1+e^-z)",
+            "a(1-a)",
+            sigmoid_into,
+            sigmoid_backward_,
+        ),
+        Activation("tanh", tanh, tanh_backward, "tanh(z)", "1-a^2", tanh_into, tanh_backward_),
+        Activation("relu", relu, relu_backward, "max(z,0)", "[z>0]", relu_into, relu_backward_),
         Activation("leaky_relu", leaky_relu, leaky_relu_backward, "max(z,0.01z)", "1 or 0.01"),
         Activation("softplus", softplus, softplus_backward, "log(1+e^z)", "sigmoid(z)"),
     ]
@@ -104,7 +155,11 @@ ACTIVATIONS: dict[str, Activation] = {
 
 @dataclass(frozen=True)
 class Loss:
-    """A loss L(output, target) and its gradient dL/d(output), the start of the backward pass."""
+    """A loss L(output, target) and its gradient dL/d(output), the start of the backward pass.
+
+    `gradient` returns a new tensor (the backward pass overwrites it with delta). The optional
+    `value_and_gradient` computes both in one go, (L, dL/d(output)), for the training step.
+    """
 
     name: str
     value: Callable[[Tensor, Tensor], Tensor]
@@ -112,6 +167,7 @@ class Loss:
     formula: str
     gradient_formula: str
     classification: bool = False  # targets are integer class labels
+    value_and_gradient: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
 
 
 # mse: L = mean((y_hat - y)^2) over every element, dL/dy_hat = 2 (y_hat - y) / numel
@@ -154,6 +210,20 @@ def cross_entropy_gradient(logits: Tensor, labels: Tensor) -> Tensor:
     return grad.div_(len(labels))
 
 
+def cross_entropy_value_and_gradient(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Both of the above sharing one softmax, written out (torch's softmax and logsumexp kernels
+    cost more than the whole layer on small batches); equal to them up to rounding.
+    """
+    shifted = logits - logits.amax(dim=1, keepdim=True)  # z - max z: same softmax, exp stays finite
+    exp = shifted.exp()
+    total = exp.sum(dim=1, keepdim=True)
+    column = labels.view(-1, 1)
+    loss = (total.log() - shifted.gather(1, column)).mean()  # logsumexp(z) - z[y], max cancelled
+    grad = exp.div_(total)  # p = softmax(z)
+    grad.scatter_add_(1, column, torch.full_like(total, -1.0))  # p - onehot(y)
+    return loss, grad.div_(len(labels))
+
+
 # bce: L = -mean(y log p + (1 - y) log(1 - p)), each log clamped at -100 as torch does;
 # dL/dp = (p - y) / (p (1 - p)) / numel, with p (1 - p) held above 1e-12 as torch does
 BCE_LOG_FLOOR = -100.0
@@ -184,6 +254,7 @@ LOSSES: dict[str, Loss] = {
             "mean(-log softmax(z)[y])",
             "(softmax(z)-onehot(y))/N",
             classification=True,
+            value_and_gradient=cross_entropy_value_and_gradient,
         ),
         Loss("bce", bce, bce_gradient, "-mean(y log p + (1-y) log(1-p))", "(p-y)/(p(1-p))/numel"),
     ]

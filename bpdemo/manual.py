@@ -11,6 +11,13 @@ Notation (Nielsen, *Neural Networks and Deep Learning*, ch. 2), for layer l with
 
 Every tensor here is created with `requires_grad=False` and every pass runs under `torch.no_grad()`,
 so no autograd graph is ever built (tests/test_no_autograd.py proves it).
+
+Speed (README, "Performance"): a training pass writes z, a, delta and dL/dx of the hidden layers into
+buffers each layer allocates once per batch size and then reuses, and applies f'(z) in place. Fresh
+large tensors are costly on a CPU (the operating system must map and zero new pages each time), and
+reusing buffers also keeps the peak memory down. The network's output is a new tensor at each pass,
+because callers keep it; the layers' cache (`input`, `pre_activation`, `output`, `delta`) and the
+gradient buffers hold the last pass only: clone them to keep them.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class Linear:
         weight: (out_features, in_features), as `torch.nn.Linear.weight`.
         bias: (out_features,).
         grad_weight, grad_bias: dL/dW and dL/db of the last backward, same shapes.
-        input, pre_activation, activation, delta: the cache of the last pass, (N, in) and (N, out).
+        input, pre_activation, output, delta: the cache of the last pass, (N, in) and (N, out).
     """
 
     def __init__(self, weight: Tensor, bias: Tensor, activation: Activation):
@@ -45,26 +52,65 @@ class Linear:
         self.pre_activation: Tensor | None = None
         self.output: Tensor | None = None
         self.delta: Tensor | None = None
+        self._buffers: dict[str, Tensor] = {}
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (N, in) -> a (N, out), keeping x, z and a for the backward pass."""
+    def forward(self, x: Tensor, reuse_buffers: bool = False) -> Tensor:
+        """x (N, in) -> a (N, out), keeping x, z and a for the backward pass.
+
+        With `reuse_buffers`, z and a are written into this layer's buffers (overwritten next pass)
+        instead of new tensors.
+        """
         self.input = x
-        self.pre_activation = torch.addmm(self.bias, x, self.weight.t())  # z = x W^T + b
-        self.output = self.activation.forward(self.pre_activation)  # a = f(z)
-        return self.output
+        if not reuse_buffers:
+            self.pre_activation = torch.addmm(self.bias, x, self.weight.t())  # z = x W^T + b
+            self.output = self.activation.forward(self.pre_activation)  # a = f(z)
+            return self.output
+        rows = x.shape[0]
+        z = torch.addmm(self.bias, x, self.weight.t(), out=self._buffer("z", rows))
+        if self.activation.forward_into is None:
+            a = self.activation.forward(z)
+        else:
+            a = self.activation.forward_into(z, self._buffer("a", rows))
+        self.pre_activation, self.output = z, a
+        return a
 
-    def backward(self, grad_output: Tensor, need_grad_input: bool = True) -> Tensor | None:
+    def backward(
+        self, grad_output: Tensor, need_grad_input: bool = True, in_place: bool = False
+    ) -> Tensor | None:
         """dL/da (N, out) -> dL/dx (N, in); stores dL/dW and dL/db.
 
         Returns None when `need_grad_input` is False (the first layer: nothing below it learns).
+        With `in_place`, `grad_output` is overwritten with delta and dL/dx is written into this
+        layer's buffer (overwritten next pass): for callers that own `grad_output`, as `ManualMLP`.
         """
         # BP1 / BP2 (right-hand factor): delta = dL/dz = dL/da * f'(z)
-        self.delta = self.activation.backward(grad_output, self.pre_activation, self.output)
+        z, a = self.pre_activation, self.output
+        if in_place and self.activation.backward_in_place is not None:
+            scratch = self._buffer("scratch", z.shape[0])
+            self.delta = self.activation.backward_in_place(grad_output, z, a, scratch)
+        else:
+            self.delta = self.activation.backward(grad_output, z, a)
         torch.mm(self.delta.t(), self.input, out=self.grad_weight)  # BP4: dL/dW = delta^T x
         torch.sum(self.delta, dim=0, out=self.grad_bias)  # BP3: dL/db = sum_n delta
         if not need_grad_input:
             return None
-        return self.delta @ self.weight  # BP2 (left-hand factor): dL/dx = delta W
+        if not in_place:
+            return self.delta @ self.weight  # BP2 (left-hand factor): dL/dx = delta W
+        grad_input = self._buffer("grad_input", z.shape[0], self.weight.shape[1])
+        return torch.mm(self.delta, self.weight, out=grad_input)  # BP2 (left-hand factor)
+
+    def _buffer(self, name: str, rows: int, columns: int | None = None) -> Tensor:
+        """A (rows, columns or out_features) work tensor kept between passes.
+
+        Allocated on first use and again only when the batch size changes (evaluation on a whole
+        split between training steps, or a short last batch), so a training loop allocates nothing.
+        """
+        columns = self.weight.shape[0] if columns is None else columns
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != (rows, columns):
+            buffer = torch.empty(rows, columns, dtype=self.weight.dtype, device=self.weight.device)
+            self._buffers[name] = buffer
+        return buffer
 
 
 class ManualMLP:
@@ -116,12 +162,12 @@ class ManualMLP:
             tensor.copy_(state_dict[name])
 
     # -- passes ------------------------------------------------------------------------------------
+    # The public passes each switch autograd off; `loss_and_grads` switches it off once around the
+    # three (entering `torch.no_grad()` costs about 1.5 us, a tenth of a tiny network's forward).
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """x (N, sizes[0]) -> output (N, sizes[-1]); keeps every layer's cache for `backward`."""
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
+        return self._forward(x)
 
     __call__ = forward
 
@@ -133,10 +179,7 @@ class ManualMLP:
     @torch.no_grad()
     def backward(self, target: Tensor) -> None:
         """Backpropagate from the last forward's output; fills the gradient buffers."""
-        output = self.layers[-1].output
-        grad = self.loss_fn.gradient(output, target)  # dL/da at the output
-        for i in range(len(self.layers) - 1, -1, -1):
-            grad = self.layers[i].backward(grad, need_grad_input=i > 0)
+        self._backward(target)
 
     def loss_and_grads(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """One forward and backward pass: (loss as a 0-dim tensor, {parameter name: gradient}).
@@ -144,10 +187,31 @@ class ManualMLP:
         The gradient tensors are the model's own buffers, overwritten by the next call (as
         `p.grad` is in torch); clone them to keep them.
         """
-        output = self.forward(x)
-        loss = self.loss(output, target)
-        self.backward(target)
+        with torch.no_grad():
+            output = self._forward(x)
+            check_target(self.spec, output, target)
+            if self.loss_fn.value_and_gradient is None:
+                loss, grad_output = self.loss_fn.value(output, target), None
+            else:
+                loss, grad_output = self.loss_fn.value_and_gradient(output, target)
+            self._backward(target, grad_output)
         return loss, dict(self.named_grads())
+
+    def _forward(self, x: Tensor) -> Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            # hidden layers reuse their buffers; the output is new, since callers keep it
+            x = layer.forward(x, reuse_buffers=i < last)
+        return x
+
+    def _backward(self, target: Tensor, grad_output: Tensor | None = None) -> None:
+        """`grad_output`: dL/da at the output if already known (a new tensor), else computed here."""
+        # dL/da at the output: a new tensor, so the layers may overwrite it with delta (BP1)
+        grad = grad_output
+        if grad is None:
+            grad = self.loss_fn.gradient(self.layers[-1].output, target)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_grad_input=i > 0, in_place=True)
 
 
 def check_target(spec: MLPSpec, output: Tensor, target: Tensor) -> None:

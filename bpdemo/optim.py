@@ -8,6 +8,10 @@ Each rule is written as in the `torch.optim` documentation, so both trajectories
                p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
 Plain gradient descent is SGD with momentum 0: p <- p - lr * dL/dp, the seed documents' update rule.
+
+Each line of a rule updates every parameter at once with a `torch._foreach_*` operation (the ones
+`torch.optim` uses for its multi-tensor path): one call into torch for the whole list instead of one
+per tensor, and the very same arithmetic per tensor, in place.
 """
 
 from __future__ import annotations
@@ -95,13 +99,18 @@ class OptimizerSpec:
 
 
 class ManualOptimizer:
-    """Updates `params` in place from `grads` (the model's gradient buffers, read at each step)."""
+    """Updates `params` in place from `grads` (the model's gradient buffers, read at each step).
+
+    `state` holds one dict per parameter (`velocity` for SGD with momentum, `m` and `v` for Adam),
+    created at the first step.
+    """
 
     def __init__(self, spec: OptimizerSpec, params: list[Tensor], grads: list[Tensor]):
         self.spec = spec
         self.params = params
         self.grads = grads
         self.step_count = 0
+        self.state: list[dict[str, Tensor]] = [{} for _ in params]
 
     def clip_grad_norm(self) -> float:
         """Clip the gradients to `spec.max_grad_norm` (if set); returns their norm before clipping."""
@@ -110,46 +119,55 @@ class ManualOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
-        for param, grad, state in zip(self.params, self.grads, self._states(), strict=True):
-            if self.spec.weight_decay:
-                grad = grad + self.spec.weight_decay * param
-            self._update(param, grad, state)
+        if not self.params:
+            return
+        grads = self.grads
+        if self.spec.weight_decay:  # g <- g + wd * p, in new tensors: the model's grads stay dL/dp
+            grads = torch._foreach_add(grads, self.params, alpha=self.spec.weight_decay)
+        self._update(grads)
 
-    def _states(self) -> list[dict[str, Tensor]]:
-        if not hasattr(self, "_state"):
-            self._state = [{} for _ in self.params]
-        return self._state
+    def _state_list(self, key: str) -> list[Tensor]:
+        return [state[key] for state in self.state]
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
+    def _update(self, grads: list[Tensor]) -> None:
         raise NotImplementedError
 
 
 class SGD(ManualOptimizer):
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
+    def _update(self, grads: list[Tensor]) -> None:
         mu = self.spec.momentum
         if mu:
-            if "velocity" not in state:
-                state["velocity"] = grad.clone()
+            if "velocity" not in self.state[0]:  # first step: v <- g
+                for state, grad in zip(self.state, grads, strict=True):
+                    state["velocity"] = grad.clone()
+                velocity = self._state_list("velocity")
             else:
-                state["velocity"].mul_(mu).add_(grad)
-            grad = (
-                grad.add(state["velocity"], alpha=mu) if self.spec.nesterov else state["velocity"]
+                velocity = self._state_list("velocity")
+                torch._foreach_mul_(velocity, mu)  # v <- mu v + g
+                torch._foreach_add_(velocity, grads)
+            # g <- g + mu v (Nesterov) or g <- v
+            grads = (
+                torch._foreach_add(grads, velocity, alpha=mu) if self.spec.nesterov else velocity
             )
-        param.add_(grad, alpha=-self.spec.lr)  # p <- p - lr * g
+        torch._foreach_add_(self.params, grads, alpha=-self.spec.lr)  # p <- p - lr * g
 
 
 class Adam(ManualOptimizer):
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
+    def _update(self, grads: list[Tensor]) -> None:
         beta1, beta2 = self.spec.betas
-        if not state:
-            state["m"] = torch.zeros_like(param)
-            state["v"] = torch.zeros_like(param)
-        m, v, t = state["m"], state["v"], self.step_count
-        m.lerp_(grad, 1 - beta1)  # m <- b1 m + (1 - b1) g
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v <- b2 v + (1 - b2) g^2
+        if "m" not in self.state[0]:
+            for state, param in zip(self.state, self.params, strict=True):
+                state["m"] = torch.zeros_like(param)
+                state["v"] = torch.zeros_like(param)
+        m, v, t = self._state_list("m"), self._state_list("v"), self.step_count
+        torch._foreach_lerp_(m, grads, 1 - beta1)  # m <- b1 m + (1 - b1) g
+        torch._foreach_mul_(v, beta2)  # v <- b2 v + (1 - b2) g^2
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
         step_size = self.spec.lr / (1 - beta1**t)
-        denominator = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(self.spec.eps)
-        param.addcdiv_(m, denominator, value=-step_size)
+        denominator = torch._foreach_sqrt(v)  # sqrt(v) / sqrt(1 - b2^t) + eps
+        torch._foreach_div_(denominator, math.sqrt(1 - beta2**t))
+        torch._foreach_add_(denominator, self.spec.eps)
+        torch._foreach_addcdiv_(self.params, m, denominator, value=-step_size)
 
 
 @torch.no_grad()

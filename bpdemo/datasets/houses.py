@@ -1,0 +1,586 @@
+"""House-price data: a calibrated synthetic generator, any CSV file, and two downloadable tables.
+
+Every source ends as a `HouseData`: numeric features (N, F) and sale prices in dollars (N,), float64,
+with the rows that had a missing value dropped (and counted) or refused. `split_houses` then draws a
+train/test split from the seed and fits the standardisation of features and price on the training
+rows only, so nothing about the test houses leaks into training.
+
+Sources (`load_houses(dataset=...)`):
+
+- `synthetic` (offline, the default): `synthetic_houses` below; its price rule is `rule_price`.
+- `csv`: any CSV file, read with pandas; column names may contain spaces.
+- `ames`: OpenML's `house_prices` table (the 1,460 Ames sales of the Kaggle competition, column names
+  without spaces: `BedroomAbvGr`, `GrLivArea`, `SalePrice`), cached under `data/sklearn/`.
+- `california`: scikit-learn's California housing (20,640 census block groups, 1990); its target,
+  the median house value in units of $100,000, is converted to dollars.
+
+Every problem with the data is one `DataError` line: what is wrong, where, and what to do.
+
+Run `python -m bpdemo.datasets.houses --sample data/houses_sample.csv` to write a small sample of the
+synthetic houses, in the format `--dataset csv` expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from bpdemo.datasets import SKLEARN_CACHE
+from bpdemo.errors import DataError
+
+DATASETS = ("synthetic", "csv", "ames", "california")
+
+# -- the synthetic houses ------------------------------------------------------------------------------
+# Calibrated to the Ames, Iowa sales of 2006-2010 (De Cock 2011; 2,930 sales): living area mean
+# 1,500 sq ft, standard deviation 506, skewed to the right; bedrooms above grade mostly 2 to 4,
+# median 3; sale price mean $180,800, standard deviation $79,900.
+BEDROOMS, LIVING_AREA, PRICE = "bedrooms", "living_area_sqft", "price"
+AREA_MEAN, AREA_STD = 1500.0, 506.0
+# Share of the Ames houses with 1 (0 or 1), 2, 3, 4, 5 and 6 or more bedrooms.
+BEDROOM_SHARES = (0.041, 0.2536, 0.5451, 0.1365, 0.0164, 0.0074)
+BEDROOM_AREA_CORRELATION = 0.5  # of the latent score behind the bedroom count with log living area
+BASE_PRICE = 181_000.0  # the rule's price of a 1,500 sq ft, 3-bedroom house
+AREA_EXPONENT = 1.1  # price grows a little faster than the living area
+NOISE_SIGMA = 0.19  # log-normal noise: a typical house sells within about ±19% of its rule price
+
+
+def rule_price(bedrooms: np.ndarray | float, living_area: np.ndarray | float) -> np.ndarray:
+    """The synthetic market's price rule, in dollars, before noise.
+
+        price = 181,000 · (living_area / 1,500)^1.1 · exp(0.05·(b − 3) − 0.04·(b − 3)²)
+
+    Living area raises the price a little faster than proportionally. At a given area, a third
+    bedroom adds value, but more bedrooms than three make the rooms small and lower it again.
+    A sale price is this times exp(ε), ε ~ N(0, 0.19²).
+    """
+    extra = np.asarray(bedrooms, dtype=np.float64) - 3.0
+    area = np.asarray(living_area, dtype=np.float64)
+    return BASE_PRICE * (area / AREA_MEAN) ** AREA_EXPONENT * np.exp(0.05 * extra - 0.04 * extra**2)
+
+
+def synthetic_houses(n: int, seed: int = 0) -> pd.DataFrame:
+    """`n` houses from the calibrated generator: columns bedrooms, living_area_sqft, price ($).
+
+    Living area is log-normal with mean 1,500 and standard deviation 506 sq ft. Bedrooms come from
+    a latent score correlated (0.5) with log living area, cut at the Ames shares of 1 to 6 bedrooms,
+    so bigger houses tend to have more bedrooms and the counts match Ames. Prices follow
+    `rule_price` times log-normal noise, rounded to $100; the mean is about $180,800 and the
+    standard deviation about $79,900, as in Ames.
+    """
+    rng = np.random.default_rng(seed)
+    log_sigma = math.sqrt(math.log(1.0 + (AREA_STD / AREA_MEAN) ** 2))
+    log_mu = math.log(AREA_MEAN) - log_sigma**2 / 2
+    area_score = rng.standard_normal(n)
+    living_area = np.round(np.exp(log_mu + log_sigma * area_score))
+    rho = BEDROOM_AREA_CORRELATION
+    latent = rho * area_score + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+    cuts = [NormalDist().inv_cdf(p) for p in np.cumsum(BEDROOM_SHARES)[:-1]]
+    bedrooms = 1 + np.searchsorted(cuts, latent)
+    noise = np.exp(NOISE_SIGMA * rng.standard_normal(n))
+    price = np.round(rule_price(bedrooms, living_area) * noise, -2)
+    return pd.DataFrame(
+        {
+            BEDROOMS: bedrooms.astype(np.int64),
+            LIVING_AREA: living_area.astype(np.int64),
+            PRICE: price,
+        }
+    )
+
+
+# -- a table of houses ---------------------------------------------------------------------------------
+@dataclass
+class HouseData:
+    """Houses ready for training.
+
+    Attributes:
+        name: the source, one of `DATASETS`.
+        description: where the rows came from, for messages ("CSV file houses.csv").
+        features: the input column names, F of them.
+        target: the price column's name.
+        x: (N, F) float64 features.
+        y: (N,) float64 prices in dollars.
+        dropped_rows: rows left out because a value was missing.
+        notes: what the user should know about how the table was read (printed by the demo).
+    """
+
+    name: str
+    description: str
+    features: list[str]
+    target: str
+    x: np.ndarray
+    y: np.ndarray
+    dropped_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+
+DEFAULT_COLUMNS = {
+    "synthetic": ([BEDROOMS, LIVING_AREA], PRICE),
+    "ames": (["BedroomAbvGr", "GrLivArea"], "SalePrice"),
+    "california": (
+        [
+            "MedInc",
+            "HouseAge",
+            "AveRooms",
+            "AveBedrms",
+            "Population",
+            "AveOccup",
+            "Latitude",
+            "Longitude",
+        ],
+        "MedHouseVal",
+    ),
+}
+CALIFORNIA_DOLLARS = 100_000.0  # MedHouseVal is in units of $100,000
+
+
+def load_houses(
+    dataset: str = "synthetic",
+    *,
+    csv: str | Path | None = None,
+    features: Sequence[str] = (),
+    target: str | None = None,
+    houses: int = 2000,
+    seed: int = 0,
+    missing: str = "drop",
+) -> HouseData:
+    """Load houses from one of `DATASETS`; `features` and `target` default to the source's own.
+
+    Args:
+        csv: the file, for `dataset="csv"` (which also needs `features` and `target`).
+        houses, seed: how many synthetic houses, and the generator's seed.
+        missing: `drop` (rows with a missing value in a used column are dropped and counted) or
+            `refuse` (a missing value is a `DataError`).
+    """
+    features = [name.strip() for name in features if name.strip()]
+    if dataset == "csv":
+        if csv is None or not str(csv).strip():
+            raise DataError(
+                '--dataset csv needs a file: --csv FILE --features "A,B,..." --target COLUMN'
+            )
+        if not features or not target:
+            raise DataError(
+                f'--dataset csv needs the columns to use: --features "A,B,..." and --target COLUMN '
+                f"(for {csv})"
+            )
+        return load_csv(csv, features, target, missing=missing)
+    if dataset not in DEFAULT_COLUMNS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    default_features, default_target = DEFAULT_COLUMNS[dataset]
+    features = features or default_features
+    target = target or default_target
+    if dataset == "synthetic":
+        frame = synthetic_houses(houses, seed)
+        where = f"the synthetic houses (data.houses = {houses})"
+        return table_to_houses(frame, features, target, "synthetic", where, missing=missing)
+    if dataset == "ames":
+        return load_ames(features, target, missing=missing)
+    return load_california(features, target, missing=missing)
+
+
+def load_csv(
+    path: str | Path, features: Sequence[str], target: str, missing: str = "drop"
+) -> HouseData:
+    """Read `features` and `target` from a CSV file with a header row; see `table_to_houses`."""
+    path = Path(path)
+    where = f"CSV file {path}"
+    if not path.exists():
+        raise DataError(f"{where} not found; check the path given to --csv")
+    if path.is_dir():
+        raise DataError(f"{where} is a folder, not a file; give a CSV file to --csv")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{where} is empty; it needs a header row naming the columns, then one row per house"
+        ) from None
+    except pd.errors.ParserError as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise DataError(f"{where} is not a well-formed CSV file: {reason}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{where} is not a text file in UTF-8; save it as a UTF-8 CSV") from None
+    except OSError as error:
+        raise DataError(f"{where} cannot be read: {error.strerror or error}") from None
+    if frame.empty:
+        raise DataError(f"{where} has a header but no data rows; add one row per house")
+    return table_to_houses(frame, features, target, "csv", where, missing=missing, first_line=2)
+
+
+def load_ames(
+    features: Sequence[str] = DEFAULT_COLUMNS["ames"][0],
+    target: str = DEFAULT_COLUMNS["ames"][1],
+    missing: str = "drop",
+) -> HouseData:
+    """OpenML's `house_prices` (Ames sales, Kaggle's 1,460), downloaded once into `data/sklearn/`."""
+    from sklearn.datasets import fetch_openml  # looked up at call time, so tests can replace it
+
+    try:
+        bunch = fetch_openml(
+            name="house_prices", version=1, as_frame=True, data_home=str(SKLEARN_CACHE)
+        )
+    except (
+        OSError
+    ) as error:  # urllib's URLError and HTTPError, timeouts, a cache that cannot be written
+        raise DataError(offline_message("the Ames table from OpenML", error, "SalePrice")) from None
+    return table_to_houses(bunch.frame, features, target, "ames", "the Ames table", missing=missing)
+
+
+def load_california(
+    features: Sequence[str] = DEFAULT_COLUMNS["california"][0],
+    target: str = DEFAULT_COLUMNS["california"][1],
+    missing: str = "drop",
+) -> HouseData:
+    """scikit-learn's California housing, downloaded once into `data/sklearn/`; target in dollars."""
+    from sklearn.datasets import fetch_california_housing
+
+    try:
+        bunch = fetch_california_housing(data_home=str(SKLEARN_CACHE), as_frame=True)
+    except OSError as error:
+        raise DataError(
+            offline_message("the California housing data", error, "MedHouseVal")
+        ) from None
+    data = table_to_houses(
+        bunch.frame, features, target, "california", "the California housing table", missing
+    )
+    if target == DEFAULT_COLUMNS["california"][1]:
+        data.y = data.y * CALIFORNIA_DOLLARS
+        data.notes.append("MedHouseVal (units of $100,000) converted to dollars")
+    return data
+
+
+def offline_message(what: str, error: OSError, target: str) -> str:
+    reason = getattr(error, "reason", None) or error.strerror or error
+    return (
+        f"cannot download {what} (no network? {reason}); use a local file instead: "
+        f'--dataset csv --csv FILE --features "A,B" --target {target}, or the offline default '
+        "--dataset synthetic"
+    )
+
+
+def table_to_houses(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    target: str,
+    name: str,
+    where: str,
+    missing: str = "drop",
+    first_line: int | None = None,
+) -> HouseData:
+    """Check and convert the used columns of a table into a `HouseData`.
+
+    Refused with a `DataError`: a column that is not there (the message lists those that are),
+    text in a column that must be numeric, a value that is not finite, a missing value when
+    `missing="refuse"`, and a target with one value only. `first_line` is the file line of the first
+    data row, so messages can point at lines (2 for a CSV file with a header); else rows are counted.
+    """
+    features = list(features)
+    if not features:
+        raise DataError(f'{where}: no feature columns given; list them with --features "A,B"')
+    if len(set(features)) != len(features):
+        repeated = sorted({f for f in features if features.count(f) > 1})
+        raise DataError(f"{where}: feature {repeated[0]!r} is listed twice in --features")
+    if target in features:
+        raise DataError(
+            f"{where}: {target!r} is both the target and a feature; drop it from --features"
+        )
+    columns = [find_column(frame, wanted, where) for wanted in [*features, target]]
+    table = frame[columns].copy()
+    table.columns = [*features, target]
+
+    def position(index: int) -> str:
+        return f"line {index + first_line}" if first_line is not None else f"row {index + 1}"
+
+    for column in table.columns:
+        table[column] = numeric_column(table[column], column, where, position)
+
+    has_missing = table.isna().any(axis=1).to_numpy()
+    dropped = int(has_missing.sum())
+    notes = []
+    if dropped:
+        counts = table.isna().sum()
+        per_column = ", ".join(f"{c}: {int(k)}" for c, k in counts.items() if k)
+        if missing == "refuse":
+            first_column = next(c for c, k in counts.items() if k)
+            first_index = int(np.flatnonzero(table[first_column].isna().to_numpy())[0])
+            raise DataError(
+                f"{where}: {dropped} rows have a missing value ({per_column}; the first in column "
+                f"{first_column!r}, {position(first_index)}); fill them in, or set data.missing = "
+                '"drop" to leave those rows out'
+            )
+        if dropped == len(table):
+            raise DataError(
+                f"{where}: every row has a missing value in the columns used ({per_column}); "
+                "choose other columns or fill the gaps"
+            )
+        notes.append(f"dropped {dropped} of {len(table)} rows with a missing value ({per_column})")
+        table = table[~has_missing]
+
+    y = table[target].to_numpy(dtype=np.float64)
+    if np.all(y == y[0]):
+        raise DataError(
+            f"{where}: the target {target!r} has the same value ({y[0]:g}) in every row used; "
+            "there is nothing to learn, choose another --target"
+        )
+    return HouseData(
+        name=name,
+        description=where,
+        features=features,
+        target=target,
+        x=table[features].to_numpy(dtype=np.float64),
+        y=y,
+        dropped_rows=dropped,
+        notes=notes,
+    )
+
+
+def find_column(frame: pd.DataFrame, wanted: str, where: str) -> str:
+    """The table's column named `wanted` (ignoring spaces around names), or a `DataError`."""
+    available = [str(c) for c in frame.columns]
+    if wanted in available:
+        return wanted
+    stripped = {c.strip(): c for c in available}
+    if wanted.strip() in stripped:
+        return stripped[wanted.strip()]
+
+    def squeeze(name: str) -> str:
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+
+    by_squeezed = {squeeze(c): c for c in available}
+    close = by_squeezed.get(squeeze(wanted)) or next(
+        iter(difflib.get_close_matches(wanted, available, n=1, cutoff=0.75)), None
+    )
+    hint = f" (did you mean {close!r}?)" if close else ""
+    raise DataError(
+        f"{where} has no column {wanted!r}{hint}; its columns are: {', '.join(available)}"
+    )
+
+
+def numeric_column(values: pd.Series, column: str, where: str, position) -> pd.Series:
+    """`values` as float64, NaN where missing; text or an infinite value is a `DataError`."""
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype(np.float64)
+    converted = pd.to_numeric(values, errors="coerce").astype(np.float64)
+    text = converted.isna() & values.notna()
+    if text.any():
+        index = int(np.flatnonzero(text.to_numpy())[0])
+        raise DataError(
+            f"{where}: column {column!r} holds text where a number is needed, e.g. "
+            f"{values.iloc[index]!r} on {position(index)}; features and target must be numbers "
+            "(encode categories as numbers first)"
+        )
+    infinite = np.isinf(converted.to_numpy())
+    if infinite.any():
+        index = int(np.flatnonzero(infinite)[0])
+        raise DataError(
+            f"{where}: column {column!r} holds an infinite value on {position(index)}; "
+            "features and target must be finite numbers"
+        )
+    return converted
+
+
+# -- split and standardisation ---------------------------------------------------------------------------
+MIN_TRAIN_ROWS, MIN_TEST_ROWS = 5, 2
+
+
+@dataclass
+class Standardiser:
+    """z = (v − mean) / std, per column, with mean and std of the training rows.
+
+    A column that is constant in the training rows gets std 1: it becomes 0 everywhere and plays
+    no part, instead of a division by zero.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> Standardiser:
+        std = values.std(axis=0)
+        return cls(mean=values.mean(axis=0), std=np.where(std > 0, std, 1.0))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std + self.mean
+
+
+@dataclass
+class HouseSplit:
+    """A train/test split of `data`, with standardisers fitted on the training rows only.
+
+    Attributes:
+        x_train, x_test: (N_train, F), (N_test, F) raw features.
+        y_train, y_test: (N_train,), (N_test,) prices in dollars.
+        features, prices: the `Standardiser`s of the features (per column) and of the price.
+    """
+
+    data: HouseData
+    train_index: np.ndarray
+    test_index: np.ndarray
+    features: Standardiser = field(init=False)
+    prices: Standardiser = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.features = Standardiser.fit(self.x_train)
+        self.prices = Standardiser.fit(self.y_train)
+
+    @property
+    def x_train(self) -> np.ndarray:
+        return self.data.x[self.train_index]
+
+    @property
+    def x_test(self) -> np.ndarray:
+        return self.data.x[self.test_index]
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.data.y[self.train_index]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.data.y[self.test_index]
+
+    def standardised(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x (N, F), y (N, 1)) of `split` ("train" or "test"), both standardised, float64."""
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        return self.features.transform(x), self.prices.transform(y)[:, None]
+
+    def tensors(self, split: str, dtype, device="cpu"):
+        """`standardised(split)` as torch tensors of `dtype` on `device`."""
+        import torch
+
+        x, y = self.standardised(split)
+        return (
+            torch.as_tensor(x, dtype=dtype, device=device),
+            torch.as_tensor(y, dtype=dtype, device=device),
+        )
+
+    def to_dollars(self, standardised_price) -> np.ndarray:
+        """Standardised prices (N,) or (N, 1), numpy or torch, back to dollars (N,)."""
+        values = np.asarray(
+            standardised_price.detach().cpu().double()
+            if hasattr(standardised_price, "detach")
+            else standardised_price,
+            dtype=np.float64,
+        )
+        return self.prices.inverse(values.reshape(-1))
+
+
+def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> HouseSplit:
+    """Shuffle the rows with `seed`, hold out round(test_fraction · N) of them for testing."""
+    n = data.rows
+    n_test = round(test_fraction * n)
+    if n_test < MIN_TEST_ROWS or n - n_test < MIN_TRAIN_ROWS:
+        raise DataError(
+            f"{data.description}: too few rows to split: {n} usable rows give {n_test} test and "
+            f"{n - n_test} training rows (data.test_fraction = {test_fraction:g}); at least "
+            f"{MIN_TEST_ROWS} test and {MIN_TRAIN_ROWS} training rows are needed, so add rows"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    split = HouseSplit(
+        data, train_index=np.sort(order[n_test:]), test_index=np.sort(order[:n_test])
+    )
+    if np.all(split.y_train == split.y_train[0]):
+        raise DataError(
+            f"{data.description}: the target {data.target!r} has one value in every training row; "
+            "add rows with other prices"
+        )
+    return split
+
+
+# -- the walk-through house --------------------------------------------------------------------------------
+def _squeeze(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def bedroom_column(features: Sequence[str]) -> str | None:
+    """The feature that counts bedrooms (`bedrooms`, `BedroomAbvGr`, `Bedroom AbvGr`), if any."""
+    return next((f for f in features if "bedroom" in _squeeze(f)), None)
+
+
+def living_area_column(features: Sequence[str]) -> str | None:
+    """The feature holding the living area in sq ft (`living_area_sqft`, `Gr Liv Area`), if any."""
+    keys = ("livarea", "livingarea", "sqftliving", "sqft")
+    return next((f for f in features if any(k in _squeeze(f) for k in keys)), None)
+
+
+@dataclass
+class ExampleHouse:
+    """One house to follow through training: its features (F,), and what was set how."""
+
+    x: np.ndarray
+    description: str
+    values: dict[str, float]
+
+
+def example_house(
+    split: HouseSplit, bedrooms: float = 3, living_area: float = 2000
+) -> ExampleHouse:
+    """The seed document's house (3 bedrooms, 2,000 sq ft), every other feature at its training median.
+
+    Where the data have no bedroom or living-area column, that part is left at the median too, and
+    the description says so.
+    """
+    features = split.data.features
+    x = np.median(split.x_train, axis=0)
+    given = []
+    for column, value, unit in (
+        (bedroom_column(features), bedrooms, "bedrooms"),
+        (living_area_column(features), living_area, "sq ft"),
+    ):
+        if column is not None:
+            x[features.index(column)] = value
+            given.append(f"{value:,.0f} {unit}")
+    if not given:
+        description = (
+            "the median training house (this data set has no bedrooms or living-area column)"
+        )
+    else:
+        description = ", ".join(given)
+        if len(given) < len(features):
+            description += " (every other feature at its training median)"
+    return ExampleHouse(
+        x=x, description=description, values=dict(zip(features, x.tolist(), strict=True))
+    )
+
+
+# -- the sample file in data/ ------------------------------------------------------------------------------
+def write_sample(path: str | Path, rows: int = 40, seed: int = 0) -> Path:
+    """Write `rows` synthetic houses as CSV (the format `--dataset csv` reads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synthetic_houses(rows, seed).to_csv(path, index=False, float_format="%.0f")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bpdemo.datasets.houses",
+        description="Write a sample of the synthetic houses as CSV.",
+    )
+    parser.add_argument("--sample", metavar="FILE", required=True, help="CSV file to write")
+    parser.add_argument("--rows", type=int, default=40, help="number of houses (default 40)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
+    path = write_sample(args.sample, args.rows, args.seed)
+    print(f"wrote {args.rows} synthetic houses to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Figures of the house-price demo, in dollars: predicted against actual price, and the errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bpdemo.plots.training import AUTOGRAD_STYLE, MANUAL_STYLE
+
+# One colour per model, the same in every figure; the two backprop models as in the loss curves.
+COLORS = {
+    "hand-written": MANUAL_STYLE["color"],
+    "autograd": AUTOGRAD_STYLE["color"],
+    "linear regression": "tab:gray",
+    "scikit-learn MLP": "tab:green",
+}
+
+
+def _dollars(value: float, _position=None) -> str:
+    sign = "−" if value < 0 else ""
+    value = abs(value)
+    if value >= 1e6:
+        return f"{sign}${value / 1e6:g}M"
+    return f"{sign}${value / 1e3:,.0f}k" if value >= 1e3 or value == 0 else f"{sign}${value:,.0f}"
+
+
+DOLLARS = FuncFormatter(_dollars)
+
+
+def predicted_vs_actual(
+    actual: np.ndarray, predicted: Mapping[str, np.ndarray], title: str, r2: Mapping[str, float]
+) -> Figure:
+    """Test houses: predicted (y) against actual (x) price, one marker style per model.
+
+    Args:
+        actual: (N,) prices in dollars.
+        predicted: model label -> (N,) predictions in dollars; "hand-written" and "autograd" are drawn
+            as filled circles and crosses, so that agreeing models show a cross in every circle.
+        r2: model label -> test R², shown in the legend.
+    """
+    figure, ax = plt.subplots(figsize=(6.5, 6))
+    markers = {"hand-written": ("o", 22, 0.45), "autograd": ("x", 14, 0.9)}
+    for label, values in predicted.items():
+        marker, size, alpha = markers.get(label, (".", 10, 0.5))
+        ax.scatter(
+            actual,
+            values,
+            s=size,
+            marker=marker,
+            alpha=alpha,
+            color=COLORS.get(label),
+            linewidths=0.8 if marker == "x" else 0,
+            label=f"{label} (R² {r2[label]:.3f})" if label in r2 else label,
+        )
+    everything = np.concatenate([actual, *predicted.values()])
+    low, high = float(everything.min()), float(everything.max())
+    margin = 0.03 * (high - low)
+    ax.plot(
+        [low - margin, high + margin],
+        [low - margin, high + margin],
+        color="black",
+        linestyle=":",
+        linewidth=1,
+        label="perfect prediction",
+    )
+    ax.set_xlim(low - margin, high + margin)
+    ax.set_ylim(low - margin, high + margin)
+    ax.set_aspect("equal")
+    ax.xaxis.set_major_formatter(DOLLARS)
+    ax.yaxis.set_major_formatter(DOLLARS)
+    ax.set_xlabel("actual sale price (US dollars)")
+    ax.set_ylabel("predicted price (US dollars)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+    return figure
+
+
+def error_distribution(
+    errors: Mapping[str, np.ndarray], title: str, mae: Mapping[str, float] | None = None
+) -> Figure:
+    """Histogram of the prediction errors (predicted − actual, dollars) of each model, as outlines.
+
+    Args:
+        errors: model label -> (N,) errors in dollars on the same houses.
+        mae: model label -> mean absolute error, shown in the legend.
+    """
+    figure, ax = plt.subplots(figsize=(7.5, 4.5))
+    everything = np.concatenate(list(errors.values()))
+    # The bins cover the central 99% of all errors; the rare extreme ones are counted in the end bins.
+    low, high = np.percentile(everything, [0.5, 99.5])
+    bins = np.linspace(low, high, 41)
+    widths = {"hand-written": 3.0, "autograd": 1.5}
+    for label, values in errors.items():
+        style = "--" if label == "autograd" else "-"
+        ax.hist(
+            np.clip(values, low, high),
+            bins=bins,
+            histtype="step",
+            linewidth=widths.get(label, 1.3),
+            linestyle=style,
+            color=COLORS.get(label),
+            alpha=0.75 if label == "hand-written" else 1.0,
+            label=f"{label} (MAE {_dollars(mae[label])})" if mae and label in mae else label,
+        )
+    ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
+    ax.xaxis.set_major_formatter(DOLLARS)
+    ax.set_xlabel("prediction error: predicted − actual price (US dollars)")
+    ax.set_ylabel("number of test houses")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    return figure
