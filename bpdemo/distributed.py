@@ -73,6 +73,7 @@ class DistributedSideBySide(SideBySide):
         shard = len(x_shard)
         weight = shard_weight(self.spec.loss, shard, len(x))
 
+        self._shard_weight = weight if shard else 0.0
         start = time.perf_counter()
         if shard:
             loss_m, grads_m = self.manual.loss_and_grads(x_shard, target_shard)
@@ -98,6 +99,18 @@ class DistributedSideBySide(SideBySide):
         self.seconds_manual += middle - start
         self.seconds_autograd += time.perf_counter() - middle
         return loss_m, grads_m, loss_a, grads_a
+
+    @torch.no_grad()
+    def gradient_scales(self) -> dict[str, Tensor]:
+        """The full batch's S: each rank's shard S weighted as its gradient was, summed over ranks."""
+        if self._shard_weight:
+            scales = super().gradient_scales()
+        else:  # this rank's shard was empty: it added no terms (and its cache is stale)
+            scales = {name: torch.zeros_like(p) for name, p in self.manual.named_parameters()}
+        for scale in scales.values():
+            scale.mul_(self._shard_weight)
+            dist.all_reduce(scale)
+        return scales
 
 
 def all_reduce_sum(value: Tensor) -> Tensor:

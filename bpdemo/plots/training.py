@@ -56,7 +56,7 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
     steps = np.array([r.step for r in history.steps])
     tiny = np.finfo(np.float64).tiny
     for key, label, color in (
-        ("max_rel_grad_diff", "relative: max|Δg| / max|g_autograd|", "tab:purple"),
+        ("max_rel_grad_diff", "relative: max|Δg| / max Σ|terms of g|", "tab:purple"),
         ("max_abs_grad_diff", "absolute: max|Δg|", "tab:green"),
     ):
         values = np.array([getattr(r, key) for r in history.steps])
