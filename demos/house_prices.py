@@ -152,12 +152,12 @@ def data_overrides(args) -> list[str]:
 # -- evaluation in dollars ---------------------------------------------------------------------------------
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """RMSE, MAE (dollars) and R² = 1 − Σ(ŷ − y)² / Σ(y − ȳ)² of predictions (N,) against prices (N,)."""
-    error = predicted - actual
-    total = np.square(actual - actual.mean()).sum()
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     return {
-        "rmse": float(np.sqrt(np.mean(np.square(error)))),
-        "mae": float(np.mean(np.abs(error))),
-        "r2": float(1.0 - np.square(error).sum() / total),
+        "rmse": float(root_mean_squared_error(actual, predicted)),
+        "mae": float(mean_absolute_error(actual, predicted)),
+        "r2": float(r2_score(actual, predicted)),
     }
 
 

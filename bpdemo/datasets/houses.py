@@ -33,6 +33,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 
 from bpdemo.datasets import SKLEARN_CACHE
 from bpdemo.errors import DataError
@@ -395,47 +397,25 @@ MIN_TRAIN_ROWS, MIN_TEST_ROWS = 5, 2
 
 
 @dataclass
-class Standardiser:
-    """z = (v − mean) / std, per column, with mean and std of the training rows.
-
-    A column that is constant in the training rows gets std 1: it becomes 0 everywhere and plays
-    no part, instead of a division by zero.
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, values: np.ndarray) -> Standardiser:
-        std = values.std(axis=0)
-        return cls(mean=values.mean(axis=0), std=np.where(std > 0, std, 1.0))
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.mean) / self.std
-
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        return values * self.std + self.mean
-
-
-@dataclass
 class HouseSplit:
     """A train/test split of `data`, with standardisers fitted on the training rows only.
 
     Attributes:
         x_train, x_test: (N_train, F), (N_test, F) raw features.
         y_train, y_test: (N_train,), (N_test,) prices in dollars.
-        features, prices: the `Standardiser`s of the features (per column) and of the price.
+        features, prices: scikit-learn `StandardScaler`s of the features (per column) and of the
+            price, fitted on the training rows (a constant column gets scale 1: it becomes 0).
     """
 
     data: HouseData
     train_index: np.ndarray
     test_index: np.ndarray
-    features: Standardiser = field(init=False)
-    prices: Standardiser = field(init=False)
+    features: StandardScaler = field(init=False)
+    prices: StandardScaler = field(init=False)
 
     def __post_init__(self) -> None:
-        self.features = Standardiser.fit(self.x_train)
-        self.prices = Standardiser.fit(self.y_train)
+        self.features = StandardScaler().fit(self.x_train)
+        self.prices = StandardScaler().fit(self.y_train[:, None])
 
     @property
     def x_train(self) -> np.ndarray:
@@ -456,7 +436,7 @@ class HouseSplit:
     def standardised(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(x (N, F), y (N, 1)) of `split` ("train" or "test"), both standardised, float64."""
         x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
-        return self.features.transform(x), self.prices.transform(y)[:, None]
+        return self.features.transform(x), self.prices.transform(y[:, None])
 
     def tensors(self, split: str, dtype, device="cpu"):
         """`standardised(split)` as torch tensors of `dtype` on `device`."""
@@ -476,11 +456,11 @@ class HouseSplit:
             else standardised_price,
             dtype=np.float64,
         )
-        return self.prices.inverse(values.reshape(-1))
+        return self.prices.inverse_transform(values.reshape(-1, 1)).reshape(-1)
 
 
 def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> HouseSplit:
-    """Shuffle the rows with `seed`, hold out round(test_fraction · N) of them for testing."""
+    """Hold out round(test_fraction · N) rows, drawn with `seed` (scikit-learn's `train_test_split`)."""
     n = data.rows
     n_test = round(test_fraction * n)
     if n_test < MIN_TEST_ROWS or n - n_test < MIN_TRAIN_ROWS:
@@ -489,10 +469,8 @@ def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> 
             f"{n - n_test} training rows (data.test_fraction = {test_fraction:g}); at least "
             f"{MIN_TEST_ROWS} test and {MIN_TRAIN_ROWS} training rows are needed, so add rows"
         )
-    order = np.random.default_rng(seed).permutation(n)
-    split = HouseSplit(
-        data, train_index=np.sort(order[n_test:]), test_index=np.sort(order[:n_test])
-    )
+    train_index, test_index = train_test_split(np.arange(n), test_size=n_test, random_state=seed)
+    split = HouseSplit(data, train_index=np.sort(train_index), test_index=np.sort(test_index))
     if np.all(split.y_train == split.y_train[0]):
         raise DataError(
             f"{data.description}: the target {data.target!r} has one value in every training row; "
