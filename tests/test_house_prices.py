@@ -3,6 +3,7 @@
 import json
 import math
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
@@ -153,6 +154,7 @@ def test_csv_without_features_or_target_says_what_to_add(capsys, tmp_path):
 
 # -- downloads without network ---------------------------------------------------------------------
 def no_network(*args, **kwargs):
+    warnings.warn("A network error occurred while downloading ... Retrying", stacklevel=2)
     raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
 
@@ -175,6 +177,21 @@ def test_a_download_without_network_is_one_line_that_suggests_a_csv_file(
     assert stderr.startswith(f"error: cannot download {what} (no network? ")
     assert "--dataset csv --csv FILE" in stderr and "--dataset synthetic" in stderr
     assert stderr.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("loader", "fetcher"),
+    [("load_ames", "fetch_openml"), ("load_california", "fetch_california_housing")],
+)
+def test_the_fetchers_retry_warnings_do_not_reach_the_user(monkeypatch, loader, fetcher):
+    import sklearn.datasets
+
+    monkeypatch.setattr(sklearn.datasets, fetcher, no_network)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match="cannot download"):
+            getattr(houses, loader)()
+    assert [str(w.message) for w in shown] == []
 
 
 def test_the_download_is_cached_under_data(monkeypatch):

@@ -23,9 +23,11 @@ synthetic houses, in the format `--dataset csv` expects.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,12 +231,11 @@ def load_ames(
     from sklearn.datasets import fetch_openml  # looked up at call time, so tests can replace it
 
     try:
-        bunch = fetch_openml(
-            name="house_prices", version=1, as_frame=True, data_home=str(SKLEARN_CACHE)
-        )
-    except (
-        OSError
-    ) as error:  # urllib's URLError and HTTPError, timeouts, a cache that cannot be written
+        with quiet_retries():
+            bunch = fetch_openml(
+                name="house_prices", version=1, as_frame=True, data_home=str(SKLEARN_CACHE)
+            )
+    except OSError as error:  # URLError, HTTPError, timeouts, a cache that cannot be written
         raise DataError(offline_message("the Ames table from OpenML", error, "SalePrice")) from None
     return table_to_houses(bunch.frame, features, target, "ames", "the Ames table", missing=missing)
 
@@ -248,7 +249,8 @@ def load_california(
     from sklearn.datasets import fetch_california_housing
 
     try:
-        bunch = fetch_california_housing(data_home=str(SKLEARN_CACHE), as_frame=True)
+        with quiet_retries():
+            bunch = fetch_california_housing(data_home=str(SKLEARN_CACHE), as_frame=True)
     except OSError as error:
         raise DataError(
             offline_message("the California housing data", error, "MedHouseVal")
@@ -260,6 +262,14 @@ def load_california(
         data.y = data.y * CALIFORNIA_DOLLARS
         data.notes.append("MedHouseVal (units of $100,000) converted to dollars")
     return data
+
+
+@contextlib.contextmanager
+def quiet_retries():
+    """Silence scikit-learn's "network error ... Retrying" warnings: a failure is our one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def offline_message(what: str, error: OSError, target: str) -> str:
