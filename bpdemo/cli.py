@@ -53,6 +53,9 @@ def common_parser(demo: str, description: str, epilog: str | None = None) -> Arg
     common.add_argument("--seed", type=int, help="random seed (config key: seed)")
     common.add_argument("--epochs", type=int, help="number of epochs (config key: train.epochs)")
     common.add_argument(
+        "--threads", type=int, metavar="N", help="torch CPU threads (config key: train.threads)"
+    )
+    common.add_argument(
         "--dtype", choices=["float32", "float64"], help="floating-point type (model.dtype)"
     )
     common.add_argument("--device", help="cpu or cuda (model.device)")
@@ -68,6 +71,8 @@ def common_overrides(args: argparse.Namespace, epochs_key: str = "train.epochs")
         overrides.append(f"seed={args.seed}")
     if args.epochs is not None:
         overrides.append(f"{epochs_key}={args.epochs}")
+    if getattr(args, "threads", None) is not None:
+        overrides.append(f"train.threads={args.threads}")
     if args.dtype is not None:
         overrides.append(f'model.dtype="{args.dtype}"')
     if args.device is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import tomli_w
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bpdemo.errors import ConfigError
@@ -85,6 +86,13 @@ class TrainSection(Section):
 
     epochs: PositiveInt = 50
     batch_size: PositiveInt = 32
+    # torch's CPU threads; None leaves torch's default (one per core). Small networks run faster on
+    # one: their matrices are too small to share out, and idle threads spin on a busy machine.
+    threads: PositiveInt | None = None
+
+    def apply_threads(self) -> None:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
 
 
 SchemaT = TypeVar("SchemaT", bound=Section)

@@ -92,9 +92,9 @@ class WalkthroughSection(Section):
 class HousePricesConfig(Section):
     seed: int = 0
     data: HouseDataSection = HouseDataSection()
-    model: ModelSection = ModelSection(hidden=[16], activation="tanh")
-    optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.005)
-    train: TrainSection = TrainSection(epochs=150, batch_size=128)
+    model: ModelSection = ModelSection(hidden=[16], activation="relu")
+    optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.003, weight_decay=0.001)
+    train: TrainSection = TrainSection(epochs=200, batch_size=128, threads=1)
     walkthrough: WalkthroughSection = WalkthroughSection()
 
 
@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             f"model.loss {config.model.loss!r} is for classes; a price needs one of "
             f"{', '.join(REGRESSION_LOSSES)}"
         )
+    config.train.apply_threads()
     data_config = config.data
     houses = load_houses(
         data_config.dataset,
