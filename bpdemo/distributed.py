@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -117,3 +119,41 @@ def all_reduce_sum(value: Tensor) -> Tensor:
     value = value.clone()
     dist.all_reduce(value)
     return value
+
+
+# -- helpers for a demo that runs under torchrun ----------------------------------------------------------
+def rank_device(device: torch.device) -> torch.device:
+    """`cuda` without an index becomes `cuda:LOCAL_RANK`, so each rank on a machine has its own GPU."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+@contextmanager
+def main_process_first():
+    """Run the body on rank 0 first, then on the other ranks (e.g. a download into a shared cache).
+
+    Outside a distributed run it just runs the body. If rank 0 fails inside, the others wait until
+    torchrun stops them, as it does when any rank fails.
+    """
+    waiting = dist.is_initialized() and dist.get_world_size() > 1
+    if waiting and not is_main_process():
+        dist.barrier()
+    yield
+    if waiting and is_main_process():
+        dist.barrier()
+
+
+def from_main_process(value: Any) -> Any:
+    """Rank 0's `value` (any picklable object) on every rank; `value` itself outside a distributed run."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def leave_process_group() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
