@@ -285,5 +285,5 @@ def test_on_ames_sales_the_hand_written_model_matches_or_beats_mlp_regressor(
     manual_r2 = metrics["manual"]["test"]["r2"]
     sklearn_r2 = metrics["baselines"]["sklearn_mlp"]["test"]["r2"]
     assert manual_r2 >= sklearn_r2, (manual_r2, sklearn_r2)
-    assert manual_r2 > (0.6 if features.count(",") == 1 else 0.8)
+    assert manual_r2 > (0.55 if features.count(",") == 1 else 0.85)  # and it learned something
     assert metrics["agreement"]["within_tolerance"]
