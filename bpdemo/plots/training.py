@@ -51,25 +51,38 @@ def loss_curves(
 
 
 def gradient_difference(history: History, tolerance: float, dtype: str) -> Figure:
-    """Largest absolute and relative gradient difference at each step, log scale, with the tolerance."""
+    """Largest absolute and relative gradient difference at each step, log scale, with the tolerance.
+
+    A log scale has no 0, and identical bits give exactly 0: such steps are drawn on a floor a decade
+    below the smallest non-zero difference (1e-20 if every difference is 0), and the legend counts them.
+    """
     figure, ax = plt.subplots(figsize=(7, 4.5))
     steps = np.array([r.step for r in history.steps])
-    tiny = np.finfo(np.float64).tiny
+    series = {
+        key: np.array([getattr(r, key) for r in history.steps])
+        for key in ("max_rel_grad_diff", "max_abs_grad_diff")
+    }
+    nonzero = np.concatenate([v[v > 0] for v in series.values()])
+    floor = nonzero.min() / 10 if nonzero.size else 1e-20
     for key, label, color in (
         ("max_rel_grad_diff", "relative: max|Δg| / max Σ|terms of g|", "tab:purple"),
         ("max_abs_grad_diff", "absolute: max|Δg|", "tab:green"),
     ):
-        values = np.array([getattr(r, key) for r in history.steps])
-        ax.plot(steps, np.maximum(values, tiny), label=label, color=color, linewidth=1)
+        values = series[key]
+        zeros = int((values == 0).sum())
+        if zeros:
+            label += f" ({zeros} of {len(values)} steps exactly 0, drawn at {floor:.0e})"
+        ax.plot(steps, np.where(values > 0, values, floor), label=label, color=color, linewidth=1)
     ax.axhline(
         tolerance, color="tab:red", linestyle=":", label=f"tolerance ({dtype}): {tolerance:g}"
     )
     ax.set_yscale("log")
+    ax.set_ylim(floor / 3, 10 * max(tolerance, nonzero.max() if nonzero.size else tolerance))
     ax.set_xlabel("training step (mini-batch)")
     ax.set_ylabel("hand-written − autograd gradient")
-    ax.set_title(f"Gradient difference per step ({dtype}); 0 is drawn at the smallest float")
+    ax.set_title(f"Gradient difference between the two models per step ({dtype})")
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(fontsize=8)
     return figure
 
 
