@@ -252,12 +252,13 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
 def describe_run(config: HousePricesConfig, split: HouseSplit) -> str:
     data, model, opt, train = split.data, config.model, config.optimizer, config.train
     sizes = "-".join(str(s) for s in [len(data.features), *model.hidden, 1])
+    decay = f", weight decay {opt.weight_decay:g}" if opt.weight_decay else ""
     lines = [
         f"data: {data.description}: {data.rows:,} houses ({len(split.train_index):,} train, "
         f"{len(split.test_index):,} test, split with seed {config.seed}); "
         f"features {', '.join(data.features)}; target {data.target} (dollars)",
         f"network {sizes} ({model.activation}, output {model.output_activation}), loss {model.loss} "
-        f"on the standardised price; {opt.name} lr {opt.lr:g}; {train.epochs} epochs of batches of "
+        f"on the standardised price; {opt.name} lr {opt.lr:g}{decay}; {train.epochs} epochs of batches of "
         f"{train.batch_size}; {model.dtype}",
     ]
     lines += [f"note: {note}" for note in data.notes]
