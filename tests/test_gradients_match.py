@@ -34,7 +34,7 @@ def spec_for(activation: str, loss: str, depth: int, dtype: torch.dtype) -> MLPS
     return MLPSpec(sizes, activations, loss=loss, weights=weights, biases=biases, dtype=dtype)
 
 
-CASES = list(itertools.product(ACTIVATIONS, LOSSES, [1, 4]))
+CASES = list(itertools.product(ACTIVATIONS, LOSSES, [1, 2, 3, 4]))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
