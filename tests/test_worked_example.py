@@ -461,3 +461,12 @@ def test_a_config_mistake_is_a_config_error_naming_the_file():
     config = load_config(WorkedConfig, CONFIGS / "worked_321.toml", ["picture.sample=1"])
     with pytest.raises(ConfigError, match=r"worked_321.toml: \[picture\] sample 1 does not exist"):
         WorkedExample.from_config(config, str(CONFIGS / "worked_321.toml"))
+
+
+@pytest.mark.parametrize("name", ["worked_321", "worked_image"])
+def test_two_runs_write_the_same_trace_and_metrics(tmp_path, capsys, name):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        assert main(["--config", str(CONFIGS / f"{name}.toml"), "--out", str(out), "--quiet"]) == 0
+    for file in ("trace.json", "metrics.json", "steps.csv"):
+        assert (first / file).read_text() == (second / file).read_text(), file
