@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from bpdemo.compare import SideBySide
+from bpdemo.errors import DivergenceError, RunError
 from bpdemo.outputs import RunDir
 from bpdemo.train import History
 
@@ -42,6 +43,37 @@ def write_history(run: RunDir, history: History) -> None:
     """`history.csv` (one row per epoch, both models) and `steps.csv` (one row per step)."""
     run.write_csv("history.csv", history.epochs)
     run.write_csv("steps.csv", (record.row() for record in history.steps))
+
+
+def stop_if_unfinished(
+    run: RunDir, history: History, pair: SideBySide, dataset: dict[str, Any], lr: float, epochs: int
+) -> None:
+    """If the run diverged or was interrupted: write what it has, then raise the matching error.
+
+    Writes `history.csv`, `steps.csv` and a `metrics.json` with `dataset`, `agreement`, the run's
+    status (`interrupted`, `diverged_at_step`, ...) and the epoch history so far.
+    """
+    if history.completed:
+        return
+    write_history(run, history)
+    run.write_json(
+        "metrics.json",
+        {
+            "dataset": dataset,
+            "agreement": agreement(pair),
+            **run_status(history),
+            "history": history.epochs,
+        },
+    )
+    if history.diverged_at_step is not None:
+        raise DivergenceError(
+            history.divergence_message(lr) + f"; the history so far is in {run.path}",
+            history.diverged_at_step,
+        )
+    raise RunError(
+        f"interrupted after {len(history.epochs) - 1} of {epochs} epochs; "
+        f"the partial history and metrics.json are in {run.path}"
+    )
 
 
 def table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from bpdemo import DivergenceError, RunError, SideBySide, fit
+from bpdemo import SideBySide, fit
 from bpdemo.cli import common_parser, load_demo_config, run_main
 from bpdemo.config import (
     ModelSection,
@@ -49,8 +49,13 @@ from bpdemo.functional import LOSSES
 from bpdemo.outputs import RunDir
 from bpdemo.plots.houses import error_distribution, predicted_vs_actual
 from bpdemo.plots.training import gradient_difference, loss_curves
-from bpdemo.report import agreement, agreement_line, run_status, write_history
-from bpdemo.train import History
+from bpdemo.report import (
+    agreement,
+    agreement_line,
+    run_status,
+    stop_if_unfinished,
+    write_history,
+)
 
 DEMO = "house_prices"
 REGRESSION_LOSSES = ("mse", "half_sse", "sse")
@@ -299,34 +304,6 @@ def dataset_block(split: HouseSplit) -> dict[str, Any]:
     }
 
 
-def stop_if_unfinished(
-    run: RunDir, history: History, pair: SideBySide, split: HouseSplit, config
-) -> None:
-    """Keep what an interrupted or diverged run has, then raise the matching error."""
-    if history.completed:
-        return
-    write_history(run, history)
-    run.write_json(
-        "metrics.json",
-        {
-            "dataset": dataset_block(split),
-            "agreement": agreement(pair),
-            **run_status(history),
-            "history": history.epochs,
-        },
-    )
-    if history.diverged_at_step is not None:
-        raise DivergenceError(
-            history.divergence_message(config.optimizer.lr)
-            + f"; the history so far is in {run.path}",
-            history.diverged_at_step,
-        )
-    raise RunError(
-        f"interrupted after {len(history.epochs) - 1} of {config.train.epochs} epochs; "
-        f"the partial history and metrics.json are in {run.path}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Everything a user can get wrong (config, data, columns) is checked before the folder is made.
@@ -377,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet=quiet,
         description="house prices",
     )
-    stop_if_unfinished(run, history, pair, split, config)
+    stop_if_unfinished(
+        run, history, pair, dataset_block(split), config.optimizer.lr, config.train.epochs
+    )
 
     evaluations = {"train": pair.evaluate(*train), "test": pair.evaluate(*test)}
     results: dict[str, dict[str, Any]] = {}
