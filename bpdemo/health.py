@@ -16,7 +16,7 @@ For one `Setting` (activation, initialisation, depth) `study` builds the network
 models through `SideBySide`), measures every layer's weight-gradient norm at initialisation with both
 models, reads from the hand-written model's cache how much each layer's weights and activation slope
 multiply the error on its way back, trains a short run with `fit`, reruns a diverged setting with
-gradient clipping, and says in plain words what happened (`classify`).
+gradient clipping if it exploded, and says in plain words what happened (`classify`).
 
 Verdicts, with the `Thresholds` r = ratio (10), tiny (0.01), huge (100) and blowup (1e6):
     exploding   the run exploded: its loss became inf or NaN, or rose above blowup x its first value;
@@ -51,7 +51,7 @@ from bpdemo.compare import SideBySide
 from bpdemo.gradcheck import rel_diff
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec
-from bpdemo.spec import MLPSpec
+from bpdemo.spec import MLPSpec, resolve_dtype
 from bpdemo.train import History, fit
 
 INITS = ("normal", "xavier", "he", "uniform", "large")
@@ -93,7 +93,8 @@ class StudyOptions:
     normal_std, large_std: the std of the `normal` (small) and `large` initialisations; both are
         `MLPSpec(init="normal", init_scale=std)`, "large" being deliberately too large.
     optimizer: the update rule of every run (without clipping, unless it sets `max_grad_norm`).
-    clip_norm: the global norm a diverged setting is clipped to in its rerun (None: no rerun).
+    clip_norm: the global norm a setting whose run exploded is clipped to in its rerun (None: no
+        rerun).
     """
 
     width: int = 32
@@ -485,36 +486,55 @@ def classify(
     setting: Setting, initial: InitialGradients, run: TrainingRun, options: StudyOptions
 ) -> tuple[str, str]:
     """(verdict, reason): see the module docstring for the rules."""
+    verdict, reason = _judge(setting, initial, run, options)
+    zeros = sum(norm == 0 for norm in initial.norms_manual)
+    if zeros:
+        dtype = str(resolve_dtype(options.dtype)).removeprefix("torch.")
+        reason += (
+            f"; {zeros} of the {setting.depth} layers' gradients are exactly 0, too small for "
+            f"{dtype}" + (" (float64 goes down to 1e-308)" if dtype == "float32" else "")
+        )
+    return verdict, reason
+
+
+def _judge(
+    setting: Setting, initial: InitialGradients, run: TrainingRun, options: StudyOptions
+) -> tuple[str, str]:
     thresholds = options.thresholds
     r, tiny, huge = thresholds.ratio, thresholds.tiny_gradient, thresholds.huge_gradient
     f = initial.factors
     act, hidden = setting.activation, setting.depth - 1
     gain, slope, per_layer = f.mean(f.weight_gain), f.mean(f.activation_slope), f.mean(f.per_layer)
     forward = f.mean(f.forward_gain)
-    ratio = initial.first_last_ratio
+    ratio, largest = initial.first_last_ratio, max(initial.norms_manual)
     layers = f"{hidden} layer{'s' if hidden != 1 else ''}"
-    each = f"weights ×{gain:.2g}, {act}' ×{slope:.2g}"
+    if all(math.isfinite(v) for v in (gain, slope, per_layer, forward)):
+        each = f"weights ×{gain:.2g}, {act}' ×{slope:.2g}"
+        here = f"here ×{per_layer:.2g} each ({each})"
+        amplified = (
+            f"each layer multiplies the signal by ≈{forward:.2g} forward and the gradient by "
+            f"≈{per_layer:.2g} backward ({each})"
+        )
+    else:  # a factor is 0 or not finite: the error (or the signal) underflowed on its way
+        each = here = "the error underflowed to 0 on its way back"
+        amplified = "the signal or the error underflowed to 0 on its way through the layers"
 
-    amplified = (
-        f"each layer multiplies the signal by ≈{forward:.2g} forward and the gradient by "
-        f"≈{per_layer:.2g} backward ({each})"
-    )
     if run.exploded:
         return "exploding", (
-            f"{run.how_it_ended()}: {amplified}, gradients reach "
-            f"{max(initial.norms_manual):.1e}, and a step of lr {options.optimizer.lr:g} overshoots"
+            f"{run.how_it_ended()}: {amplified}, gradients reach {largest:.1e}, and a step of lr "
+            f"{options.optimizer.lr:g} overshoots"
         )
     if ratio > r:
         return "exploding", (
             f"the gradient grows ×{per_layer:.2g} per layer on its way back ({each}): over "
             f"{layers} the first layer's is {ratio:.3g}× the last's"
         )
-    if max(initial.norms_manual) > huge:
+    if largest > huge:
         return "exploding", (
-            f"gradients reach {max(initial.norms_manual):.3g} (above {huge:g}): {amplified}, and "
-            f"dL/dW = delta × input carries both"
+            f"gradients reach {largest:.3g} (above {huge:g}): {amplified}, and dL/dW = delta × "
+            f"input carries both"
         )
-    if max(initial.norms_manual) < tiny:
+    if largest < tiny:
         return "vanishing", (
             f"every layer's gradient is below {tiny:g}: {amplified}, and dL/dW = delta × input "
             f"carries both"
@@ -523,8 +543,7 @@ def classify(
         if act == "sigmoid":
             return "vanishing", (
                 f"sigmoid'(z) ≤ 0.25: {layers} multiply the gradient by up to 0.25^{hidden} ≈ "
-                f"{0.25**hidden:.0e} unless the weights make up for it; here ×{per_layer:.2g} "
-                f"each ({each})"
+                f"{0.25**hidden:.0e} unless the weights make up for it; {here}"
             )
         saturated = f" ({act} saturated)" if act in MAX_SLOPE and slope < MAX_SLOPE[act] / 2 else ""
         return "vanishing", (

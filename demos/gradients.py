@@ -7,8 +7,8 @@ Seed documents 001 and 003 name the problem ("gradients may become very small (v
 (explode)"); this demo shows it happen. For every setting of a grid (activation x initialisation x
 depth) it measures the gradient norm of every layer at initialisation with the hand-written and the
 autograd model, trains both for a short run on scikit-learn's bundled digits, reruns a setting whose
-loss became inf/NaN with gradient clipping, and prints a table that says which settings vanish or
-explode and why. Writes config.toml, metrics.json, settings.csv, steps.csv, layer_norms.csv and three
+run exploded (loss inf/NaN) with gradient clipping, and prints a table that says which settings
+vanish or explode and why. Writes config.toml, metrics.json, settings.csv, steps.csv, layer_norms.csv and three
 figures. Library: `bpdemo.health`; figures: `bpdemo.plots.gradients`; data: `bpdemo.datasets.digits`.
 """
 
@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Annotated, Literal
 
+import torch
 from pydantic import Field
 
 from bpdemo.cli import common_parser, load_demo_config, run_main
@@ -35,6 +36,7 @@ from bpdemo.config import (
 from bpdemo.datasets.digits import small_digits
 from bpdemo.errors import ConfigError
 from bpdemo.health import (
+    VERDICTS,
     SettingResult,
     StudyOptions,
     Thresholds,
@@ -177,8 +179,9 @@ def describe_run(config: GradientsConfig, data_description: str, count: int) -> 
         f"{', '.join(config.grid.inits)} x depths {', '.join(map(str, config.grid.depths))}; "
         f"hidden width {config.model.width}, cross-entropy loss, {config.model.dtype}\n"
         f"each trained for {steps} steps ({train.epochs} epochs of batches of {train.batch_size}), "
-        f"{opt.name} lr {opt.lr:g}; a run whose loss becomes inf/NaN is rerun with its gradients "
-        f"clipped to global norm {config.clipping.max_grad_norm:g}"
+        f"{opt.name} lr {opt.lr:g}; a run that explodes (loss inf/NaN, or above "
+        f"{config.verdict.blowup:g}x its start) is rerun with its gradients clipped to global norm "
+        f"{config.clipping.max_grad_norm:g}"
         + ("" if config.clipping.rerun else " (reruns switched off)")
     )
 
@@ -200,7 +203,7 @@ def progress(quiet: bool, total: int):
     return bar, advance
 
 
-def agreement_lines(results: list[SettingResult], tolerance: float) -> list[str]:
+def agreement_lines(results: list[SettingResult], tolerance: float, eps: float) -> list[str]:
     worst = max(results, key=lambda r: r.initial.norm_rel_diff)
     lines = [
         f"hand-written vs autograd, layer gradient norms at initialisation: largest relative "
@@ -212,10 +215,10 @@ def agreement_lines(results: list[SettingResult], tolerance: float) -> list[str]
         names = "; ".join(f"{r.setting.label} from step {r.run.drift_step}" for r in drifted)
         lines.append(
             f"during training the two models drift apart in {len(drifted)} setting(s): {names}. "
-            "They agree at initialisation; but where each layer multiplies a perturbation by about 1 or "
-            "more (the regime where gradients explode, or its edge), the 1e-16 rounding difference "
-            "between their weights is amplified too, step after step, until the runs part ways "
-            "(per step: max_rel_grad_diff in steps.csv)"
+            "They agree at initialisation; but where each layer multiplies a perturbation by "
+            "about 1 or more (the regime where gradients explode, or its edge), the rounding "
+            f"difference between their weights (about {eps:.0e}) is amplified too, step after "
+            "step, until the runs part ways (per step: max_rel_grad_diff in steps.csv)"
         )
     else:
         lines.append(
@@ -236,7 +239,7 @@ def write_outputs(
         "thresholds": config.verdict.model_dump(),
         "verdicts": {
             verdict: [r.setting.label for r in results if r.verdict == verdict]
-            for verdict in ("vanishing", "exploding", "healthy")
+            for verdict in VERDICTS
         },
         "highlights": lines,
         "settings": [result.as_dict(options) for result in results],
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             say(line)
     lines = highlights(results, config.report.focus_depth, config.verdict.ratio)
     say()
-    for line in [*lines, *agreement_lines(results, tolerance)]:
+    for line in [*lines, *agreement_lines(results, tolerance, torch.finfo(spec.dtype).eps)]:
         say(line)
     written = write_outputs(run, config, options, results, digits.description, lines, seconds)
     say(f"\n{len(settings)} settings in {seconds:.1f} s; wrote {', '.join(written)} to {run.path}")

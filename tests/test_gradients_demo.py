@@ -292,3 +292,14 @@ def test_the_large_init_is_a_normal_init_with_the_large_std():
     assert isinstance(spec, MLPSpec) and spec.init == "normal" and spec.init_scale == 0.7
     assert spec.sizes == [64, 32, 32, 10] and spec.activations == ["relu", "relu", "identity"]
     assert OptimizerSpec("sgd", lr=0.1) == StudyOptions().optimizer
+
+
+def test_in_float32_the_tiniest_gradients_underflow_to_0_and_the_reason_says_so():
+    """Why the demo runs in float64: sigmoid with small weights at depth 20 reaches 1e-36."""
+    x, y = small_digits(rows=32, seed=0).tensors(torch.float32, "cpu")
+    options = StudyOptions(dtype="float32", epochs=1, batch_size=32, clip_norm=None)
+    with torch_threads(1):
+        result = study(Setting("sigmoid", "normal", 20), x, y, N_CLASSES, options)
+    assert result.initial.norms_manual[0] == 0.0  # 1e-36 in float64, below float32's range here
+    assert result.verdict == "vanishing"
+    assert "exactly 0, too small for float32" in result.reason
