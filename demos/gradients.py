@@ -125,7 +125,7 @@ class GradientsConfig(Section):
 
 EPILOG = """\
 examples:
-  python -m demos.gradients                                        the whole grid (~30 s)
+  python -m demos.gradients                                        the whole grid (~30 s of CPU)
   python -m demos.gradients --set grid.depths=[2,10,30] --set report.focus_depth=30
   python -m demos.gradients --set grid.activations='["sigmoid","relu"]' --set grid.inits='["he"]'
   python -m demos.gradients --set clipping.max_grad_norm=5 --set grid.large_std=0.5
