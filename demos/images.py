@@ -103,13 +103,12 @@ class WalkthroughSection(Section):
 
 class ImagesConfig(Section):
     seed: int = 0
-    threads: PositiveInt = 1
     data: ImageDataSection = ImageDataSection()
     model: ModelSection = ModelSection(
         hidden=[128, 64], activation="relu", loss="cross_entropy", init="he", dtype="float64"
     )
-    optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.001)
-    train: TrainSection = TrainSection(epochs=20, batch_size=16)
+    optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.002)
+    train: TrainSection = TrainSection(epochs=15, batch_size=32, threads=1)
     walkthrough: WalkthroughSection = WalkthroughSection()
 
 
@@ -216,7 +215,7 @@ def fit_baseline(split: ImageSplit, config: ImagesConfig) -> dict[str, Any]:
         random_state=config.seed,
     )
     labels = list(range(len(split.data.classes)))
-    with threadpool_limits(limits=config.threads):
+    with threadpool_limits(limits=config.train.threads):  # None: the library's default
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -433,7 +432,7 @@ def vector(values: np.ndarray, classes: list[str], signed: bool = False) -> str:
     if len(classes) > 12:
         order = sorted(np.argsort(-np.abs(values))[:5])
     number = "{:+.3f}" if signed else "{:.3f}"
-    return "  ".join(f"{classes[k]} {number.format(values[k])}" for k in order)
+    return "  ".join(f"{classes[k]} {number.format(values[k]).replace('-', '−')}" for k in order)
 
 
 def walkthrough_lines(walk: OneImageStep, classes: list[str]) -> list[str]:
@@ -456,7 +455,7 @@ def walkthrough_lines(walk: OneImageStep, classes: list[str]) -> list[str]:
 
     return [
         'one image through seed 003\'s steps (its dog that the network calls "cat" with 0.7):',
-        f'  test image #{walk.test_image} is a "{true}"; {verdict}',
+        f'  test image #{walk.test_image}, true class "{true}": {verdict}',
         f"  1 forward:  p = softmax(z):  {vector(walk.probabilities, classes)}",
         f'  2 error:    loss = −ln p("{true}") = −ln {p_true:.4f} = {walk.loss:.4f}',
         f"  3 backward: dL/dz = p − onehot({true}):  {vector(walk.grad_logits, classes, True)}",
@@ -532,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     # Everything a user can get wrong (config, data, classes) is checked before the folder is made.
     config = load_demo_config(ImagesConfig, args, data_overrides(args))
     check_model(config)
-    torch.set_num_threads(config.threads)  # small matrices: more threads cost more than they give
+    config.train.apply_threads()  # small matrices: more threads cost more than they give
     if args.distributed:
         device = rank_device(resolve_device(config.model.device))
         config.model.device = str(device)

@@ -254,6 +254,23 @@ def test_the_walkthrough_image_is_the_mistake_nearest_the_documents_0_7():
     assert demo.choose_image(probabilities[[0, 2]], labels[[0, 2]], 0.7) is None
 
 
+def test_when_the_trained_model_makes_no_mistake_the_walkthrough_takes_the_start_of_training():
+    split = split_images(load_images("digits", classes=["0", "1"], per_class=8), 0.25, seed=0)
+    spec = MLPSpec([64, 5, 2], ["relu", "identity"], loss="cross_entropy", dtype="float64")
+    state = spec.initial_parameters()
+    labels = split.labels("test")
+    right = np.where(np.eye(2)[labels] == 1, 0.9, 0.1)  # every test image right
+    wrong = np.where(np.eye(2)[labels] == 1, 0.4, 0.6)  # every test image wrong, with 0.6
+    wrong[2] = np.where(np.eye(2)[labels[2]] == 1, 0.3, 0.7)  # image 2: wrong with 0.7
+    test = split.tensors("test", torch.float64)
+    walk = demo.walk_through(demo.ImagesConfig(), spec, split, test, (state, right), (state, wrong))
+    assert (walk.when, walk.test_image, walk.true_class) == (
+        "at the start of training",
+        2,
+        labels[2],
+    )
+
+
 # -- a whole (small) run ---------------------------------------------------------------------------------
 SMALL_RUN = [
     "--epochs",

@@ -55,7 +55,7 @@ def loss_and_accuracy(history: History, title: str) -> Figure:
     accuracy_ax.set_ylabel("accuracy (share of images classified right)")
     accuracy_ax.set_title("accuracy")
     low = min(row[k] for row in history.epochs for k in row if "accuracy" in k)
-    accuracy_ax.set_ylim(max(0.0, low - 0.05), 1.005)
+    accuracy_ax.set_ylim(max(0.0, low - 0.05), 1.02)
     accuracy_ax.legend(loc="lower right")
     figure.suptitle(title)
     figure.tight_layout()

@@ -1,0 +1,100 @@
+"""`demos.images --distributed` on 2 gloo processes gives the single-process run's test loss.
+
+The same check as `torchrun --standalone --nproc_per_node=2 -m demos.images --distributed`, made
+cheap: a small digits run, the processes meeting through a file in tmp_path, talking over the
+loopback interface only, and no figures.
+"""
+
+import json
+import os
+
+import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from demos import images as demo
+
+SMALL_RUN = [
+    "--epochs",
+    "2",
+    "--dtype",
+    "float64",
+    "--set",
+    "data.per_class=20",
+    "--set",
+    "model.hidden=[16,12]",
+    "--set",
+    "train.batch_size=25",  # 150 training rows: 6 batches of 25 rows, 13 + 12 on the two ranks
+    "--quiet",
+]
+
+
+def no_figures(*args, **kwargs) -> None:
+    """Stands in for `write_figures`: the numbers are what this test compares."""
+
+
+def worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
+    # What torchrun would set; the group itself is joined through a file instead of a TCP store.
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size
+    )
+    demo.write_figures = no_figures
+    status = demo.main([*SMALL_RUN, "--distributed", "--out", out])
+    if status != 0:
+        raise SystemExit(status)
+
+
+@pytest.fixture
+def loopback(monkeypatch):
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+
+
+def test_two_processes_give_the_single_process_test_loss(tmp_path, monkeypatch, loopback):
+    monkeypatch.setattr(demo, "write_figures", no_figures)
+    assert demo.main([*SMALL_RUN, "--out", str(tmp_path / "single")]) == 0
+    single = json.loads((tmp_path / "single" / "metrics.json").read_text())
+
+    # Forked after the single run, the two processes start with everything it imported.
+    distributed_out = tmp_path / "distributed"
+    mp.start_processes(
+        worker,
+        args=(2, str(tmp_path / "rendezvous"), str(distributed_out)),
+        nprocs=2,
+        start_method="fork",
+    )
+    distributed = json.loads((distributed_out / "metrics.json").read_text())
+
+    assert (
+        distributed["distributed"]["world_size"] == 2 and single["distributed"]["world_size"] == 1
+    )
+    assert distributed["steps"] == single["steps"] == 12
+    for model in ("manual", "autograd"):
+        for split in ("train", "test"):
+            assert distributed[model][split]["loss"] == pytest.approx(
+                single[model][split]["loss"], rel=1e-12
+            )
+    assert distributed["walkthrough"]["probabilities"] == pytest.approx(
+        single["walkthrough"]["probabilities"], rel=1e-10, abs=1e-15
+    )
+    # rank 0 alone wrote the results
+    assert sorted(p.name for p in distributed_out.iterdir()) == [
+        "config.toml",
+        "history.csv",
+        "metrics.json",
+        "steps.csv",
+    ]
+
+
+def test_distributed_without_torchrun_is_a_usage_error_before_any_output(
+    tmp_path, monkeypatch, capsys
+):
+    from bpdemo.cli import run_main
+
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "run"
+    assert run_main(demo.main, ["--distributed", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--distributed needs to be started by torchrun" in err
+    assert not out.exists()
