@@ -51,7 +51,7 @@ def test_the_resolved_config_round_trips_through_toml(tmp_path):
         (
             "[train]\nepoch = 3\n",
             [],
-            "demo.toml: unknown key 'epoch' in [train] (valid keys: epochs, batch_size)",
+            "demo.toml: unknown key 'epoch' in [train] (valid keys: epochs, batch_size, threads)",
         ),
         (
             "[traning]\n",

@@ -34,7 +34,7 @@ def one_line(stderr: str) -> str:
     [
         (
             ["--set", "train.epoch=3"],
-            "unknown key 'epoch' in [train] (valid keys: epochs, batch_size)",
+            "unknown key 'epoch' in [train] (valid keys: epochs, batch_size, threads)",
         ),
         (["--set", 'train.epochs="ten"'], "[train] epochs: Input should be a valid integer"),
         (["--set", "optimizer.lr=0"], "[optimizer] lr: Input should be greater than 0 (got 0)"),
