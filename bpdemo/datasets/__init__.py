@@ -1,4 +1,5 @@
-"""Data sources for the demos: houses (`houses.py`) and images (`images.py`).
+"""Data sources for the demos: houses (`houses.py`), images (`images.py`), and the small digits set
+of the gradient-health demo (`digits.py`).
 
 Downloads are cached under the project's `data/` folder (or `$BPDEMO_DATA` if set):
 `data/sklearn/` for scikit-learn's fetchers (OpenML's Ames table, California housing) and

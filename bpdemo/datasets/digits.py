@@ -42,15 +42,14 @@ class Digits:
 def small_digits(rows: int, seed: int) -> Digits:
     """`rows` of the 1,797 digit images, chosen with `seed`, pixels standardised over those rows."""
     from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
 
     if not 1 <= rows <= DIGITS_ROWS:
         raise DataError(f"data.rows is {rows}; the digits data set has 1 to {DIGITS_ROWS} images")
     digits = load_digits()
     order = torch.randperm(DIGITS_ROWS, generator=torch.Generator().manual_seed(seed)).numpy()
     chosen = np.sort(order[:rows])
-    pixels = digits.data[chosen].astype(np.float64)
-    std = pixels.std(axis=0)
-    x = np.divide(pixels - pixels.mean(axis=0), std, out=np.zeros_like(pixels), where=std > 0)
+    x = StandardScaler().fit_transform(digits.data[chosen].astype(np.float64))
     return Digits(
         x=x,
         y=digits.target[chosen].astype(np.int64),
