@@ -7,6 +7,7 @@ touches the network (CIFAR-10's download is made to fail before it leaves the ma
 import contextlib
 import io
 import json
+import pickle
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +21,7 @@ from bpdemo import MLPSpec
 from bpdemo.cli import run_main
 from bpdemo.config import load_config
 from bpdemo.datasets.images import (
+    CIFAR10_CLASSES,
     CIFAR10_FOLDER,
     load_cifar10,
     load_folder,
@@ -162,6 +164,31 @@ def test_a_damaged_cifar10_cache_says_to_delete_it_and_download_again(tmp_path):
     (tmp_path / CIFAR10_FOLDER).mkdir()
     with pytest.raises(DataError, match="incomplete or damaged; delete"):
         load_cifar10(cache=tmp_path)
+
+
+def test_cifar10_from_its_cache_keeps_the_documents_classes_and_every_pixel(tmp_path, monkeypatch):
+    """A stand-in cache in torchvision's own format (pickled batches of raw CHW rows)."""
+    folder = tmp_path / CIFAR10_FOLDER
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    raw = {}
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                 "test_batch"):  # fmt: skip
+        raw[name] = rng.integers(0, 256, size=(10, 3 * 32 * 32), dtype=np.uint8)
+        batch = {"data": raw[name], "labels": list(range(10))}  # one image of each class
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(CIFAR10_CLASSES)}))
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args: True)
+
+    data = load_cifar10(cache=tmp_path)
+    assert data.classes == ["dog", "cat", "automobile"] and data.image_shape == (3, 32, 32)
+    assert np.bincount(data.y).tolist() == [6, 6, 6]  # train and test parts pooled
+    everything = np.concatenate([raw[name] for name in raw])  # train batches, then test
+    labels = np.tile(np.arange(10), 6)
+    for label, cifar_label in enumerate(CIFAR10_CLASSES.index(c) for c in data.classes):
+        np.testing.assert_array_equal(
+            data.x[data.y == label], everything[labels == cifar_label] / 255
+        )
 
 
 def test_cifar10_class_names_are_checked_before_any_download(tmp_path):
