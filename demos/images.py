@@ -32,6 +32,7 @@ from torch import Tensor
 
 from bpdemo import DivergenceError, OptimizerSpec, RunError, SideBySide, fit
 from bpdemo.cli import common_parser, load_demo_config, run_main
+from bpdemo.compare import Evaluation
 from bpdemo.config import (
     ModelSection,
     OptimizerSection,
@@ -115,7 +116,7 @@ class ImagesConfig(Section):
 # -- command line ------------------------------------------------------------------------------------------
 EPILOG = """\
 examples:
-  python -m demos.images                                   scikit-learn's digits (offline, ~30 s)
+  python -m demos.images                                   scikit-learn's digits (offline, 15-40 s)
   python -m demos.images --dataset cifar10 --download      dog, cat and automobile photos of CIFAR-10
   python -m demos.images --dataset cifar10 --classes "ship,truck,horse" --set data.per_class=1000
   python -m demos.images --root photos/ --image-size 24    photos/dog/*.jpg, photos/cat/*.jpg, ...
@@ -236,6 +237,24 @@ def fit_baseline(split: ImageSplit, config: ImagesConfig) -> dict[str, Any]:
         probabilities=probabilities,
     )
     return result
+
+
+def model_results(
+    evaluations: dict[str, Evaluation], labels: dict[str, Tensor], history: History
+) -> dict[str, dict[str, Any]]:
+    """Accuracy and loss of both models on each split, and each model's training time."""
+    seconds = {"manual": history.seconds_manual, "autograd": history.seconds_autograd}
+    results: dict[str, dict[str, Any]] = {}
+    for model in ("manual", "autograd"):
+        results[model] = {}
+        for which, evaluation in evaluations.items():
+            output = getattr(evaluation, f"output_{model}")
+            results[model][which] = {
+                **accuracy(output, labels[which]),
+                "loss": getattr(evaluation, f"loss_{model}"),
+            }
+        results[model]["train_seconds"] = seconds[model]
+    return results
 
 
 def probabilities_of(logits: Tensor) -> np.ndarray:
@@ -600,19 +619,7 @@ def train_and_report(args, config: ImagesConfig) -> int:
     stop_if_unfinished(run, history, pair, split, config)
 
     evaluations = {"train": pair.evaluate(*train), "test": pair.evaluate(*test)}
-    results: dict[str, dict[str, Any]] = {}
-    for model, seconds in (
-        ("manual", history.seconds_manual),
-        ("autograd", history.seconds_autograd),
-    ):
-        results[model] = {
-            which: {
-                "accuracy": accuracy(getattr(evaluation, f"output_{model}"), data[1])["accuracy"],
-                "loss": getattr(evaluation, f"loss_{model}"),
-            }
-            for (which, evaluation), data in zip(evaluations.items(), (train, test), strict=True)
-        }
-        results[model]["train_seconds"] = seconds
+    results = model_results(evaluations, {"train": train[1], "test": test[1]}, history)
     results["sklearn_mlp"] = fit_baseline(split, config)
     probabilities = {
         model: probabilities_of(getattr(evaluations["test"], f"output_{model}"))
