@@ -30,7 +30,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from bpdemo import DivergenceError, OptimizerSpec, RunError, SideBySide, fit
+from bpdemo import OptimizerSpec, SideBySide, fit
 from bpdemo.cli import common_parser, load_demo_config, run_main
 from bpdemo.compare import Evaluation
 from bpdemo.config import (
@@ -56,7 +56,14 @@ from bpdemo.errors import ConfigError, UsageError
 from bpdemo.outputs import RunDir
 from bpdemo.plots.images import confusion, image_grid, loss_and_accuracy, one_image_step
 from bpdemo.plots.training import gradient_difference, layer_gradient_norms
-from bpdemo.report import agreement, agreement_line, run_status, table, write_history
+from bpdemo.report import (
+    agreement,
+    agreement_line,
+    run_status,
+    stop_if_unfinished,
+    table,
+    write_history,
+)
 from bpdemo.spec import MLPSpec, resolve_device
 from bpdemo.train import History
 
@@ -502,32 +509,6 @@ def dataset_block(split: ImageSplit) -> dict[str, Any]:
     }
 
 
-def stop_if_unfinished(run: RunDir, history: History, pair: SideBySide, split, config) -> None:
-    """Keep what an interrupted or diverged run has, then raise the matching error."""
-    if history.completed:
-        return
-    write_history(run, history)
-    run.write_json(
-        "metrics.json",
-        {
-            "dataset": dataset_block(split),
-            "agreement": agreement(pair),
-            **run_status(history),
-            "history": history.epochs,
-        },
-    )
-    if history.diverged_at_step is not None:
-        raise DivergenceError(
-            history.divergence_message(config.optimizer.lr)
-            + f"; the history so far is in {run.path}",
-            history.diverged_at_step,
-        )
-    raise RunError(
-        f"interrupted after {len(history.epochs) - 1} of {config.train.epochs} epochs; "
-        f"the partial history and metrics.json are in {run.path}"
-    )
-
-
 def prepare_run_dir(args) -> tuple[RunDir | None, bool]:
     """(the output folder, made by rank 0 only; whether rank 0 could make it), on every rank.
 
@@ -616,7 +597,9 @@ def train_and_report(args, config: ImagesConfig) -> int:
     )
     if not main_process:  # rank 0 evaluates, prints and writes
         return 0 if history.completed else 1
-    stop_if_unfinished(run, history, pair, split, config)
+    stop_if_unfinished(
+        run, history, pair, dataset_block(split), config.optimizer.lr, config.train.epochs
+    )
 
     evaluations = {"train": pair.evaluate(*train), "test": pair.evaluate(*test)}
     results = model_results(evaluations, {"train": train[1], "test": test[1]}, history)

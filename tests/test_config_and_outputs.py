@@ -197,3 +197,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         atomic_write(target, b"new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_numpy_arrays_and_scalars_become_json(tmp_path):
+    import numpy as np
+
+    run = RunDir.prepare(tmp_path / "out", "demo")
+    run.write_json("m.json", {"a": np.array([[1.5, np.nan]]), "n": np.int64(3), "f": np.float32(2)})
+    assert json.loads((tmp_path / "out" / "m.json").read_text()) == {
+        "a": [[1.5, None]],
+        "n": 3,
+        "f": 2.0,
+    }
