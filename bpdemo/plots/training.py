@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from bpdemo.train import History
@@ -82,29 +83,35 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
     ax.set_ylabel("hand-written − autograd gradient")
     ax.set_title(f"Gradient difference between the two models per step ({dtype})")
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     return figure
 
 
 def layer_gradient_norms(history: History, title: str = "Gradient norm of each layer") -> Figure:
-    """L2 norm of each layer's weight gradient over training, both models (log scale)."""
+    """L2 norm of each layer's weight gradient over training, both models (log scale).
+
+    Every step is drawn faintly (mini-batches make it noisy); over it, a running mean over about 2 %
+    of the run, per model, so the layers' trends read apart.
+    """
     figure, ax = plt.subplots(figsize=(7, 4.5))
     steps = [r.step for r in history.steps]
+    window = max(1, len(steps) // 50)
     names = [n for n in history.steps[0].grad_norm_manual if n.endswith(".weight")]
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(names)))
     for name, color in zip(names, colors, strict=True):
         layer = name.removesuffix(".weight").replace("layers.", "layer ")
-        manual = [max(r.grad_norm_manual[name], 1e-300) for r in history.steps]
-        autograd = [max(r.grad_norm_autograd[name], 1e-300) for r in history.steps]
+        manual = pd.Series([max(r.grad_norm_manual[name], 1e-300) for r in history.steps])
+        autograd = pd.Series([max(r.grad_norm_autograd[name], 1e-300) for r in history.steps])
+        ax.plot(steps, manual, color=color, linewidth=0.5, alpha=0.25)
+        mean_m = manual.rolling(window, min_periods=1).mean()
+        mean_a = autograd.rolling(window, min_periods=1).mean()
         ax.plot(
-            steps, manual, color=color, linewidth=2.5, alpha=0.6, label=f"{layer}, hand-written"
+            steps, mean_m, color=color, linewidth=2.5, alpha=0.6, label=f"{layer}, hand-written"
         )
-        ax.plot(
-            steps, autograd, color=color, linestyle="--", linewidth=1, label=f"{layer}, autograd"
-        )
+        ax.plot(steps, mean_a, color=color, linestyle="--", linewidth=1, label=f"{layer}, autograd")
     ax.set_yscale("log")
     ax.set_xlabel("training step (mini-batch)")
-    ax.set_ylabel("‖dL/dW‖ (L2 norm)")
+    ax.set_ylabel(f"‖dL/dW‖ (L2 norm; lines: mean over {window} steps)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
