@@ -7,9 +7,11 @@ that is full) print one line and exit 1. `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bpdemo.config import SchemaT, load_config
 from bpdemo.errors import RunError, UsageError
@@ -78,6 +80,17 @@ def common_overrides(args: argparse.Namespace, epochs_key: str = "train.epochs")
     if args.device is not None:
         overrides.append(f'model.device="{args.device}"')
     return overrides
+
+
+def set_override(key: str, value: Any) -> str:
+    """`key=value` as `--set` takes it, the value written as TOML (JSON strings, lists and booleans
+    are TOML too), so a name with spaces or quotes survives."""
+    return f"{key}={json.dumps(value, ensure_ascii=False)}"
+
+
+def comma_list(text: str) -> list[str]:
+    """`"A, B,,C"` -> `["A", "B", "C"]`: a flag's comma-separated names, spaces inside kept."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def load_demo_config(

@@ -14,7 +14,6 @@ steps.csv and four figures. Data: `bpdemo.datasets.houses`; figures: `bpdemo.plo
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -25,7 +24,7 @@ import torch
 from pydantic import Field
 
 from bpdemo import SideBySide, fit
-from bpdemo.cli import common_parser, load_demo_config, run_main
+from bpdemo.cli import comma_list, common_parser, load_demo_config, run_main, set_override
 from bpdemo.config import (
     ModelSection,
     OptimizerSection,
@@ -136,21 +135,17 @@ def parse_args(argv: list[str] | None):
 
 def data_overrides(args) -> list[str]:
     """The data flags as `--set` overrides (values written as TOML strings)."""
-
-    def toml(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
     overrides = []
     dataset = args.dataset or ("csv" if args.csv else None)
     if dataset is not None:
-        overrides.append(f"data.dataset={toml(dataset)}")
+        overrides.append(set_override("data.dataset", dataset))
     if args.csv is not None:
-        overrides.append(f"data.csv={toml(args.csv)}")
+        overrides.append(set_override("data.csv", args.csv))
     if args.features is not None:
-        features = [name.strip() for name in args.features.split(",") if name.strip()]
-        overrides.append(f"data.features={toml(features)}")
+        features = comma_list(args.features)
+        overrides.append(set_override("data.features", features))
     if args.target is not None:
-        overrides.append(f"data.target={toml(args.target.strip())}")
+        overrides.append(set_override("data.target", args.target.strip()))
     return overrides
 
 

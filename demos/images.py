@@ -18,7 +18,6 @@ metrics.json, history.csv, steps.csv and six figures. Data: `bpdemo.datasets.ima
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -31,7 +30,7 @@ from pydantic import Field
 from torch import Tensor
 
 from bpdemo import OptimizerSpec, SideBySide, fit
-from bpdemo.cli import common_parser, load_demo_config, run_main
+from bpdemo.cli import comma_list, common_parser, load_demo_config, run_main, set_override
 from bpdemo.compare import Evaluation
 from bpdemo.config import (
     ModelSection,
@@ -164,21 +163,17 @@ def parse_args(argv: list[str] | None):
 
 def data_overrides(args) -> list[str]:
     """The data flags as `--set` overrides (values written as TOML)."""
-
-    def toml(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
     overrides = []
     dataset = args.dataset or ("folder" if args.root else None)
     if dataset is not None:
-        overrides.append(f"data.dataset={toml(dataset)}")
+        overrides.append(set_override("data.dataset", dataset))
     if args.classes is not None:
-        names = [name.strip() for name in args.classes.split(",") if name.strip()]
-        overrides.append(f"data.classes={toml(names)}")
+        names = comma_list(args.classes)
+        overrides.append(set_override("data.classes", names))
     if args.download:
         overrides.append("data.download=true")
     if args.root is not None:
-        overrides.append(f"data.root={toml(args.root)}")
+        overrides.append(set_override("data.root", args.root))
     if args.image_size is not None:
         overrides.append(f"data.image_size={args.image_size}")
     return overrides
