@@ -13,11 +13,13 @@ Every tensor here is created with `requires_grad=False` and every pass runs unde
 so no autograd graph is ever built (tests/test_no_autograd.py proves it).
 
 Speed (README, "Performance"): a training pass writes z, a, delta and dL/dx of the hidden layers into
-buffers each layer allocates once per batch size and then reuses, and applies f'(z) in place. Fresh
-large tensors are costly on a CPU (the operating system must map and zero new pages each time), and
-reusing buffers also keeps the peak memory down. The network's output is a new tensor at each pass,
-because callers keep it; the layers' cache (`input`, `pre_activation`, `output`, `delta`) and the
-gradient buffers hold the last pass only: clone them to keep them.
+buffers each layer allocates once, for the largest batch it has seen, and reuses (a smaller batch, such
+as the short last one of an epoch, uses their first rows); it applies f'(z) in place, and multiplies by
+a transposed view of W made once. Fresh large tensors are costly on a CPU (the operating system must
+map and zero new pages each time), and reusing buffers also keeps the peak memory down. The network's
+output is a new tensor at each pass, because callers keep it; the layers' cache (`input`,
+`pre_activation`, `output`, `delta`) and the gradient buffers hold the last pass only: clone them to
+keep them.
 """
 
 from __future__ import annotations
@@ -52,7 +54,17 @@ class Linear:
         self.pre_activation: Tensor | None = None
         self.output: Tensor | None = None
         self.delta: Tensor | None = None
-        self._buffers: dict[str, Tensor] = {}
+        self._buffers: dict[str, Tensor] = {}  # work tensors, rows for the largest batch seen
+        self._views: dict[str, Tensor] = {}  # the rows of each that the last pass used
+
+    @property
+    def weight(self) -> Tensor:
+        return self._weight
+
+    @weight.setter
+    def weight(self, weight: Tensor) -> None:
+        self._weight = weight
+        self._weight_t = weight.t()  # W^T, a view made once: it follows every in-place update of W
 
     def forward(self, x: Tensor, reuse_buffers: bool = False) -> Tensor:
         """x (N, in) -> a (N, out), keeping x, z and a for the backward pass.
@@ -62,15 +74,15 @@ class Linear:
         """
         self.input = x
         if not reuse_buffers:
-            self.pre_activation = torch.addmm(self.bias, x, self.weight.t())  # z = x W^T + b
+            self.pre_activation = torch.addmm(self.bias, x, self._weight_t)  # z = x W^T + b
             self.output = self.activation.forward(self.pre_activation)  # a = f(z)
             return self.output
         rows = x.shape[0]
-        z = torch.addmm(self.bias, x, self.weight.t(), out=self._buffer("z", rows))
+        z = torch.addmm(self.bias, x, self._weight_t, out=self._buffer("z", rows))  # z = x W^T + b
         if self.activation.forward_into is None:
             a = self.activation.forward(z)
         else:
-            a = self.activation.forward_into(z, self._buffer("a", rows))
+            a = self.activation.forward_into(z, self._buffer("a", rows))  # a = f(z)
         self.pre_activation, self.output = z, a
         return a
 
@@ -102,15 +114,20 @@ class Linear:
     def _buffer(self, name: str, rows: int, columns: int | None = None) -> Tensor:
         """A (rows, columns or out_features) work tensor kept between passes.
 
-        Allocated on first use and again only when the batch size changes (evaluation on a whole
-        split between training steps, or a short last batch), so a training loop allocates nothing.
+        The first `rows` rows of a buffer allocated on first use and again only when a larger batch
+        comes (evaluation on a whole split, say): a smaller batch, such as the short last one of an
+        epoch, uses its first rows, and a training loop allocates nothing.
         """
-        columns = self.weight.shape[0] if columns is None else columns
+        view = self._views.get(name)
+        if view is not None and view.shape[0] == rows:
+            return view
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != (rows, columns):
+        if buffer is None or buffer.shape[0] < rows:
+            columns = self.weight.shape[0] if columns is None else columns
             buffer = torch.empty(rows, columns, dtype=self.weight.dtype, device=self.weight.device)
             self._buffers[name] = buffer
-        return buffer
+        view = self._views[name] = buffer[:rows]
+        return view
 
 
 class ManualMLP:
@@ -128,6 +145,7 @@ class ManualMLP:
             Linear(params[f"layers.{i}.weight"], params[f"layers.{i}.bias"], ACTIVATIONS[name])
             for i, name in enumerate(spec.activations)
         ]
+        self._named_grads = list(self.named_grads())  # the buffers never change, only their values
 
     # -- parameters, as torch names them ------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
@@ -195,7 +213,7 @@ class ManualMLP:
             else:
                 loss, grad_output = self.loss_fn.value_and_gradient(output, target)
             self._backward(target, grad_output)
-        return loss, dict(self.named_grads())
+        return loss, dict(self._named_grads)
 
     def _forward(self, x: Tensor) -> Tensor:
         last = len(self.layers) - 1

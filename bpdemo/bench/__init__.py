@@ -1,0 +1,141 @@
+"""The benchmark: the hand-written model's speed and memory against autograd and scikit-learn.
+
+    python -m bpdemo.bench [--out DIR] [--quick] [--threads N]
+
+Everything is measured side by side in one process, interleaved, with medians over repeats (the
+machine may be shared and noisy, so ratios are the numbers to read):
+
+- `steps.py`: the step time (forward, backward, update) of four networks, tiny to large; the large
+  step's rate against the rate of its own matrix products; step time against batch size and width;
+  the peak memory of a large training step.
+- `end_to_end.py`: the time to train to scikit-learn's test score on the digits (and on the Ames
+  houses, where `../shared/data/AmesHousing.csv` is present), against `MLPClassifier`/`MLPRegressor`.
+- `summary.py`: the goals and the printed table. The figure is `bpdemo.plots.bench`.
+
+The README's "Performance" section shows a run and says what was done to make the hand-written path fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from bpdemo.bench import end_to_end, steps, summary, timing
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to measure. `FULL` is the default; `QUICK` (`--quick`) is a smoke run under a minute."""
+
+    quick: bool
+    repeats: int  # interleaved repeats of each step-time measurement
+    min_block_seconds: float  # a timed block of calls lasts at least this long
+    batch_sizes: tuple[int, ...]
+    widths: tuple[int, ...]
+    race_repeats: int  # end-to-end trainings of each model
+    max_epochs: int  # an end-to-end training that has not reached the target by then stops
+    sklearn_max_iter: int = 200  # scikit-learn's own default
+    memory_steps: int = 3
+
+
+FULL = Settings(
+    quick=False,
+    repeats=11,
+    min_block_seconds=0.2,
+    batch_sizes=(1, 4, 16, 64, 256, 1024, 4096),
+    widths=(16, 32, 64, 128, 256, 512, 1024),
+    race_repeats=3,
+    max_epochs=1000,
+)
+QUICK = Settings(
+    quick=True,
+    repeats=3,
+    min_block_seconds=0.02,
+    batch_sizes=(1, 64, 4096),
+    widths=(32, 256, 1024),
+    race_repeats=1,
+    max_epochs=400,
+)
+
+
+def run(
+    settings: Settings = FULL,
+    ames_csv: Path | None = end_to_end.AMES_CSV,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Measure everything; returns the results `bench.json` holds (see `summary` for the goals)."""
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(f"[{time.perf_counter() - started:5.1f} s] {message}")
+
+    results: dict = {
+        "quick": settings.quick,
+        "settings": asdict(settings),
+        "machine": timing.machine(),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_average": {"before": timing.load_average()},
+    }
+
+    rows = []
+    for case in steps.CASES:
+        say(f"step time: {case.name} ({case.network}, batch {case.batch})")
+        extra = {}
+        if case is steps.LARGE:
+            products, flop = steps.matmul_products(case)
+            extra["matmul"] = products
+        rows.append(steps.step_time(case, settings.repeats, settings.min_block_seconds, extra))
+    results["matmul"] = steps.matmul_fraction(rows[-1], flop)
+    results["matmul_fraction"] = results["matmul"]["manual_fraction"]
+    results["step_time"] = [_microseconds(row) for row in rows]
+
+    say("scaling: step time against batch size and width")
+    results["scaling"] = steps.scaling(
+        list(settings.batch_sizes),
+        list(settings.widths),
+        settings.repeats,
+        settings.min_block_seconds,
+    )
+
+    say("end to end: digits")
+    races = {
+        "digits": end_to_end.race(
+            end_to_end.digits_problem(), settings.race_repeats, settings.max_epochs
+        )
+    }
+    if ames_csv is not None and Path(ames_csv).is_file():
+        say("end to end: Ames houses")
+        races["ames"] = end_to_end.race(
+            end_to_end.ames_problem(Path(ames_csv)), settings.race_repeats, settings.max_epochs
+        )
+    else:
+        races["ames"] = {"skipped": f"optional data set absent: {ames_csv}"}
+    results["end_to_end"] = races
+
+    say("peak memory of the large step")
+    results["memory"] = steps.peak_memory(steps.LARGE, settings.memory_steps)
+
+    results["load_average"]["after"] = timing.load_average()
+    results["goals"] = summary.goals(results)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def _microseconds(row: dict) -> dict:
+    """A step-time row for bench.json: its per-repeat seconds as microseconds, by contender."""
+    row = dict(row)
+    row["repeats_us"] = {
+        name: [s * 1e6 for s in values] for name, values in row.pop("seconds").items()
+    }
+    return row
+
+
+def print_progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)

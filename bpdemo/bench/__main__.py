@@ -1,0 +1,74 @@
+"""`python -m bpdemo.bench [--out DIR] [--quick] [--threads N]`: measure, print the table, write
+`bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
+from bpdemo.cli import ArgumentParser, run_main
+from bpdemo.errors import UsageError
+from bpdemo.outputs import RunDir
+
+DEFAULT_THREADS = 1
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="bpdemo.bench",
+        description="Speed and memory of the hand-written model against autograd and scikit-learn.",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="output folder (default: runs/bench/<timestamp>)"
+    )
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: fewer repeats and points"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=(
+            "torch threads (default 1: on a machine shared with other work, a second thread that "
+            "the system pauses stalls every parallel operation; try the core count on a quiet machine)"
+        ),
+    )
+    parser.add_argument(
+        "--ames",
+        type=Path,
+        metavar="CSV",
+        help=f"the Ames sales CSV for the regression race (default: {end_to_end.AMES_CSV}, skipped if absent)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the table")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.ames is not None and not args.ames.is_file():
+        raise UsageError(f"--ames {args.ames}: no such file")
+    out = RunDir.prepare(args.out, "bench", force=args.force)
+    torch.set_num_threads(args.threads)
+    results = run(
+        QUICK if args.quick else FULL,
+        ames_csv=args.ames or end_to_end.AMES_CSV,
+        progress=None if args.quiet else print_progress,
+    )
+    from bpdemo.plots.bench import scaling_figure
+
+    out.write_json("bench.json", results)
+    out.save_figure(scaling_figure(results["scaling"], results["threads"]), "scaling.png")
+    print(summary.table(results))
+    print(f"\nwrote bench.json and scaling.png to {out.path} ({results['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

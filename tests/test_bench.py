@@ -1,0 +1,234 @@
+"""The benchmark runs and writes its keys; the fast path's pieces compute exactly what the plain ones do.
+
+No test here asserts a timing: the benchmark's goals are measured and reported, not tested.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+import bpdemo.bench.__main__ as bench_cli
+from bpdemo import AutogradMLP, ManualMLP, MLPSpec
+from bpdemo.bench import QUICK, Settings, end_to_end
+from bpdemo.bench.steps import Case, _profiled_peak, matmul_products
+from bpdemo.cli import run_main
+from bpdemo.functional import ACTIVATIONS, LOSSES
+
+# --quick takes about 20 s here; the test runs the same code on fewer repeats and points.
+SMOKE = Settings(
+    quick=True,
+    repeats=1,
+    min_block_seconds=0.001,
+    batch_sizes=(1, 8),
+    widths=(8, 16),
+    race_repeats=1,
+    max_epochs=3,
+    sklearn_max_iter=5,
+    memory_steps=2,
+)
+
+
+def positive(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def finite_positive(value) -> bool:
+    return positive(value) and math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """One smoke run of `python -m bpdemo.bench --quick` into a fresh folder, without Ames."""
+    out = tmp_path_factory.mktemp("bench") / "run"
+    absent = out.parent / "AmesHousing.csv"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench_cli, "QUICK", SMOKE)
+        patch.setattr(end_to_end, "AMES_CSV", absent)
+        status = run_main(bench_cli.main, ["--quick", "--quiet", "--out", str(out)])
+    assert status == 0
+    return out, json.loads((out / "bench.json").read_text())
+
+
+def test_the_smoke_settings_are_a_smaller_quick():
+    assert SMOKE.quick and QUICK.quick
+    assert SMOKE.repeats <= QUICK.repeats and SMOKE.max_epochs <= QUICK.max_epochs
+
+
+def test_bench_json_has_the_machine_torch_version_and_thread_count(bench_run):
+    _, results = bench_run
+    assert results["torch_version"] == torch.__version__
+    assert results["threads"] == 1  # the default, --threads 1
+    assert {"cpu", "cores", "platform", "torch_threads"} <= set(results["machine"])
+    assert results["quick"] is True
+
+
+def test_step_time_lists_the_four_networks_with_positive_times_and_finite_ratios(bench_run):
+    _, results = bench_run
+    rows = results["step_time"]
+    assert [row["name"] for row in rows] == ["tiny", "small", "medium", "large"]
+    assert [row["sizes"] for row in rows] == [
+        [3, 2, 1],
+        [64, 32, 10],
+        [784, 256, 128, 10],
+        [784, 512, 512, 10],
+    ]
+    assert [row["batch"] for row in rows] == [1, 64, 256, 4096]
+    for row in rows:
+        assert finite_positive(row["manual_us"]) and finite_positive(row["autograd_us"])
+        assert row["ratio"] == pytest.approx(row["manual_us"] / row["autograd_us"], rel=1e-12)
+
+
+def test_the_matmul_fraction_is_a_finite_positive_ratio(bench_run):
+    _, results = bench_run
+    assert finite_positive(results["matmul_fraction"])
+    rate = results["matmul"]
+    for key in ("gflop_per_step", "manual_gflops", "autograd_gflops", "matmul_gflops"):
+        assert finite_positive(rate[key]), key
+    assert results["matmul_fraction"] == pytest.approx(
+        rate["manual_gflops"] / rate["matmul_gflops"], rel=1e-12
+    )
+
+
+def test_scaling_has_one_time_per_batch_size_and_width_and_a_figure(bench_run):
+    out, results = bench_run
+    batch, width = results["scaling"]["batch"], results["scaling"]["width"]
+    assert batch["batch_sizes"] == list(SMOKE.batch_sizes)
+    assert width["widths"] == list(SMOKE.widths)
+    for series in (batch, width):
+        points = len(series.get("batch_sizes", series.get("widths")))
+        for key in ("manual_us", "autograd_us", "ratio"):
+            assert len(series[key]) == points and all(map(finite_positive, series[key])), key
+    assert (out / "scaling.png").stat().st_size > 10_000
+
+
+def test_end_to_end_digits_has_the_three_times_and_accuracies(bench_run):
+    _, results = bench_run
+    digits = results["end_to_end"]["digits"]
+    for key in ("manual_s", "autograd_s", "sklearn_s"):
+        assert finite_positive(digits[key]), key
+    for key in ("manual_acc", "sklearn_acc", "autograd_acc", "target_acc"):
+        assert 0 < digits[key] <= 1, key
+    assert digits["target_acc"] == digits["sklearn_acc"]
+    assert isinstance(digits["manual_reached"], bool)
+    assert digits["train_rows"] + digits["test_rows"] == 1797
+
+
+def test_ames_is_skipped_with_a_reason_when_its_file_is_absent(bench_run):
+    _, results = bench_run
+    assert "AmesHousing.csv" in results["end_to_end"]["ames"]["skipped"]
+
+
+def test_memory_has_both_peaks_and_goals_are_reported_not_asserted(bench_run):
+    _, results = bench_run
+    memory = results["memory"]
+    assert finite_positive(memory["manual_mb"]) and finite_positive(memory["autograd_mb"])
+    assert memory["manual_held_mb"] <= memory["manual_mb"]
+    assert len(results["goals"]) == 5
+    assert all(isinstance(goal["met"], bool) for goal in results["goals"])
+
+
+def test_ames_race_against_mlpregressor(ames_csv):
+    problem = end_to_end.ames_problem(ames_csv)
+    race = end_to_end.race(problem, repeats=1, max_epochs=2, sklearn_max_iter=20)
+    for key in ("manual_s", "autograd_s", "sklearn_s"):
+        assert finite_positive(race[key]), key
+    assert race["target_r2"] == race["sklearn_r2"] > 0.5
+    assert math.isfinite(race["manual_r2"]) and math.isfinite(race["autograd_r2"])
+
+
+def test_a_wrong_thread_count_is_one_error_line(capsys, tmp_path):
+    assert run_main(bench_cli.main, ["--threads", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --threads must be at least 1, got 0"
+
+
+# -- what the benchmark measures --------------------------------------------------------------------
+def test_the_matrix_products_of_a_step_count_two_flop_per_multiply_add():
+    # 3 -> 4 -> 2, batch 5: layer 0 has x W^T and delta^T x (no dL/dx below the input), layer 1 all
+    # three products; each is 2 * 5 * fan_in * fan_out operations.
+    _, flop = matmul_products(Case("x", (3, 4, 2), 5))
+    assert flop == 2 * (2 * 5 * 3 * 4) + 3 * (2 * 5 * 4 * 2)
+
+
+def test_peak_memory_is_the_largest_net_allocation_and_held_what_remains():
+    kept = []
+
+    def build():
+        kept.append(torch.empty(2**18))  # 1 MiB of float32, held to the end
+
+        def step():
+            temporary = torch.empty(2**19)  # 2 MiB, freed when the step returns
+            del temporary
+
+        return step
+
+    peak, held = _profiled_peak(build, steps=2)
+    assert peak == 3 * 2**20
+    assert held == 2**20
+
+
+# -- the fast path computes exactly what the plain rules compute ------------------------------------
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit (so +0.0 and -0.0 differ, and NaNs in the same places match)."""
+    as_int = {torch.float32: torch.int32, torch.float64: torch.int64}[a.dtype]
+    return a.dtype == b.dtype and torch.equal(a.view(as_int), b.view(as_int))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_in_place_activation_twins_give_the_same_bits_as_the_plain_rules(name, dtype):
+    activation = ACTIVATIONS[name]
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(7, 5, generator=generator, dtype=torch.float64).mul_(4).to(dtype)
+    z[0] = torch.tensor([0.0, -0.0, 30.0, -30.0, 1e-30], dtype=dtype)  # edges: 0, -0, saturation
+    grad_a = torch.randn(7, 5, generator=generator, dtype=torch.float64).to(dtype)
+    a = activation.forward(z)
+    out = torch.empty_like(z)
+    assert activation.forward_into(z, out) is out
+    assert same_bits(out, a)
+    expected = activation.backward(grad_a, z, a)
+    overwritten = grad_a.clone()
+    scratch = torch.empty_like(z)
+    delta = activation.backward_in_place(overwritten, z, a, scratch)
+    assert delta.data_ptr() == overwritten.data_ptr()  # written into grad_a, nothing new
+    assert same_bits(delta, expected)
+
+
+@pytest.mark.parametrize("name", ["mse", "half_sse", "sse"])
+def test_fused_squared_error_value_and_gradient_give_the_same_bits(name):
+    loss = LOSSES[name]
+    generator = torch.Generator().manual_seed(1)
+    output = torch.randn(6, 3, generator=generator)
+    target = torch.randn(6, 3, generator=generator)
+    value, gradient = loss.value_and_gradient(output, target)
+    assert same_bits(value, loss.value(output, target))
+    assert same_bits(gradient, loss.gradient(output, target))
+
+
+def test_fused_cross_entropy_agrees_with_the_separate_rules_to_rounding():
+    loss = LOSSES["cross_entropy"]
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(9, 4, generator=generator, dtype=torch.float64) * 5
+    labels = torch.randint(0, 4, (9,), generator=generator)
+    value, gradient = loss.value_and_gradient(logits, labels)
+    torch.testing.assert_close(value, loss.value(logits, labels), rtol=1e-15, atol=0)
+    torch.testing.assert_close(gradient, loss.gradient(logits, labels), rtol=1e-14, atol=1e-16)
+
+
+def test_a_short_last_batch_reuses_the_buffers_and_still_matches_autograd():
+    spec = MLPSpec([4, 6, 5, 3], ["relu", "tanh", "identity"], "cross_entropy", dtype="float64")
+    manual, autograd = ManualMLP(spec), AutogradMLP(spec)
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 4, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, 3, (8,), generator=generator)
+    manual.loss_and_grads(x, y)
+    buffers = [layer.output.data_ptr() for layer in manual.layers[:-1]]
+    for rows in (5, 8, 3):
+        loss_m, grads_m = manual.loss_and_grads(x[:rows], y[:rows])
+        loss_a, grads_a = autograd.loss_and_grads(x[:rows], y[:rows])
+        assert [layer.output.data_ptr() for layer in manual.layers[:-1]] == buffers
+        assert all(layer.pre_activation.shape[0] == rows for layer in manual.layers)
+        torch.testing.assert_close(loss_m, loss_a, rtol=1e-12, atol=0)
+        for name, grad in grads_a.items():
+            torch.testing.assert_close(grads_m[name], grad, rtol=1e-10, atol=1e-14)
