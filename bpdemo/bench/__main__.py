@@ -32,6 +32,7 @@ def parser() -> ArgumentParser:
         "--threads",
         type=int,
         default=DEFAULT_THREADS,
+        metavar="N",
         help=(
             "torch threads (default 1: on a machine shared with other work, a second thread that "
             "the system pauses stalls every parallel operation; try the core count on a quiet machine)"

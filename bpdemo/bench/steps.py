@@ -251,6 +251,7 @@ def peak_memory(case: Case = LARGE, steps: int = 3) -> dict:
         result[f"{name}_mb"] = peak / MIB
         result[f"{name}_held_mb"] = held / MIB
     result["manual_cache_mb"] = cache_bytes(built["manual"]) / MIB
+    result["manual_scratch_mb"] = scratch_bytes(built["manual"]) / MIB
     return result
 
 
@@ -263,6 +264,13 @@ def cache_bytes(model: ManualMLP) -> int:
                 storage = tensor.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
     return sum(storages.values())
+
+
+def scratch_bytes(model: ManualMLP) -> int:
+    """Bytes of the layers' scratch buffers, where the backward pass puts f'(z) before multiplying."""
+    return sum(
+        b.nbytes for layer in model.layers for n, b in layer._buffers.items() if n == "scratch"
+    )
 
 
 def _profiled_peak(build: Callable[[], Callable[[], None]], steps: int) -> tuple[int, int]:

@@ -139,7 +139,8 @@ def _lines(results: dict) -> Iterator[str]:
     )
     yield (
         f"  still held after the last step: hand-written {memory['manual_held_mb']:.1f} MiB "
-        f"(of which the layers' cache {memory['manual_cache_mb']:.1f} MiB), "
+        f"(the layers' cache z, a, delta {memory['manual_cache_mb']:.1f} MiB, f'(z) scratch "
+        f"{memory['manual_scratch_mb']:.1f} MiB), "
         f"autograd {memory['autograd_held_mb']:.1f} MiB"
     )
     yield ""
