@@ -44,12 +44,20 @@ class Linear:
         input, pre_activation, output, delta: the cache of the last pass, (N, in) and (N, out).
     """
 
-    def __init__(self, weight: Tensor, bias: Tensor, activation: Activation):
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor,
+        activation: Activation,
+        grad_weight: Tensor | None = None,
+        grad_bias: Tensor | None = None,
+    ):
+        """`grad_weight`, `grad_bias`: where to write the gradients (zeros of their own if None)."""
         self.weight = weight
         self.bias = bias
         self.activation = activation
-        self.grad_weight = torch.zeros_like(weight)
-        self.grad_bias = torch.zeros_like(bias)
+        self.grad_weight = torch.zeros_like(weight) if grad_weight is None else grad_weight
+        self.grad_bias = torch.zeros_like(bias) if grad_bias is None else grad_bias
         self.input: Tensor | None = None
         self.pre_activation: Tensor | None = None
         self.output: Tensor | None = None
@@ -140,9 +148,15 @@ class ManualMLP:
     def __init__(self, spec: MLPSpec):
         self.spec = spec
         self.loss_fn = LOSSES[spec.loss]
-        params = spec.initial_parameters()
+        params, grads = flat_views(spec.initial_parameters())
         self.layers = [
-            Linear(params[f"layers.{i}.weight"], params[f"layers.{i}.bias"], ACTIVATIONS[name])
+            Linear(
+                params[f"layers.{i}.weight"],
+                params[f"layers.{i}.bias"],
+                ACTIVATIONS[name],
+                grads[f"layers.{i}.weight"],
+                grads[f"layers.{i}.bias"],
+            )
             for i, name in enumerate(spec.activations)
         ]
         self._named_grads = list(self.named_grads())  # the buffers never change, only their values
@@ -230,6 +244,26 @@ class ManualMLP:
             grad = self.loss_fn.gradient(self.layers[-1].output, target)
         for i in range(len(self.layers) - 1, -1, -1):
             grad = self.layers[i].backward(grad, need_grad_input=i > 0, in_place=True)
+
+
+def flat_views(
+    initial: OrderedDict[str, Tensor],
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Every parameter as a view into one flat tensor, and a zero gradient for each as a view into
+    another, laid end to end in torch's parameter order.
+
+    An optimizer then finds the whole network in two tensors and updates it with one operation per
+    line of its rule, instead of one per parameter (`bpdemo.optim.consecutive`).
+    """
+    flat = torch.cat([tensor.reshape(-1) for tensor in initial.values()])
+    flat_grad = torch.zeros_like(flat)
+    sizes = [tensor.numel() for tensor in initial.values()]
+    params, grads = {}, {}
+    pieces = zip(initial.items(), flat.split(sizes), flat_grad.split(sizes), strict=True)
+    for (name, tensor), piece, grad_piece in pieces:
+        params[name] = piece.view(tensor.shape)
+        grads[name] = grad_piece.view(tensor.shape)
+    return params, grads
 
 
 def check_target(spec: MLPSpec, output: Tensor, target: Tensor) -> None:

@@ -11,7 +11,9 @@ Plain gradient descent is SGD with momentum 0: p <- p - lr * dL/dp, the seed doc
 
 Each line of a rule updates every parameter at once with a `torch._foreach_*` operation (the ones
 `torch.optim` uses for its multi-tensor path): one call into torch for the whole list instead of one
-per tensor, and the very same arithmetic per tensor, in place.
+per tensor, and the very same arithmetic per tensor, in place. A number that multiplies or divides a
+tensor (SGD's momentum, Adam's b2 and sqrt(1 - b2^t)) is given as a 0-dim tensor of the parameters' dtype, made once:
+a Python number would be converted into one, for every parameter, at every step.
 """
 
 from __future__ import annotations
@@ -101,8 +103,10 @@ class OptimizerSpec:
 class ManualOptimizer:
     """Updates `params` in place from `grads` (the model's gradient buffers, read at each step).
 
-    `state` holds one dict per parameter (`velocity` for SGD with momentum, `m` and `v` for Adam),
-    created at the first step.
+    When the parameters are consecutive pieces of one flat tensor, and the gradients of another (as
+    `ManualMLP` lays them out), the rule runs on those two flat tensors: one operation per line for
+    the whole network, the same arithmetic for every entry. `state` holds one dict per tensor the
+    rule runs on (`velocity` for SGD with momentum, `m` and `v` for Adam), created at the first step.
     """
 
     def __init__(self, spec: OptimizerSpec, params: list[Tensor], grads: list[Tensor]):
@@ -110,7 +114,12 @@ class ManualOptimizer:
         self.params = params
         self.grads = grads
         self.step_count = 0
-        self.state: list[dict[str, Tensor]] = [{} for _ in params]
+        flat_params, flat_grads = consecutive(params), consecutive(grads)
+        if flat_params is None or flat_grads is None or flat_params.shape != flat_grads.shape:
+            self._params, self._grads = params, grads
+        else:
+            self._params, self._grads = [flat_params], [flat_grads]
+        self.state: list[dict[str, Tensor]] = [{} for _ in self._params]
 
     def clip_grad_norm(self) -> float:
         """Clip the gradients to `spec.max_grad_norm` (if set); returns their norm before clipping."""
@@ -121,9 +130,9 @@ class ManualOptimizer:
         self.step_count += 1
         if not self.params:
             return
-        grads = self.grads
+        grads = self._grads
         if self.spec.weight_decay:  # g <- g + wd * p, in new tensors: the model's grads stay dL/dp
-            grads = torch._foreach_add(grads, self.params, alpha=self.spec.weight_decay)
+            grads = torch._foreach_add(grads, self._params, alpha=self.spec.weight_decay)
         self._update(grads)
 
     def _state_list(self, key: str) -> list[Tensor]:
@@ -141,33 +150,57 @@ class SGD(ManualOptimizer):
                 for state, grad in zip(self.state, grads, strict=True):
                     state["velocity"] = grad.clone()
                 velocity = self._state_list("velocity")
+                self._momentum = self._params[0].new_tensor(mu)  # 0-dim, the parameters' dtype
             else:
                 velocity = self._state_list("velocity")
-                torch._foreach_mul_(velocity, mu)  # v <- mu v + g
+                torch._foreach_mul_(velocity, self._momentum)  # v <- mu v + g
                 torch._foreach_add_(velocity, grads)
             # g <- g + mu v (Nesterov) or g <- v
             grads = (
                 torch._foreach_add(grads, velocity, alpha=mu) if self.spec.nesterov else velocity
             )
-        torch._foreach_add_(self.params, grads, alpha=-self.spec.lr)  # p <- p - lr * g
+        torch._foreach_add_(self._params, grads, alpha=-self.spec.lr)  # p <- p - lr * g
 
 
 class Adam(ManualOptimizer):
     def _update(self, grads: list[Tensor]) -> None:
         beta1, beta2 = self.spec.betas
         if "m" not in self.state[0]:
-            for state, param in zip(self.state, self.params, strict=True):
+            for state, param in zip(self.state, self._params, strict=True):
                 state["m"] = torch.zeros_like(param)
                 state["v"] = torch.zeros_like(param)
+            like = self._params[0]
+            self._beta2 = like.new_tensor(beta2)  # 0-dim, the parameters' dtype
+            self._bias_correction2_sqrt = like.new_zeros(())
         m, v, t = self._state_list("m"), self._state_list("v"), self.step_count
         torch._foreach_lerp_(m, grads, 1 - beta1)  # m <- b1 m + (1 - b1) g
-        torch._foreach_mul_(v, beta2)  # v <- b2 v + (1 - b2) g^2
+        torch._foreach_mul_(v, self._beta2)  # v <- b2 v + (1 - b2) g^2
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
         step_size = self.spec.lr / (1 - beta1**t)
         denominator = torch._foreach_sqrt(v)  # sqrt(v) / sqrt(1 - b2^t) + eps
-        torch._foreach_div_(denominator, math.sqrt(1 - beta2**t))
+        torch._foreach_div_(denominator, self._bias_correction2_sqrt.fill_(math.sqrt(1 - beta2**t)))
         torch._foreach_add_(denominator, self.spec.eps)
-        torch._foreach_addcdiv_(self.params, m, denominator, value=-step_size)
+        torch._foreach_addcdiv_(self._params, m, denominator, value=-step_size)
+
+
+def consecutive(tensors: list[Tensor]) -> Tensor | None:
+    """One 1-D view over all of `tensors`, if they are contiguous and laid end to end in one storage
+    (in this order); else None."""
+    if not tensors:
+        return None
+    first = tensors[0]
+    storage, start = first.untyped_storage().data_ptr(), first.storage_offset()
+    end = start
+    for tensor in tensors:
+        if (
+            tensor.untyped_storage().data_ptr() != storage
+            or tensor.dtype != first.dtype
+            or not tensor.is_contiguous()
+            or tensor.storage_offset() != end
+        ):
+            return None
+        end += tensor.numel()
+    return first.as_strided((end - start,), (1,))
 
 
 @torch.no_grad()
