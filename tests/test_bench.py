@@ -111,6 +111,7 @@ def test_end_to_end_digits_has_the_three_times_and_accuracies(bench_run):
     for key in ("manual_acc", "sklearn_acc", "autograd_acc", "target_acc"):
         assert 0 < digits[key] <= 1, key
     assert digits["target_acc"] == digits["sklearn_acc"]
+    assert 1 <= digits["sklearn_fit_epochs"] <= SMOKE.sklearn_max_iter
     for model in ("manual", "autograd", "sklearn"):
         assert 0 <= digits[f"{model}_reached"] <= digits["repeats"] == SMOKE.race_repeats
         assert 1 <= digits[f"{model}_epochs"] <= SMOKE.max_epochs

@@ -37,9 +37,9 @@ class Settings:
     min_block_seconds: float  # a timed block of calls lasts at least this long
     batch_sizes: tuple[int, ...]
     widths: tuple[int, ...]
-    race_repeats: int  # end-to-end trainings of each model
+    race_repeats: int  # seeds each model trains from in the end-to-end races
     max_epochs: int  # an end-to-end training that has not reached the target by then stops
-    sklearn_max_iter: int = 200  # scikit-learn's own default
+    sklearn_max_iter: int = 200  # for the scikit-learn fit that sets the target: its default
     memory_steps: int = 3
 
 
@@ -49,7 +49,7 @@ FULL = Settings(
     min_block_seconds=0.2,
     batch_sizes=(1, 4, 16, 64, 256, 1024, 4096),
     widths=(16, 32, 64, 128, 256, 512, 1024),
-    race_repeats=3,
+    race_repeats=5,
     max_epochs=1000,
 )
 QUICK = Settings(
@@ -105,16 +105,15 @@ def run(
     )
 
     say("end to end: digits")
-    races = {
-        "digits": end_to_end.race(
-            end_to_end.digits_problem(), settings.race_repeats, settings.max_epochs
-        )
+    limits = {
+        "repeats": settings.race_repeats,
+        "max_epochs": settings.max_epochs,
+        "sklearn_max_iter": settings.sklearn_max_iter,
     }
+    races = {"digits": end_to_end.race(end_to_end.digits_problem(), **limits)}
     if ames_csv is not None and Path(ames_csv).is_file():
         say("end to end: Ames houses")
-        races["ames"] = end_to_end.race(
-            end_to_end.ames_problem(Path(ames_csv)), settings.race_repeats, settings.max_epochs
-        )
+        races["ames"] = end_to_end.race(end_to_end.ames_problem(Path(ames_csv)), **limits)
     else:
         races["ames"] = {"skipped": f"optional data set absent: {ames_csv}"}
     results["end_to_end"] = races
