@@ -140,7 +140,7 @@ def _lines(results: dict) -> Iterator[str]:
             ("autograd", "autograd"),
             ("sklearn", "scikit-learn"),
         ):
-            note = "  one partial_fit per epoch" if model == "sklearn" else ""
+            note = "  its own fit, scored after each epoch" if model == "sklearn" else ""
             yield (
                 f"    {title:16} {race[f'{model}_s']:>12.3f} s {race[f'{model}_epochs']:>7g} "
                 f"{race[f'{model}_epoch_ms']:>7.1f} ms {race[f'{model}_reached']:>4}/"
