@@ -230,7 +230,7 @@ def cross_entropy_gradient(logits: Tensor, labels: Tensor) -> Tensor:
 def cross_entropy_value_and_gradient(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Both of the above from one log-softmax, log p = z - logsumexp(z); equal to them up to rounding.
 
-    Six tensor operations, about half as many as the two rules apart: on a small batch each costs
+    Seven tensor operations, about half as many as the two rules apart: on a small batch each costs
     more than its arithmetic, so their number is what matters.
     """
     column = labels.view(-1, 1)
