@@ -16,7 +16,9 @@ Speed (README, "Performance"): a training pass writes z, a, delta and dL/dx of t
 buffers each layer allocates once, for the largest batch it has seen, and reuses (a smaller batch, such
 as the short last one of an epoch, uses their first rows); it applies f'(z) in place, and multiplies by
 a transposed view of W made once. Fresh large tensors are costly on a CPU (the operating system must
-map and zero new pages each time), and reusing buffers also keeps the peak memory down. The network's
+map and zero new pages each time), and reusing buffers also keeps the peak memory down. All weights
+and biases are views into one flat tensor, and their gradients into another (`flat_views`), so an
+optimizer updates the whole network with one operation per line of its rule. The network's
 output is a new tensor at each pass, because callers keep it; the layers' cache (`input`,
 `pre_activation`, `output`, `delta`) and the gradient buffers hold the last pass only: clone them to
 keep them.

@@ -11,9 +11,11 @@ Plain gradient descent is SGD with momentum 0: p <- p - lr * dL/dp, the seed doc
 
 Each line of a rule updates every parameter at once with a `torch._foreach_*` operation (the ones
 `torch.optim` uses for its multi-tensor path): one call into torch for the whole list instead of one
-per tensor, and the very same arithmetic per tensor, in place. A number that multiplies or divides a
-tensor (SGD's momentum, Adam's b2 and sqrt(1 - b2^t)) is given as a 0-dim tensor of the parameters' dtype, made once:
-a Python number would be converted into one, for every parameter, at every step.
+per tensor, and the very same arithmetic per tensor, in place. For `ManualMLP`, whose parameters lie
+end to end in one flat tensor, that list is the one flat tensor: one kernel per line for the whole
+network. A number that multiplies or divides a tensor (SGD's momentum, Adam's b2 and sqrt(1 - b2^t))
+is a 0-dim tensor of the parameters' dtype, made once: a Python number would be converted into one,
+for every parameter, at every step.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from bpdemo.bench import QUICK, Settings, end_to_end
 from bpdemo.bench.steps import Case, _profiled_peak, matmul_products
 from bpdemo.cli import run_main
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.optim import consecutive
 
 # --quick takes about 20 s here; the test runs the same code on fewer repeats and points.
 SMOKE = Settings(
@@ -239,3 +240,15 @@ def test_a_short_last_batch_reuses_the_buffers_and_still_matches_autograd():
         torch.testing.assert_close(loss_m, loss_a, rtol=1e-12, atol=0)
         for name, grad in grads_a.items():
             torch.testing.assert_close(grads_m[name], grad, rtol=1e-10, atol=1e-14)
+
+
+def test_parameters_and_gradients_each_lie_in_one_flat_tensor_in_torch_order():
+    model = ManualMLP(MLPSpec([4, 6, 3], ["relu", "identity"], "mse", seed=5))
+    params, grads = list(model.parameters()), [g for _, g in model.named_grads()]
+    flat = consecutive(params)
+    assert flat.shape == (4 * 6 + 6 + 6 * 3 + 3,)
+    assert torch.equal(flat, torch.cat([p.reshape(-1) for p in params]))
+    assert consecutive(grads).shape == flat.shape
+    assert consecutive(params[::2]) is None  # the weights alone are not end to end
+    flat.zero_()  # a view: writing it writes the parameters
+    assert all(not p.any() for p in params)
