@@ -66,8 +66,13 @@ def common_parser(demo: str, description: str, epilog: str | None = None) -> Arg
     return parser
 
 
-def common_overrides(args: argparse.Namespace, epochs_key: str = "train.epochs") -> list[str]:
-    """The common flags as `--set` overrides; they are applied after `--set`, so they win."""
+def common_overrides(
+    args: argparse.Namespace, epochs_key: str = "train.epochs", model_section: str = "model"
+) -> list[str]:
+    """The common flags as `--set` overrides; they are applied after `--set`, so they win.
+
+    `epochs_key` and `model_section` name where a demo keeps the epochs and the dtype and device.
+    """
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
@@ -76,9 +81,9 @@ def common_overrides(args: argparse.Namespace, epochs_key: str = "train.epochs")
     if getattr(args, "threads", None) is not None:
         overrides.append(f"train.threads={args.threads}")
     if args.dtype is not None:
-        overrides.append(f'model.dtype="{args.dtype}"')
+        overrides.append(f'{model_section}.dtype="{args.dtype}"')
     if args.device is not None:
-        overrides.append(f'model.device="{args.device}"')
+        overrides.append(f'{model_section}.device="{args.device}"')
     return overrides
 
 
@@ -98,6 +103,16 @@ def load_demo_config(
 ) -> SchemaT:
     overrides = common_overrides(args) + list(extra_overrides)
     return load_config(schema, args.config, overrides)
+
+
+def printer(quiet: bool) -> Callable[..., None]:
+    """`say(text)`: print a line now (flushed, so it interleaves with progress), or nothing if quiet."""
+
+    def say(text: str = "") -> None:
+        if not quiet:
+            print(text, flush=True)
+
+    return say
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:

@@ -91,8 +91,13 @@ class TrainSection(Section):
     threads: PositiveInt | None = None
 
     def apply_threads(self) -> None:
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
+        apply_threads(self.threads)
+
+
+def apply_threads(threads: int | None) -> None:
+    """Set torch's CPU threads; None leaves torch's default."""
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 SchemaT = TypeVar("SchemaT", bound=Section)

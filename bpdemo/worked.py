@@ -47,6 +47,7 @@ from pydantic import Field
 from torch import Tensor
 
 from bpdemo.autograd_mlp import AutogradMLP
+from bpdemo.cli import common_overrides
 from bpdemo.compare import SideBySide
 from bpdemo.config import (
     ActivationName,
@@ -105,6 +106,7 @@ class WorkedTrainSection(Section):
     optimizer: OptimizerName = "sgd"  # sgd with momentum 0 is plain gradient descent
     momentum: Fraction = 0.0
     max_trace_steps: PositiveInt = 200  # a longer run keeps about this many steps in trace.json
+    threads: PositiveInt | None = None  # torch's CPU threads (--threads); None: torch's default
 
 
 class StandardiseSection(Section):
@@ -176,21 +178,15 @@ def command_line_overrides(args) -> list[str]:
 
     `--epochs` is another name for `--steps`: every step uses all the inputs, so a step is an epoch.
     """
-    overrides = list(args.set)
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
     steps, epochs = getattr(args, "steps", None), args.epochs
     if steps is not None and epochs is not None and steps != epochs:
         raise ConfigError(
             f"--steps {steps} and --epochs {epochs} disagree; here one step uses all the inputs, "
             "so they are the same thing: give one of them"
         )
-    if steps is not None or epochs is not None:
-        overrides.append(f"train.steps={steps if steps is not None else epochs}")
-    if args.dtype is not None:
-        overrides.append(f'network.dtype="{args.dtype}"')
-    if args.device is not None:
-        overrides.append(f'network.device="{args.device}"')
+    overrides = common_overrides(args, epochs_key="train.steps", model_section="network")
+    if steps is not None and epochs is None:
+        overrides.append(f"train.steps={steps}")
     if getattr(args, "picture_step", None) is not None:
         overrides.append(f"picture.step={args.picture_step}")
     return overrides

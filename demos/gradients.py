@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from bpdemo.cli import common_parser, load_demo_config, run_main
+from bpdemo.cli import common_parser, load_demo_config, printer, run_main
 from bpdemo.config import (
     ActivationName,
     DtypeName,
@@ -316,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     run.write_text("config.toml", dump_config(config))
     quiet = args.quiet
 
-    def say(text: str = "") -> None:
-        if not quiet:
-            print(text, flush=True)
+    say = printer(quiet)
 
     say(describe_run(config, digits.description, len(settings)))
     start = time.perf_counter()

@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 
 from bpdemo import SideBySide, fit
-from bpdemo.cli import comma_list, common_parser, load_demo_config, run_main, set_override
+from bpdemo.cli import comma_list, common_parser, load_demo_config, printer, run_main, set_override
 from bpdemo.config import (
     ModelSection,
     OptimizerSection,
@@ -327,9 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     run.write_text("config.toml", dump_config(config))
     quiet = args.quiet
 
-    def say(text: str = "") -> None:
-        if not quiet:
-            print(text, flush=True)
+    say = printer(quiet)
 
     say(describe_run(config, split))
     house = example_house(split, config.walkthrough.bedrooms, config.walkthrough.living_area_sqft)

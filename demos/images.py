@@ -30,7 +30,7 @@ from pydantic import Field
 from torch import Tensor
 
 from bpdemo import OptimizerSpec, SideBySide, fit
-from bpdemo.cli import comma_list, common_parser, load_demo_config, run_main, set_override
+from bpdemo.cli import comma_list, common_parser, load_demo_config, printer, run_main, set_override
 from bpdemo.compare import Evaluation
 from bpdemo.config import (
     ModelSection,
@@ -568,9 +568,7 @@ def train_and_report(args, config: ImagesConfig) -> int:
     main_process = is_main_process()
     quiet = args.quiet or not main_process
 
-    def say(text: str = "") -> None:
-        if not quiet:
-            print(text, flush=True)
+    say = printer(quiet)
 
     if main_process:
         run.write_text("config.toml", dump_config(config))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from bpdemo.cli import CONFIG_DIR, common_parser, run_main
+from bpdemo.config import apply_threads
 from bpdemo.outputs import RunDir
 from bpdemo.worked import (
     WorkedExample,
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Everything the user could get wrong is checked before the output folder is made.
     config = load_worked_config(args.config, command_line_overrides(args))
+    apply_threads(config.train.threads)
     example = WorkedExample.from_config(config, source=str(args.config))
     run_dir = RunDir.prepare(args.out, DEMO, args.force)
 

@@ -470,3 +470,12 @@ def test_two_runs_write_the_same_trace_and_metrics(tmp_path, capsys, name):
         assert main(["--config", str(CONFIGS / f"{name}.toml"), "--out", str(out), "--quiet"]) == 0
     for file in ("trace.json", "metrics.json", "steps.csv"):
         assert (first / file).read_text() == (second / file).read_text(), file
+
+
+def test_the_common_flags_reach_the_worked_examples_sections(tmp_path):
+    out = tmp_path / "run"
+    argv = ["--config", str(CONFIGS / "worked_321.toml"), "--epochs", "2", "--threads", "1"]
+    assert main([*argv, "--dtype", "float32", "--out", str(out), "--quiet"]) == 0
+    resolved = load_config(WorkedConfig, out / "config.toml")
+    assert (resolved.train.steps, resolved.train.threads) == (2, 1)
+    assert resolved.network.dtype == "float32"
