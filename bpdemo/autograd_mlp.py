@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bpdemo.functional import LEAKY_RELU_SLOPE, SOFTPLUS_THRESHOLD
+from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.manual import ManualMLP, check_target
 from bpdemo.spec import MLPSpec
-
-TORCH_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "identity": lambda z: z,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": F.relu,
-    "leaky_relu": lambda z: F.leaky_relu(z, LEAKY_RELU_SLOPE),
-    "softplus": lambda z: F.softplus(z, beta=1.0, threshold=SOFTPLUS_THRESHOLD),
-}
-
-TORCH_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "mse": F.mse_loss,
-    "half_sse": lambda out, y: 0.5 * F.mse_loss(out, y, reduction="sum"),
-    "sse": lambda out, y: F.mse_loss(out, y, reduction="sum"),
-    "cross_entropy": F.cross_entropy,
-    "bce": F.binary_cross_entropy,
-}
 
 
 class AutogradMLP(nn.Module):
@@ -40,8 +19,8 @@ class AutogradMLP(nn.Module):
             nn.Linear(fan_in, fan_out, dtype=spec.dtype, device=spec.device)
             for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:], strict=True)
         )
-        self.activation_fns = [TORCH_ACTIVATIONS[name] for name in spec.activations]
-        self.loss_fn = TORCH_LOSSES[spec.loss]
+        self.activation_fns = [ACTIVATIONS[name].torch_fn for name in spec.activations]
+        self.loss_fn = LOSSES[spec.loss].torch_fn
         self.load_state_dict(spec.initial_parameters())
 
     @classmethod

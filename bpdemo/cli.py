@@ -7,13 +7,15 @@ that is full) print one line and exit 1. `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bpdemo.config import SchemaT, load_config
+import torch
+
+from bpdemo.config import Override, SchemaT, load_config
 from bpdemo.errors import RunError, UsageError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -68,29 +70,28 @@ def common_parser(demo: str, description: str, epilog: str | None = None) -> Arg
 
 def common_overrides(
     args: argparse.Namespace, epochs_key: str = "train.epochs", model_section: str = "model"
-) -> list[str]:
-    """The common flags as `--set` overrides; they are applied after `--set`, so they win.
+) -> list[Override]:
+    """`--set` and the common flags as overrides; the flags come after `--set`, so they win.
 
     `epochs_key` and `model_section` name where a demo keeps the epochs and the dtype and device.
     """
-    overrides = list(args.set)
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    if args.epochs is not None:
-        overrides.append(f"{epochs_key}={args.epochs}")
-    if getattr(args, "threads", None) is not None:
-        overrides.append(f"train.threads={args.threads}")
-    if args.dtype is not None:
-        overrides.append(f'{model_section}.dtype="{args.dtype}"')
-    if args.device is not None:
-        overrides.append(f'{model_section}.device="{args.device}"')
+    overrides = [Override.parse(text) for text in args.set]
+    flags = {
+        "seed": ("seed", args.seed),
+        "epochs": (epochs_key, args.epochs),
+        "threads": ("train.threads", getattr(args, "threads", None)),
+        "dtype": (f"{model_section}.dtype", args.dtype),
+        "device": (f"{model_section}.device", args.device),
+    }
+    for flag, (key, value) in flags.items():
+        if value is not None:
+            overrides.append(flag_override(key, value, f"--{flag}"))
     return overrides
 
 
-def set_override(key: str, value: Any) -> str:
-    """`key=value` as `--set` takes it, the value written as TOML (JSON strings, lists and booleans
-    are TOML too), so a name with spaces or quotes survives."""
-    return f"{key}={json.dumps(value, ensure_ascii=False)}"
+def flag_override(key: str, value: Any, flag: str) -> Override:
+    """A flag's value set at `key` (`section.key`) of the config."""
+    return Override(tuple(key.split(".")), value, f"{flag} {value}")
 
 
 def comma_list(text: str) -> list[str]:
@@ -99,10 +100,26 @@ def comma_list(text: str) -> list[str]:
 
 
 def load_demo_config(
-    schema: type[SchemaT], args: argparse.Namespace, extra_overrides: Sequence[str] = ()
+    schema: type[SchemaT], args: argparse.Namespace, extra_overrides: Sequence[Override] = ()
 ) -> SchemaT:
     overrides = common_overrides(args) + list(extra_overrides)
     return load_config(schema, args.config, overrides)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run torch on `count` CPU threads inside the block (None: torch's default), then restore.
+
+    Small networks run faster on one: their matrices are too small to share out, and on a busy
+    machine the threads wait for each other.
+    """
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def printer(quiet: bool) -> Callable[..., None]:

@@ -23,6 +23,7 @@ about 1e-16 (float64) or 1e-7 (float32) per operation, amplified mildly over a t
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -50,6 +51,11 @@ class StepRecord:
     param_abs_diff: dict[str, float]
     grad_norm_manual: dict[str, float]
     grad_norm_autograd: dict[str, float]
+
+    @property
+    def finite(self) -> bool:
+        """Both losses are finite numbers (not inf, not NaN)."""
+        return math.isfinite(self.loss_manual) and math.isfinite(self.loss_autograd)
 
     @property
     def max_abs_grad_diff(self) -> float:
@@ -127,7 +133,6 @@ class SideBySide:
         self.autograd = AutogradMLP.from_manual(self.manual)
         self.manual_optimizer = self.optimizer.manual(self.manual)
         self.torch_optimizer = self.optimizer.torch(self.autograd)
-        self._trained = list(self.torch_optimizer.param_groups[0]["params"])
         self.agreement = Agreement(
             dtype=str(self.spec.dtype).removeprefix("torch."), tolerance=TOLERANCES[self.spec.dtype]
         )
@@ -156,12 +161,8 @@ class SideBySide:
         norm_a = {n: float(torch.linalg.vector_norm(grads_a[n])) for n in names}
 
         start = time.perf_counter()
-        if self.optimizer.max_grad_norm is not None:
-            self.manual_optimizer.clip_grad_norm()
-        self.manual_optimizer.step()
+        self.manual_optimizer.step()  # each clips first if the optimizer spec says so
         middle = time.perf_counter()
-        if self.optimizer.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self._trained, self.optimizer.max_grad_norm)
         self.torch_optimizer.step()
         self.seconds_manual += middle - start
         self.seconds_autograd += time.perf_counter() - middle
@@ -191,7 +192,7 @@ class SideBySide:
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, target: Tensor) -> Evaluation:
-        output_m = self.manual.forward(x).clone()
+        output_m = self.manual.forward(x)
         output_a = self.autograd(x)
         return Evaluation(
             output_manual=output_m,

@@ -8,22 +8,40 @@ out as one `ConfigError` line naming the file, the key, and what is expected.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import tomli_w
-import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from bpdemo.errors import ConfigError
-from bpdemo.optim import OptimizerSpec
-from bpdemo.spec import MLPSpec
+from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.optim import OPTIMIZERS, OptimizerSpec
+from bpdemo.spec import DTYPES, INITS, MLPSpec
 
-ActivationName = Literal["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus"]
-LossName = Literal["mse", "half_sse", "sse", "cross_entropy", "bce"]
-InitName = Literal["xavier", "he", "normal", "uniform"]
-DtypeName = Literal["float32", "float64"]
-OptimizerName = Literal["sgd", "adam"]
+
+def one_of(registry: Mapping[str, Any] | Iterable[str]) -> AfterValidator:
+    """A name that must be a key of `registry`, checked when a config is read (so that a name
+    registered after import counts too)."""
+
+    def check(name: str) -> str:
+        if name not in registry:
+            names = [repr(key) for key in registry]
+            listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+            raise PydanticCustomError("unknown_name", f"Input should be {listed}")
+        return name
+
+    return AfterValidator(check)
+
+
+ActivationName = Annotated[str, one_of(ACTIVATIONS)]
+LossName = Annotated[str, one_of(LOSSES)]
+InitName = Annotated[str, one_of(INITS)]
+DtypeName = Annotated[str, one_of(DTYPES)]
+OptimizerName = Annotated[str, one_of(OPTIMIZERS)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -90,40 +108,47 @@ class TrainSection(Section):
     # one: their matrices are too small to share out, and idle threads spin on a busy machine.
     threads: PositiveInt | None = None
 
-    def apply_threads(self) -> None:
-        apply_threads(self.threads)
-
-
-def apply_threads(threads: int | None) -> None:
-    """Set torch's CPU threads; None leaves torch's default."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-
 
 SchemaT = TypeVar("SchemaT", bound=Section)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`section.key=value` -> (["section", "key"], value); the value is read as TOML, else a string."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set train.epochs=5")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return [part.strip() for part in key.split(".")], value
+@dataclass(frozen=True)
+class Override:
+    """One config value given on the command line: where it goes, the value, how it was written.
+
+    `origin` is the user's own words (`--set train.epochs=5`, `--epochs 5`), for error messages.
+    """
+
+    path: tuple[str, ...]
+    value: Any
+    origin: str
+
+    @classmethod
+    def parse(cls, text: str) -> Override:
+        """`section.key=value`, as `--set` takes it; the value is read as TOML, else as a string."""
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--set {text!r}: expected section.key=value, e.g. --set train.epochs=5"
+            )
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        return cls(tuple(part.strip() for part in key.split(".")), value, f"--set {text!r}")
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    for text in overrides:
-        path, value = parse_override(text)
+def apply_overrides(data: dict[str, Any], overrides: Sequence[Override | str]) -> dict[str, Any]:
+    """Set each override's value in `data` (later ones win); a string is read as `--set` reads it."""
+    for override in overrides:
+        if isinstance(override, str):
+            override = Override.parse(override)
         table = data
-        for part in path[:-1]:
+        for part in override.path[:-1]:
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
-                raise ConfigError(f"--set {text!r}: {part!r} is a value, not a section")
-        table[path[-1]] = value
+                raise ConfigError(f"{override.origin}: {part!r} is a value, not a section")
+        table[override.path[-1]] = override.value
     return data
 
 
@@ -142,13 +167,11 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_config(
-    schema: type[SchemaT], path: Path | None, overrides: list[str] | None = None
+    schema: type[SchemaT], path: Path | None, overrides: Sequence[Override | str] = ()
 ) -> SchemaT:
     """Read `path` (or start from the defaults), apply `--set` overrides, validate against `schema`."""
     data = read_toml(path) if path is not None else {}
-    return validate(
-        schema, apply_overrides(data, list(overrides or [])), source=str(path or "config")
-    )
+    return validate(schema, apply_overrides(data, overrides), source=str(path or "config"))
 
 
 def validate(schema: type[SchemaT], data: dict[str, Any], source: str = "config") -> SchemaT:

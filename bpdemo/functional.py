@@ -1,33 +1,38 @@
-"""Activations and losses, each written next to its derivative (hand-written, no autograd).
+"""Activations and losses: each written once, its derivative beside it, in one registry.
 
-Shapes: `z` (pre-activation) and `a` (activation) are (batch, features); a loss takes the network's
-`output` (batch, outputs) and a `target` of the same shape, or (batch,) integer class labels for
-`cross_entropy`.
+Shapes: `z` (pre-activation), `a` (activation) and `grad_a` (dL/da) are (batch, features); a loss
+takes the network's `output` (batch, outputs) and a `target` of the same shape, or (batch,) integer
+class labels for `cross_entropy`.
 
-Every function here is defined exactly as its `torch.nn.functional` counterpart, including its
-edge cases (relu'(0) = 0, softplus linear above 20, log clamped at -100 in bce), so the hand-written
-model and the autograd model compute the same function and agree to rounding.
+An activation is a pair of rules, as in the backpropagation equations of `bpdemo.manual`:
 
-The backward functions follow Nielsen's notation: given dL/da they return delta = dL/dz = dL/da * f'(z)
-(BP1 at the output layer, the right-hand factor of BP2 elsewhere). They return a new tensor and leave
-their arguments alone.
+    forward(z, out=None)              a = f(z)
+    backward(grad_a, z, a, out=None)  delta = dL/dz = dL/da * f'(z)   (BP1 at the output, BP2 below)
 
-The fast path (used by `ManualMLP`, see the README's "Performance" section): for relu, sigmoid and tanh,
-each rule also has a twin that works in buffers the model allocates once, `*_into(z, out)` for the
-forward and `*_backward_(grad_a, z, a, scratch)`, which overwrites `grad_a` with delta (`scratch`: a
-work buffer shaped like `z`). The twins do the same operations in the same order, so they give the
-same bits as the plain rules (tests/test_bench.py checks it). identity needs no twin (it allocates
-nothing); leaky_relu and softplus have none, and the model uses their plain rules. A loss may also
-give `value_and_gradient`, both computed together: the squared errors share one difference,
-cross_entropy one log-softmax.
+Both follow torch's `out=` convention: `out=None` returns a new tensor, a tensor given as `out` is
+written into and returned (the hand-written model passes buffers it reuses from step to step). The
+arguments are never changed. A loss is one rule that returns its value and its gradient together,
+
+    value_and_gradient(output, target) -> (L as a 0-dim tensor, dL/d(output) as a new tensor)
+
+because both share most of their work (the squared errors one difference, cross-entropy one
+log-softmax).
+
+Every rule is defined as its `torch.nn.functional` counterpart, edge cases included (relu'(0) = 0,
+softplus linear above 20, bce's logarithms clamped at -100), and multiplies in the order torch's own
+backward does, so the hand-written and the autograd model compute the same numbers. Each entry also
+carries the facts other modules need about it (its formulas as text, its largest slope, its name in
+scikit-learn, its `torch_fn` for the autograd twin), so that each is written here and nowhere else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 LEAKY_RELU_SLOPE = 0.01
@@ -36,203 +41,195 @@ SOFTPLUS_THRESHOLD = 20.0  # as torch.nn.functional.softplus: above it, softplus
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation f and its backward rule delta = grad_a * f'(z).
+    """An activation f, its backward rule, and what is known about it.
 
-    `forward_into` and `backward_in_place` are the optional buffer-reusing twins of `forward` and
-    `backward` (same numbers, no new tensors); None means "use the plain rule".
+    `value_text` and `derivative_text` are a and f'(z) written out for one neuron, with the fields
+    {z}, {a} (numbers), {z_factor}, {minus_z}, {a_factor} (numbers as factors of a product: negative
+    ones in parentheses); the walk-through of a worked example fills them in.
     """
 
     name: str
-    forward: Callable[[Tensor], Tensor]
-    backward: Callable[[Tensor, Tensor, Tensor], Tensor]  # (grad_a, z, a) -> delta
-    formula: str
-    derivative_formula: str
-    forward_into: Callable[[Tensor, Tensor], Tensor] | None = None  # (z, out) -> out = f(z)
-    # (grad_a, z, a, scratch) -> grad_a, overwritten with delta
-    backward_in_place: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None = None
+    forward: Callable[..., Tensor]  # (z, out=None) -> a
+    backward: Callable[..., Tensor]  # (grad_a, z, a, out=None) -> delta
+    torch_fn: Callable[[Tensor], Tensor]  # the same function in differentiable torch
+    formula: str  # f(z)
+    derivative_formula: str  # f'(z)
+    value_text: str
+    derivative_text: str
+    max_slope: float  # the largest f'(z) can be: how much the layer can pass back, at most
+    sklearn: str | None = None  # its name in scikit-learn's MLPs (None: it has none)
+
+    def derivative(self, z: Tensor, a: Tensor) -> Tensor:
+        """f'(z) elementwise, (N, out): the backward rule applied to dL/da = 1."""
+        return self.backward(torch.ones_like(z), z, a)
 
 
-# identity: f(z) = z, f'(z) = 1
-def identity(z: Tensor) -> Tensor:
+# identity: f(z) = z, f'(z) = 1. delta is dL/da itself (nothing to multiply, nothing to copy).
+def identity(z: Tensor, out: Tensor | None = None) -> Tensor:
     return z
 
 
-def identity_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
+def identity_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
     return grad_a
 
 
 # sigmoid: f(z) = 1 / (1 + e^-z), f'(z) = f(z) (1 - f(z)) = a (1 - a), at most 1/4
-def sigmoid(z: Tensor) -> Tensor:
-    return torch.sigmoid(z)
-
-
-def sigmoid_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
-    return grad_a * (1 - a) * a
-
-
-def sigmoid_into(z: Tensor, out: Tensor) -> Tensor:
+def sigmoid(z: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.sigmoid(z, out=out)
 
 
-def sigmoid_backward_(grad_a: Tensor, z: Tensor, a: Tensor, scratch: Tensor) -> Tensor:
-    one_minus_a = torch.neg(a, out=scratch).add_(1)
-    return grad_a.mul_(one_minus_a).mul_(a)
+def sigmoid_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    one_minus_a = torch.neg(a, out=out).add_(1)
+    return one_minus_a.mul_(grad_a).mul_(a)  # dL/da (1 - a) a, torch's order
 
 
 # tanh: f'(z) = 1 - tanh(z)^2 = 1 - a^2
-def tanh(z: Tensor) -> Tensor:
-    return torch.tanh(z)
-
-
-def tanh_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
-    return grad_a * (1 - a * a)
-
-
-def tanh_into(z: Tensor, out: Tensor) -> Tensor:
+def tanh(z: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.tanh(z, out=out)
 
 
-def tanh_backward_(grad_a: Tensor, z: Tensor, a: Tensor, scratch: Tensor) -> Tensor:
-    one_minus_a_squared = torch.mul(a, a, out=scratch).neg_().add_(1)
-    return grad_a.mul_(one_minus_a_squared)
+def tanh_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    one_minus_a_squared = torch.mul(a, a, out=out).neg_().add_(1)
+    return one_minus_a_squared.mul_(grad_a)
 
 
 # relu: f(z) = max(z, 0), f'(z) = 1 if z > 0 else 0 (0 at z = 0, as torch)
-def relu(z: Tensor) -> Tensor:
-    return torch.clamp_min(z, 0)
-
-
-def relu_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
-    return grad_a * (z > 0)
-
-
-def relu_into(z: Tensor, out: Tensor) -> Tensor:
+def relu(z: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.clamp_min(z, 0, out=out)
 
 
-def relu_backward_(grad_a: Tensor, z: Tensor, a: Tensor, scratch: Tensor) -> Tensor:
-    # [z > 0] as 1.0 / 0.0 in z's dtype: a bool mask would be converted to it in a new tensor
-    derivative = torch.gt(z, 0, out=scratch)
-    return grad_a.mul_(derivative)
+def relu_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    # [z > 0] as 1.0 / 0.0 in z's dtype, written where delta goes: a bool mask would be a new tensor
+    derivative = torch.gt(z, 0, out=out) if out is not None else (z > 0).to(z.dtype)
+    return derivative.mul_(grad_a)
 
 
 # leaky_relu: f(z) = z if z > 0 else 0.01 z, f'(z) = 1 if z > 0 else 0.01
-def leaky_relu(z: Tensor) -> Tensor:
-    return torch.where(z > 0, z, z * LEAKY_RELU_SLOPE)
+def leaky_relu(z: Tensor, out: Tensor | None = None) -> Tensor:
+    return torch.where(z > 0, z, z * LEAKY_RELU_SLOPE, out=out)
 
 
-def leaky_relu_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
-    return torch.where(z > 0, grad_a, grad_a * LEAKY_RELU_SLOPE)
+def leaky_relu_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    return torch.where(z > 0, grad_a, grad_a * LEAKY_RELU_SLOPE, out=out)
 
 
 # softplus: f(z) = log(1 + e^z), f'(z) = e^z / (1 + e^z) = sigmoid(z); linear above the threshold
-def softplus(z: Tensor) -> Tensor:
-    return torch.where(z > SOFTPLUS_THRESHOLD, z, torch.log1p(torch.exp(z)))
+def softplus(z: Tensor, out: Tensor | None = None) -> Tensor:
+    return torch.where(z > SOFTPLUS_THRESHOLD, z, torch.log1p(torch.exp(z)), out=out)
 
 
-def softplus_backward(grad_a: Tensor, z: Tensor, a: Tensor) -> Tensor:
-    return torch.where(z > SOFTPLUS_THRESHOLD, grad_a, grad_a * torch.sigmoid(z))
+def softplus_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    return torch.where(z > SOFTPLUS_THRESHOLD, grad_a, grad_a * torch.sigmoid(z), out=out)
 
 
+# One activation a block, its facts grouped by line.
+# fmt: off
 ACTIVATIONS: dict[str, Activation] = {
     act.name: act
     for act in [
-        Activation("identity", identity, identity_backward, "z", "1"),
         Activation(
-            "sigmoid",
-            sigmoid,
-            sigmoid_backward,
-            "1/(1+e^-z)",
-            "a(1-a)",
-            sigmoid_into,
-            sigmoid_backward_,
+            "identity", identity, identity_backward, lambda z: z,
+            formula="z", derivative_formula="1",
+            value_text="z", derivative_text="1", max_slope=1.0, sklearn="identity",
         ),
-        Activation("tanh", tanh, tanh_backward, "tanh(z)", "1-a^2", tanh_into, tanh_backward_),
-        Activation("relu", relu, relu_backward, "max(z,0)", "[z>0]", relu_into, relu_backward_),
-        Activation("leaky_relu", leaky_relu, leaky_relu_backward, "max(z,0.01z)", "1 or 0.01"),
-        Activation("softplus", softplus, softplus_backward, "log(1+e^z)", "sigmoid(z)"),
+        Activation(
+            "sigmoid", sigmoid, sigmoid_backward, torch.sigmoid,
+            formula="1/(1+e^-z)", derivative_formula="a(1-a)",
+            value_text="1/(1 + e^{minus_z})", derivative_text="a(1 − a) = {a}·(1 − {a})",
+            max_slope=0.25, sklearn="logistic",
+        ),
+        Activation(
+            "tanh", tanh, tanh_backward, torch.tanh,
+            formula="tanh(z)", derivative_formula="1-a^2",
+            value_text="tanh({z})", derivative_text="1 − a² = 1 − {a_factor}²",
+            max_slope=1.0, sklearn="tanh",
+        ),
+        Activation(
+            "relu", relu, relu_backward, F.relu,
+            formula="max(z,0)", derivative_formula="[z>0]",
+            value_text="max({z}, 0)", derivative_text="[z > 0]", max_slope=1.0, sklearn="relu",
+        ),
+        Activation(
+            "leaky_relu", leaky_relu, leaky_relu_backward,
+            lambda z: F.leaky_relu(z, LEAKY_RELU_SLOPE),
+            formula="max(z,0.01z)", derivative_formula="1 or 0.01",
+            value_text="max({z}, 0.01·{z_factor})", derivative_text="1 if z > 0, else 0.01",
+            max_slope=1.0,
+        ),
+        Activation(
+            "softplus", softplus, softplus_backward,
+            lambda z: F.softplus(z, beta=1.0, threshold=SOFTPLUS_THRESHOLD),
+            formula="log(1+e^z)", derivative_formula="sigmoid(z)",
+            value_text="ln(1 + e^{z_factor})", derivative_text="σ(z)", max_slope=1.0,
+        ),
     ]
 }
+# fmt: on
+
+
+TargetKind = Literal["numbers", "classes", "probabilities"]
 
 
 @dataclass(frozen=True)
 class Loss:
-    """A loss L(output, target) and its gradient dL/d(output), the start of the backward pass.
+    """A loss L(output, target) and its gradient dL/d(output), where the backward pass starts.
 
-    `gradient` returns a new tensor (the backward pass overwrites it with delta). The optional
-    `value_and_gradient` computes both in one go, (L, dL/d(output)), for the training step.
+    `targets`: what a target is: `numbers` (real values shaped like the output), `classes` (integer
+    labels, one per row) or `probabilities` (values in [0, 1] shaped like the output).
+    `reduction`: `mean` or `sum` over the batch (data-parallel training weighs shards by it).
+
+    The texts write the loss out for a worked example's walk-through: `term_text` is one term (one
+    output of one sample, or one sample for `classes`), `total_text` how the terms make L, and
+    `gradient_text` dL/d(output k) of one sample. Their fields: {a} the output, {y} the target,
+    {one_minus_y}, {p} the probability (of class k, or of the true class in `term_text`), {k},
+    {hit} (1 if k is the true class, else 0), {terms}, {rows} (samples), {numel} (outputs in all).
+    None: the walk-through shows the numbers without the formula.
     """
 
     name: str
-    value: Callable[[Tensor, Tensor], Tensor]
-    gradient: Callable[[Tensor, Tensor], Tensor]
+    value_and_gradient: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+    torch_fn: Callable[[Tensor, Tensor], Tensor]  # the same loss in differentiable torch
     formula: str
     gradient_formula: str
-    classification: bool = False  # targets are integer class labels
-    value_and_gradient: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
+    targets: TargetKind = "numbers"
+    reduction: Literal["mean", "sum"] = "mean"
+    term_text: str | None = None
+    total_text: str = "{terms}"
+    gradient_text: str | None = None
+
+    @property
+    def classification(self) -> bool:
+        """True when targets are integer class labels."""
+        return self.targets == "classes"
+
+    def value(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.value_and_gradient(output, target)[0]
+
+    def gradient(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.value_and_gradient(output, target)[1]
 
 
 # mse: L = mean((y_hat - y)^2) over every element, dL/dy_hat = 2 (y_hat - y) / numel
-def mse(output: Tensor, target: Tensor) -> Tensor:
-    return (output - target).square().mean()
-
-
-def mse_gradient(output: Tensor, target: Tensor) -> Tensor:
-    return (output - target) * (2.0 / output.numel())
-
-
-def mse_value_and_gradient(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    error = output - target  # computed once for both; the gradient then takes it over
+def mse(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    error = output - target  # shared by both; the gradient then takes it over
     return error.square().mean(), error.mul_(2.0 / output.numel())
 
 
 # half_sse: L = 1/2 sum((y_hat - y)^2), dL/dy_hat = y_hat - y (the textbook form)
-def half_sse(output: Tensor, target: Tensor) -> Tensor:
-    return 0.5 * (output - target).square().sum()
-
-
-def half_sse_gradient(output: Tensor, target: Tensor) -> Tensor:
-    return output - target
-
-
-def half_sse_value_and_gradient(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def half_sse(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     error = output - target
     return 0.5 * error.square().sum(), error
 
 
 # sse: L = sum((y_hat - y)^2), dL/dy_hat = 2 (y_hat - y)
-def sse(output: Tensor, target: Tensor) -> Tensor:
-    return (output - target).square().sum()
-
-
-def sse_gradient(output: Tensor, target: Tensor) -> Tensor:
-    return 2.0 * (output - target)
-
-
-def sse_value_and_gradient(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def sse(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     error = output - target
     return error.square().sum(), error.mul_(2.0)
 
 
-# cross_entropy over logits z: p = softmax(z), L = mean_n(-log p[n, y_n]) = mean(logsumexp(z) - z[y]).
+# cross_entropy over logits z: p = softmax(z), L = mean_n(-log p[n, y_n]).
 # Softmax and cross-entropy fused: dL/dz = (p - onehot(y)) / N, no softmax Jacobian needed.
-def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    picked = logits.gather(1, labels.view(-1, 1)).squeeze(1)
-    return (torch.logsumexp(logits, dim=1) - picked).mean()
-
-
-def cross_entropy_gradient(logits: Tensor, labels: Tensor) -> Tensor:
-    grad = torch.softmax(logits, dim=1)
-    grad[torch.arange(len(labels), device=labels.device), labels] -= 1
-    return grad.div_(len(labels))
-
-
-def cross_entropy_value_and_gradient(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Both of the above from one log-softmax, log p = z - logsumexp(z); equal to them up to rounding.
-
-    Seven tensor operations, about half as many as the two rules apart: on a small batch each costs
-    more than its arithmetic, so their number is what matters.
-    """
+def cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     column = labels.view(-1, 1)
     log_p = torch.log_softmax(logits, dim=1)  # log p = z - logsumexp(z), row by row
     loss = log_p.gather(1, column).mean().neg_()  # L = mean_n(-log p[n, y_n])
@@ -247,53 +244,45 @@ BCE_LOG_FLOOR = -100.0
 BCE_EPS = 1e-12
 
 
-def bce(output: Tensor, target: Tensor) -> Tensor:
+def bce(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     log_p = torch.log(output).clamp_min(BCE_LOG_FLOOR)
     log_1mp = torch.log1p(-output).clamp_min(BCE_LOG_FLOOR)
-    return -(target * log_p + (1 - target) * log_1mp).mean()
-
-
-def bce_gradient(output: Tensor, target: Tensor) -> Tensor:
+    value = -(target * log_p + (1 - target) * log_1mp).mean()
     denominator = ((1 - output) * output).clamp_min(BCE_EPS)
-    return (output - target) / denominator / output.numel()
+    return value, (output - target) / denominator / output.numel()
 
 
+# fmt: off
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in [
         Loss(
-            "mse",
-            mse,
-            mse_gradient,
-            "mean((ŷ-y)²)",
-            "2(ŷ-y)/numel",
-            value_and_gradient=mse_value_and_gradient,
+            "mse", mse, F.mse_loss, "mean((ŷ-y)²)", "2(ŷ-y)/numel",
+            term_text="({a} − {y})²", total_text="({terms})/{numel}",
+            gradient_text="2(ŷ − y)/numel = 2·({a} − {y})/{numel}",
         ),
         Loss(
-            "half_sse",
-            half_sse,
-            half_sse_gradient,
-            "½·sum((ŷ-y)²)",
-            "ŷ-y",
-            value_and_gradient=half_sse_value_and_gradient,
+            "half_sse", half_sse, lambda out, y: 0.5 * F.mse_loss(out, y, reduction="sum"),
+            "½·sum((ŷ-y)²)", "ŷ-y", reduction="sum",
+            term_text="({a} − {y})²", total_text="½·({terms})", gradient_text="ŷ − y = {a} − {y}",
         ),
         Loss(
-            "sse",
-            sse,
-            sse_gradient,
-            "sum((ŷ-y)²)",
-            "2(ŷ-y)",
-            value_and_gradient=sse_value_and_gradient,
+            "sse", sse, lambda out, y: F.mse_loss(out, y, reduction="sum"),
+            "sum((ŷ-y)²)", "2(ŷ-y)", reduction="sum",
+            term_text="({a} − {y})²", gradient_text="2(ŷ − y) = 2·({a} − {y})",
         ),
         Loss(
-            "cross_entropy",
-            cross_entropy,
-            cross_entropy_gradient,
-            "mean(-log softmax(z)[y])",
-            "(softmax(z)-onehot(y))/N",
-            classification=True,
-            value_and_gradient=cross_entropy_value_and_gradient,
+            "cross_entropy", cross_entropy, F.cross_entropy,
+            "mean(-log softmax(z)[y])", "(softmax(z)-onehot(y))/N", targets="classes",
+            term_text="ln({p})", total_text="−({terms})/{rows}",
+            gradient_text="(p[{k}] − [y = {k}])/N = ({p} − {hit})/{rows}",
         ),
-        Loss("bce", bce, bce_gradient, "-mean(y log p + (1-y) log(1-p))", "(p-y)/(p(1-p))/numel"),
+        Loss(
+            "bce", bce, F.binary_cross_entropy,
+            "-mean(y log p + (1-y) log(1-p))", "(p-y)/(p(1-p))/numel", targets="probabilities",
+            term_text="−({y}·ln({a}) + {one_minus_y}·ln(1 − {a}))", total_text="({terms})/{numel}",
+            gradient_text="(ŷ − y)/(ŷ(1 − ŷ))/numel = ({a} − {y})/({a}·(1 − {a}))/{numel}",
+        ),
     ]
 }
+# fmt: on

@@ -27,15 +27,7 @@ def finite_difference_grads(
     Builds its own float64 hand-written model from `spec` and `params`; `x` and `target` are
     cast to float64 (class labels are left as they are).
     """
-    spec64 = MLPSpec(
-        sizes=spec.sizes,
-        activations=spec.activations,
-        loss=spec.loss,
-        init="explicit",
-        weights=[params[f"layers.{i}.weight"] for i in range(spec.num_layers)],
-        biases=[params[f"layers.{i}.bias"] for i in range(spec.num_layers)],
-        dtype=torch.float64,
-    )
+    spec64 = spec.with_parameters(params, dtype=torch.float64)
     model = ManualMLP(spec64)
     x = x.to(torch.float64)
     if target.is_floating_point():

@@ -1,21 +1,19 @@
 """Hand-written update rules, and the matching `torch.optim` optimizer built from the same settings.
 
-Each rule is written as in the `torch.optim` documentation, so both trajectories agree to rounding:
+Each rule is written as in the `torch.optim` documentation, one line of code a line of the rule, so
+both trajectories agree to rounding:
 
     SGD        g <- g + wd * p;  v <- mu * v + g (v = g on the first step);
                g <- g + mu * v (Nesterov) or g <- v (momentum);  p <- p - lr * g
     Adam       g <- g + wd * p;  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
                p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-Plain gradient descent is SGD with momentum 0: p <- p - lr * dL/dp, the seed documents' update rule.
+Plain gradient descent is SGD with momentum 0: p <- p - lr * dL/dp, the update of every worked example.
+With `max_grad_norm`, both optimizers first scale the gradients to at most that global L2 norm.
 
-Each line of a rule updates every parameter at once with a `torch._foreach_*` operation (the ones
-`torch.optim` uses for its multi-tensor path): one call into torch for the whole list instead of one
-per tensor, and the very same arithmetic per tensor, in place. For `ManualMLP`, whose parameters lie
-end to end in one flat tensor, that list is the one flat tensor: one kernel per line for the whole
-network. A number that multiplies or divides a tensor (SGD's momentum, Adam's b2 and sqrt(1 - b2^t))
-is a 0-dim tensor of the parameters' dtype, made once: a Python number would be converted into one,
-for every parameter, at every step.
+A rule runs on (parameter, gradient) pairs of tensors. For a `ManualMLP` training all its parameters
+there is one pair, the model's flat parameter and gradient tensors: one tensor operation per line of
+the rule for the whole network.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from torch import Tensor
 
 from bpdemo.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam")  # MANUAL_OPTIMIZERS below, and torch.optim in `torch()`
 
 
 @dataclass(frozen=True)
@@ -79,49 +77,66 @@ class OptimizerSpec:
 
     def manual(self, model) -> ManualOptimizer:
         """The hand-written optimizer for a `ManualMLP`."""
-        names = self.trained_names(name for name, _ in model.named_parameters())
-        params = dict(model.named_parameters())
-        grads = dict(model.named_grads())
-        cls = SGD if self.name == "sgd" else Adam
-        return cls(self, [params[n] for n in names], [grads[n] for n in names])
+        params, grads = dict(model.named_parameters()), dict(model.named_grads())
+        names = self.trained_names(params)
+        return MANUAL_OPTIMIZERS[self.name](
+            self,
+            [params[n] for n in names],
+            [grads[n] for n in names],
+            # the whole network in two flat tensors, when every parameter is trained
+            flat=(model.flat_parameters, model.flat_grads) if len(names) == len(params) else None,
+        )
 
     def torch(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """The `torch.optim` optimizer with the same settings for an `AutogradMLP`."""
+        """The `torch.optim` optimizer with the same settings for an `AutogradMLP`.
+
+        With `max_grad_norm`, it clips with `torch.nn.utils.clip_grad_norm_` before each step.
+        """
         named = dict(model.named_parameters())
         params = [named[n] for n in self.trained_names(named)]
         if self.name == "sgd":
-            return torch.optim.SGD(
+            optimizer = torch.optim.SGD(
                 params,
                 lr=self.lr,
                 momentum=self.momentum,
                 nesterov=self.nesterov,
                 weight_decay=self.weight_decay,
             )
-        return torch.optim.Adam(
-            params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
-        )
+        else:
+            optimizer = torch.optim.Adam(
+                params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
+            )
+        if self.max_grad_norm is not None:
+            max_norm = self.max_grad_norm
+
+            def clip(optimizer, args, kwargs) -> None:
+                torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+            optimizer.register_step_pre_hook(clip)
+        return optimizer
 
 
 class ManualOptimizer:
     """Updates `params` in place from `grads` (the model's gradient buffers, read at each step).
 
-    When the parameters are consecutive pieces of one flat tensor, and the gradients of another (as
-    `ManualMLP` lays them out), the rule runs on those two flat tensors: one operation per line for
-    the whole network, the same arithmetic for every entry. `state` holds one dict per tensor the
-    rule runs on (`velocity` for SGD with momentum, `m` and `v` for Adam), created at the first step.
+    `flat`: the same parameters and gradients as two flat tensors, if the model keeps them so; the
+    rule then runs once on those. `state` holds one dict per tensor the rule runs on (`velocity` for
+    SGD with momentum, `m` and `v` for Adam), filled at the first step.
     """
 
-    def __init__(self, spec: OptimizerSpec, params: list[Tensor], grads: list[Tensor]):
+    def __init__(
+        self,
+        spec: OptimizerSpec,
+        params: list[Tensor],
+        grads: list[Tensor],
+        flat: tuple[Tensor, Tensor] | None = None,
+    ):
         self.spec = spec
         self.params = params
         self.grads = grads
         self.step_count = 0
-        flat_params, flat_grads = consecutive(params), consecutive(grads)
-        if flat_params is None or flat_grads is None or flat_params.shape != flat_grads.shape:
-            self._params, self._grads = params, grads
-        else:
-            self._params, self._grads = [flat_params], [flat_grads]
-        self.state: list[dict[str, Tensor]] = [{} for _ in self._params]
+        self._pairs = [flat] if flat is not None else list(zip(params, grads, strict=True))
+        self.state: list[dict[str, Tensor]] = [{} for _ in self._pairs]
 
     def clip_grad_norm(self) -> float:
         """Clip the gradients to `spec.max_grad_norm` (if set); returns their norm before clipping."""
@@ -130,79 +145,45 @@ class ManualOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
-        if not self.params:
-            return
-        grads = self._grads
-        if self.spec.weight_decay:  # g <- g + wd * p, in new tensors: the model's grads stay dL/dp
-            grads = torch._foreach_add(grads, self._params, alpha=self.spec.weight_decay)
-        self._update(grads)
+        if self.spec.max_grad_norm is not None:
+            self.clip_grad_norm()
+        for (param, grad), state in zip(self._pairs, self.state, strict=True):
+            if self.spec.weight_decay:  # a new tensor: the model's gradient stays dL/dp
+                grad = grad.add(param, alpha=self.spec.weight_decay)  # g <- g + wd * p
+            self.update(param, grad, state)
 
-    def _state_list(self, key: str) -> list[Tensor]:
-        return [state[key] for state in self.state]
-
-    def _update(self, grads: list[Tensor]) -> None:
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
         raise NotImplementedError
 
 
 class SGD(ManualOptimizer):
-    def _update(self, grads: list[Tensor]) -> None:
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
         mu = self.spec.momentum
         if mu:
-            if "velocity" not in self.state[0]:  # first step: v <- g
-                for state, grad in zip(self.state, grads, strict=True):
-                    state["velocity"] = grad.clone()
-                velocity = self._state_list("velocity")
-                self._momentum = self._params[0].new_tensor(mu)  # 0-dim, the parameters' dtype
+            velocity = state.get("velocity")
+            if velocity is None:
+                velocity = state["velocity"] = grad.clone()  # v <- g on the first step
             else:
-                velocity = self._state_list("velocity")
-                torch._foreach_mul_(velocity, self._momentum)  # v <- mu v + g
-                torch._foreach_add_(velocity, grads)
-            # g <- g + mu v (Nesterov) or g <- v
-            grads = (
-                torch._foreach_add(grads, velocity, alpha=mu) if self.spec.nesterov else velocity
-            )
-        torch._foreach_add_(self._params, grads, alpha=-self.spec.lr)  # p <- p - lr * g
+                velocity.mul_(mu).add_(grad)  # v <- mu v + g
+            grad = grad.add(velocity, alpha=mu) if self.spec.nesterov else velocity
+        param.add_(grad, alpha=-self.spec.lr)  # p <- p - lr * g
 
 
 class Adam(ManualOptimizer):
-    def _update(self, grads: list[Tensor]) -> None:
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
         beta1, beta2 = self.spec.betas
-        if "m" not in self.state[0]:
-            for state, param in zip(self.state, self._params, strict=True):
-                state["m"] = torch.zeros_like(param)
-                state["v"] = torch.zeros_like(param)
-            like = self._params[0]
-            self._beta2 = like.new_tensor(beta2)  # 0-dim, the parameters' dtype
-            self._bias_correction2_sqrt = like.new_zeros(())
-        m, v, t = self._state_list("m"), self._state_list("v"), self.step_count
-        torch._foreach_lerp_(m, grads, 1 - beta1)  # m <- b1 m + (1 - b1) g
-        torch._foreach_mul_(v, self._beta2)  # v <- b2 v + (1 - b2) g^2
-        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        t = self.step_count
+        if "m" not in state:
+            state["m"], state["v"] = torch.zeros_like(param), torch.zeros_like(param)
+        m, v = state["m"], state["v"]
+        m.lerp_(grad, 1 - beta1)  # m <- b1 m + (1 - b1) g
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v <- b2 v + (1 - b2) g^2
         step_size = self.spec.lr / (1 - beta1**t)
-        denominator = torch._foreach_sqrt(v)  # sqrt(v) / sqrt(1 - b2^t) + eps
-        torch._foreach_div_(denominator, self._bias_correction2_sqrt.fill_(math.sqrt(1 - beta2**t)))
-        torch._foreach_add_(denominator, self.spec.eps)
-        torch._foreach_addcdiv_(self._params, m, denominator, value=-step_size)
+        denominator = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(self.spec.eps)
+        param.addcdiv_(m, denominator, value=-step_size)  # p <- p - step_size * m / denominator
 
 
-def consecutive(tensors: list[Tensor]) -> Tensor | None:
-    """One 1-D view over all of `tensors`, if they are contiguous and laid end to end in one storage
-    (in this order); else None."""
-    if not tensors:
-        return None
-    first = tensors[0]
-    storage, start = first.untyped_storage().data_ptr(), first.storage_offset()
-    end = start
-    for tensor in tensors:
-        if (
-            tensor.untyped_storage().data_ptr() != storage
-            or tensor.dtype != first.dtype
-            or not tensor.is_contiguous()
-            or tensor.storage_offset() != end
-        ):
-            return None
-        end += tensor.numel()
-    return first.as_strided((end - start,), (1,))
+MANUAL_OPTIMIZERS: dict[str, type[ManualOptimizer]] = {"sgd": SGD, "adam": Adam}
 
 
 @torch.no_grad()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -17,9 +17,55 @@ from torch import Tensor
 from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
 
-INITS = ("xavier", "he", "normal", "uniform", "explicit")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_NORMAL_STD = 0.01
+
+
+@dataclass(frozen=True)
+class Init:
+    """A random initialisation: how one layer's weight (out, in) is drawn, and how it is described.
+
+    `draw(weight, scale, generator)` fills `weight` (float64) in place; `scale` is `init_scale` or
+    None for the default.
+    """
+
+    name: str
+    draw: Callable[[Tensor, float | None, torch.Generator], object]
+    description: Callable[[float | None], str]
+
+
+def _xavier(weight: Tensor, scale: float | None, generator: torch.Generator) -> None:
+    torch.nn.init.xavier_uniform_(weight, gain=scale or 1.0, generator=generator)
+
+
+def _he(weight: Tensor, scale: float | None, generator: torch.Generator) -> None:
+    std = (scale or 1.0) * math.sqrt(2.0 / weight.shape[1])  # sqrt(2): relu zeroes half the units
+    torch.nn.init.normal_(weight, 0.0, std, generator=generator)
+
+
+def _normal(weight: Tensor, scale: float | None, generator: torch.Generator) -> None:
+    torch.nn.init.normal_(weight, 0.0, scale or DEFAULT_NORMAL_STD, generator=generator)
+
+
+def _uniform(weight: Tensor, scale: float | None, generator: torch.Generator) -> None:
+    bound = scale or 1.0 / math.sqrt(weight.shape[1])
+    torch.nn.init.uniform_(weight, -bound, bound, generator=generator)
+
+
+INITS: dict[str, Init] = {
+    init.name: init
+    for init in [
+        Init(
+            "xavier",
+            _xavier,
+            lambda s: "xavier (Glorot uniform)" + (f", gain {s:g}" if s else ""),
+        ),
+        Init("he", _he, lambda s: "he (Kaiming normal)" + (f", gain {s:g}" if s else "")),
+        Init("normal", _normal, lambda s: f"normal, std {s or DEFAULT_NORMAL_STD:g}"),
+        Init("uniform", _uniform, lambda s: f"uniform ±{s:g}" if s else "uniform ±1/√fan_in"),
+    ]
+}
+EXPLICIT = "explicit"  # not drawn: the weights are given
 
 
 def parameter_names(num_layers: int) -> list[str]:
@@ -85,7 +131,7 @@ class MLPSpec:
         self.dtype = resolve_dtype(self.dtype)
         self.device = resolve_device(self.device)
         if self.weights is not None and self.init == "xavier":
-            self.init = "explicit"
+            self.init = EXPLICIT
         self._validate()
 
     @property
@@ -113,47 +159,51 @@ class MLPSpec:
                 )
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.loss == "bce" and self.activations[-1] != "sigmoid":
-            raise ConfigError("loss bce needs outputs in (0, 1): make the last activation sigmoid")
-        if self.loss == "cross_entropy" and self.sizes[-1] < 2:
-            raise ConfigError("loss cross_entropy needs at least 2 outputs (one logit per class)")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        if self.init == "explicit" and self.weights is None:
+        if LOSSES[self.loss].targets == "probabilities" and self.activations[-1] != "sigmoid":
+            raise ConfigError(
+                f"loss {self.loss} needs outputs in (0, 1): make the last activation sigmoid"
+            )
+        if LOSSES[self.loss].classification and self.sizes[-1] < 2:
+            raise ConfigError(f"loss {self.loss} needs at least 2 outputs (one logit per class)")
+        if self.init not in INITS and self.init != EXPLICIT:
+            raise ConfigError(
+                f"unknown init {self.init!r}; choose one of {', '.join([*INITS, EXPLICIT])}"
+            )
+        if self.init == EXPLICIT and self.weights is None:
             raise ConfigError("init 'explicit' needs weights (one (out, in) matrix per layer)")
         if self.init_scale is not None and not (
             math.isfinite(self.init_scale) and self.init_scale > 0
         ):
             raise ConfigError(f"init_scale must be a positive number, got {self.init_scale}")
-        if self.init == "explicit":
+        if self.init == EXPLICIT:
             self._explicit_parameters()  # raises on a shape mismatch
+
+    def with_parameters(self, parameters: Mapping[str, Tensor], **changes) -> MLPSpec:
+        """This network with `parameters` (a state dict, by parameter name) as explicit initial
+        weights; `changes` replace other fields (e.g. `dtype=torch.float64`)."""
+        return replace(
+            self,
+            init=EXPLICIT,
+            init_scale=None,
+            weights=[parameters[f"layers.{i}.weight"] for i in range(self.num_layers)],
+            biases=[parameters[f"layers.{i}.bias"] for i in range(self.num_layers)],
+            **changes,
+        )
 
     def initial_parameters(self) -> OrderedDict[str, Tensor]:
         """Fresh copies of the initial weights and biases, by parameter name, in `dtype` on `device`."""
-        if self.init == "explicit":
-            params = self._explicit_parameters()
-        else:
-            params = self._random_parameters()
+        explicit = self.init == EXPLICIT
+        params = self._explicit_parameters() if explicit else self._random_parameters()
         return OrderedDict(
             (name, t.to(dtype=self.dtype, device=self.device)) for name, t in params.items()
         )
 
     def _random_parameters(self) -> OrderedDict[str, Tensor]:
         generator = torch.Generator().manual_seed(self.seed)
-        scale = self.init_scale
         params: OrderedDict[str, Tensor] = OrderedDict()
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
             weight = torch.empty(fan_out, fan_in, dtype=torch.float64)
-            if self.init == "xavier":
-                torch.nn.init.xavier_uniform_(weight, gain=scale or 1.0, generator=generator)
-            elif self.init == "he":
-                std = (scale or 1.0) * math.sqrt(2.0 / fan_in)
-                torch.nn.init.normal_(weight, 0.0, std, generator=generator)
-            elif self.init == "normal":
-                torch.nn.init.normal_(weight, 0.0, scale or DEFAULT_NORMAL_STD, generator=generator)
-            else:  # uniform
-                bound = scale or 1.0 / math.sqrt(fan_in)
-                torch.nn.init.uniform_(weight, -bound, bound, generator=generator)
+            INITS[self.init].draw(weight, self.init_scale, generator)
             params[f"layers.{i}.weight"] = weight
             params[f"layers.{i}.bias"] = torch.zeros(fan_out, dtype=torch.float64)
         return params

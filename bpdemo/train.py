@@ -1,17 +1,24 @@
-"""The training loop: epochs of shuffled mini-batches through the comparison engine, with evaluation.
+"""The training loop: epochs of mini-batches through anything that steps, then `fit` for a side-by-side pair.
 
-Both models see identical mini-batches in identical order (one shuffle per epoch from the seed). After
-every epoch both are evaluated on the training and the held-out split. The loop stops at once when a
-loss becomes inf or NaN, or on Ctrl-C, and keeps the history so far (`History.diverged_at_step`,
-`History.interrupted`); the caller decides what to say and write.
+`run_epochs` is the one loop. It shuffles the rows once per epoch from a seeded generator (or keeps
+their order), cuts them into mini-batches, calls `step(x, target)` on each, and stops at once when a
+step's loss is inf or NaN, on Ctrl-C, or when the end-of-epoch callback says so; it keeps what it
+has either way. A step is one model and its optimizer (`OneModel`, as the benchmark trains), a
+`SideBySide` pair (the demos), or a pair that also keeps every number (the worked examples).
+
+`fit` puts a `SideBySide` pair through it: both models see identical mini-batches in identical
+order, both are evaluated on the training and the held-out split after every epoch, and the
+`History` keeps every step and every epoch. The caller decides what to say and write.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -23,6 +30,97 @@ Metrics = Callable[[Tensor, Tensor], dict[str, float]]
 Split = tuple[Tensor, Tensor]
 
 
+class Record(Protocol):
+    """What a step returns: at least whether its loss was finite."""
+
+    @property
+    def finite(self) -> bool: ...
+
+
+@dataclass
+class Loop:
+    """What `run_epochs` did: the step records, and how it ended."""
+
+    records: list[Any] = field(default_factory=list)
+    epochs: int = 0  # completed epochs
+    seconds: float = 0.0  # in the epochs (shuffling and steps), not in the end-of-epoch callback
+    diverged_at_step: int | None = None  # 1-based, counted over the whole loop
+    interrupted: bool = False
+    stopped: bool = False  # the end-of-epoch callback asked to stop
+
+
+def run_epochs(
+    step: Callable[[Tensor, Tensor], Record],
+    x: Tensor,
+    target: Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    end_of_epoch: Callable[[int], bool | None] | None = None,
+) -> Loop:
+    """Train for `epochs` epochs of mini-batches of `batch_size` rows of (x, target).
+
+    generator: shuffles the rows at the start of every epoch (None: the rows stay in order).
+    end_of_epoch(epoch): called after each completed epoch (1, 2, ...); returning True stops.
+    """
+    loop = Loop()
+    rows = len(x)
+    x_epoch, target_epoch = x, target
+    if generator is not None:  # the shuffled rows of each epoch, written into the same tensors
+        x_epoch, target_epoch = torch.empty_like(x), torch.empty_like(target)
+    try:
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            if generator is not None:
+                order = torch.randperm(rows, generator=generator)
+                torch.index_select(x, 0, order, out=x_epoch)
+                torch.index_select(target, 0, order, out=target_epoch)
+            for first in range(0, rows, batch_size):
+                batch = slice(first, first + batch_size)
+                record = step(x_epoch[batch], target_epoch[batch])
+                loop.records.append(record)
+                if not record.finite:
+                    loop.seconds += time.perf_counter() - start
+                    loop.diverged_at_step = len(loop.records)
+                    return loop
+            loop.seconds += time.perf_counter() - start
+            loop.epochs = epoch
+            if end_of_epoch is not None and end_of_epoch(epoch):
+                loop.stopped = True
+                return loop
+    except KeyboardInterrupt:
+        loop.interrupted = True
+    return loop
+
+
+@dataclass
+class Step:
+    """One step of one model: its number and loss."""
+
+    step: int
+    loss: float
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.loss)
+
+
+class OneModel:
+    """One model and its optimizer, as `run_epochs` steps them (hand-written or autograd alike)."""
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.steps_done = 0
+
+    def step(self, x: Tensor, target: Tensor) -> Step:
+        loss, _ = self.model.loss_and_grads(x, target)
+        self.optimizer.step()
+        self.steps_done += 1
+        return Step(self.steps_done, float(loss))
+
+
+# -- both models side by side -----------------------------------------------------------------------
 @dataclass
 class History:
     """Per-step records, per-epoch rows, timings, and how the run ended."""
@@ -44,12 +142,6 @@ class History:
             f"training diverged: the loss became inf or NaN at step {self.diverged_at_step}; "
             f"try a smaller learning rate{advice}"
         )
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
-    """Index tensors of one shuffled epoch: a permutation of range(n) cut into mini-batches."""
-    order = torch.randperm(n, generator=generator)
-    return list(torch.split(order, batch_size))
 
 
 def evaluate_row(pair: SideBySide, split: str, data: Split, metrics: Metrics | None) -> dict:
@@ -87,8 +179,6 @@ def fit(
             progress lines when the output is not a terminal (a log file, CI).
     """
     history = History()
-    generator = torch.Generator().manual_seed(seed)
-    x_train, y_train = train
 
     def epoch_row(epoch: int) -> dict[str, float]:
         row: dict[str, float] = {"epoch": epoch, "step": pair.steps_done}
@@ -99,28 +189,35 @@ def fit(
 
     history.epochs.append(epoch_row(0))
     terminal = sys.stderr.isatty()
-    bar = tqdm(range(1, epochs + 1), desc=description, disable=quiet or not terminal, unit="epoch")
+    bar = tqdm(total=epochs, desc=description, disable=quiet or not terminal, unit="epoch")
     log_every = max(1, epochs // 10)
+
+    def end_of_epoch(epoch: int) -> None:
+        row = epoch_row(epoch)
+        history.epochs.append(row)
+        summary = progress_summary(row, pair)
+        bar.update(1)
+        bar.set_postfix_str(summary, refresh=False)
+        if not quiet and not terminal and (epoch % log_every == 0 or epoch in (1, epochs)):
+            print(f"{description} epoch {epoch}/{epochs}: {summary}", flush=True)
+
     try:
-        for epoch in bar:
-            for index in batches(len(x_train), batch_size, generator):
-                record = pair.step(x_train[index], y_train[index])
-                history.steps.append(record)
-                if not (math.isfinite(record.loss_manual) and math.isfinite(record.loss_autograd)):
-                    history.diverged_at_step = record.step
-                    return history
-            row = epoch_row(epoch)
-            history.epochs.append(row)
-            summary = progress_summary(row, pair)
-            bar.set_postfix_str(summary, refresh=False)
-            if not quiet and not terminal and (epoch % log_every == 0 or epoch in (1, epochs)):
-                print(f"{description} epoch {epoch}/{epochs}: {summary}", flush=True)
-    except KeyboardInterrupt:
-        history.interrupted = True
+        loop = run_epochs(
+            pair.step,
+            *train,
+            epochs=epochs,
+            batch_size=batch_size,
+            generator=torch.Generator().manual_seed(seed),
+            end_of_epoch=end_of_epoch,
+        )
     finally:
         bar.close()
-        history.seconds_manual = pair.seconds_manual
-        history.seconds_autograd = pair.seconds_autograd
+    history.steps = loop.records
+    history.interrupted = loop.interrupted
+    if loop.diverged_at_step is not None:
+        history.diverged_at_step = loop.records[-1].step
+    history.seconds_manual = pair.seconds_manual
+    history.seconds_autograd = pair.seconds_autograd
     return history
 
 

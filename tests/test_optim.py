@@ -102,3 +102,33 @@ def test_clipping_side_by_side_agrees():
 def test_bad_optimizer_settings_are_refused_clearly(settings, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         OptimizerSpec(**settings)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_max_grad_norm_clips_in_each_optimizers_own_step(name):
+    """Outside SideBySide too: `.manual(model).step()` and `.torch(model).step()` both clip first."""
+    from bpdemo import AutogradMLP, ManualMLP
+
+    spec = MLPSpec([3, 5, 2], ["tanh", "identity"], "mse", seed=3, dtype="float64")
+    settings = OptimizerSpec(name, lr=0.1, max_grad_norm=1e-3)
+    manual, autograd = ManualMLP(spec), AutogradMLP(spec)
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.ones(6, 2, dtype=torch.float64) * 10  # far off: the gradient norm is far above 1e-3
+    manual.loss_and_grads(x, y)
+    norm_before = float(torch.linalg.vector_norm(manual.flat_grads))
+    assert norm_before > 1.0
+    before = manual.flat_parameters.clone()
+    settings.manual(manual).step()
+    autograd.loss_and_grads(x, y)
+    settings.torch(autograd).step()
+    # the gradients were scaled to norm 1e-3 before the update, in both models
+    assert float(torch.linalg.vector_norm(manual.flat_grads)) == pytest.approx(1e-3, rel=1e-5)
+    clipped = torch.cat([p.grad.reshape(-1) for p in autograd.parameters()])
+    assert float(torch.linalg.vector_norm(clipped)) == pytest.approx(1e-3, rel=1e-5)
+    if name == "sgd":  # one step of lr * g moves the weights by lr * 1e-3 in norm, no more
+        moved = float(torch.linalg.vector_norm(manual.flat_parameters - before))
+        assert moved == pytest.approx(0.1 * 1e-3, rel=1e-5)
+    for (n, p_m), (_, p_a) in zip(
+        manual.named_parameters(), autograd.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_m, p_a.detach(), rtol=1e-12, atol=1e-15, msg=n)

@@ -5,7 +5,7 @@ import math
 import torch
 
 from bpdemo import MLPSpec, OptimizerSpec, SideBySide, fit
-from bpdemo.train import batches
+from bpdemo.train import OneModel, Step, run_epochs
 from tests.conftest import make_data
 
 SPEC = MLPSpec([4, 8, 3], ["tanh", "identity"], loss="cross_entropy", seed=2, dtype="float64")
@@ -71,14 +71,66 @@ def test_metrics_are_recorded_for_both_models_and_both_splits():
     assert row["test_accuracy_manual"] == row["test_accuracy_autograd"]
 
 
+def rows_seen(generator, rows: int = 10, batch_size: int = 4, epochs: int = 1):
+    """The row numbers of each mini-batch `run_epochs` hands to its step."""
+    seen = []
+
+    def step(x, target):
+        seen.append(x[:, 0].long().tolist())
+        return Step(len(seen), 0.0)
+
+    x = torch.arange(rows, dtype=torch.float64).reshape(-1, 1)
+    run_epochs(step, x, x.clone(), epochs=epochs, batch_size=batch_size, generator=generator)
+    return seen
+
+
 def test_shuffling_follows_the_seed():
-    first = batches(10, 4, torch.Generator().manual_seed(5))
-    again = batches(10, 4, torch.Generator().manual_seed(5))
-    other = batches(10, 4, torch.Generator().manual_seed(6))
-    assert [b.tolist() for b in first] == [b.tolist() for b in again]
-    assert [b.tolist() for b in first] != [b.tolist() for b in other]
-    assert sorted(torch.cat(first).tolist()) == list(range(10))
+    first = rows_seen(torch.Generator().manual_seed(5))
+    again = rows_seen(torch.Generator().manual_seed(5))
+    other = rows_seen(torch.Generator().manual_seed(6))
+    assert first == again
+    assert first != other
+    assert sorted(row for batch in first for row in batch) == list(range(10))
     assert [len(b) for b in first] == [4, 4, 2]
+
+
+def test_without_a_generator_the_rows_stay_in_order_every_epoch():
+    assert rows_seen(None, rows=5, batch_size=2, epochs=2) == [[0, 1], [2, 3], [4]] * 2
+
+
+def test_each_epoch_is_a_new_shuffle_of_the_same_rows():
+    first, second = rows_seen(torch.Generator().manual_seed(1), batch_size=10, epochs=2)
+    assert first != second and sorted(first) == sorted(second) == list(range(10))
+
+
+def test_the_end_of_epoch_callback_can_stop_the_loop():
+    model = OneModel(*one_model())
+    x, y = data()
+    loop = run_epochs(
+        model.step, x, y, epochs=10, batch_size=8, end_of_epoch=lambda epoch: epoch == 3
+    )
+    assert loop.stopped and loop.epochs == 3 and len(loop.records) == 3 * 5
+    assert [record.step for record in loop.records] == list(range(1, 16))
+
+
+def one_model():
+    from bpdemo import ManualMLP
+
+    model = ManualMLP(SPEC)
+    return model, OptimizerSpec("sgd", lr=0.1).manual(model)
+
+
+def test_one_model_trains_as_the_hand_written_half_of_a_pair():
+    """The loop gives a lone model exactly the steps `fit` gives a pair with the same seed."""
+    x, y = data()
+    pair = SideBySide(SPEC, OptimizerSpec("sgd", lr=0.1))
+    history = fit(pair, (x, y), epochs=2, batch_size=8, seed=4, quiet=True)
+    model = OneModel(*one_model())
+    loop = run_epochs(
+        model.step, x, y, epochs=2, batch_size=8, generator=torch.Generator().manual_seed(4)
+    )
+    assert [r.loss for r in loop.records] == [r.loss_manual for r in history.steps]
+    assert torch.equal(model.model.flat_parameters, pair.manual.flat_parameters)
 
 
 def test_same_seed_same_numbers():
