@@ -4,7 +4,7 @@ A hand-written backprop MLP (`ManualMLP`) and its `torch.autograd` twin (`Autogr
 description (`MLPSpec`), trained side by side and compared step by step.
 """
 
-from bpdemo.autograd_mlp import AutogradMLP
+from bpdemo.autograd_mlp import AutogradMLP, AutogradNetwork, twin_of
 from bpdemo.compare import TOLERANCES, Agreement, SideBySide, StepRecord
 from bpdemo.errors import (
     BpdemoError,
@@ -14,30 +14,40 @@ from bpdemo.errors import (
     RunError,
     UsageError,
 )
-from bpdemo.gradcheck import finite_difference_grads, rel_diff
+from bpdemo.extend import register_activation, register_loss
+from bpdemo.gradcheck import GradientReport, check_gradients, finite_difference_grads, rel_diff
+from bpdemo.layers import ManualSequential
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec, clip_grad_norm
-from bpdemo.spec import MLPSpec
+from bpdemo.spec import MLPSpec, NetworkSpec
 from bpdemo.train import History, fit
 
 __all__ = [
     "TOLERANCES",
     "Agreement",
     "AutogradMLP",
+    "AutogradNetwork",
     "BpdemoError",
     "ConfigError",
     "DataError",
     "DivergenceError",
+    "GradientReport",
     "History",
     "MLPSpec",
     "ManualMLP",
+    "ManualSequential",
+    "NetworkSpec",
     "OptimizerSpec",
     "RunError",
     "SideBySide",
     "StepRecord",
     "UsageError",
+    "check_gradients",
     "clip_grad_norm",
     "finite_difference_grads",
     "fit",
+    "register_activation",
+    "register_loss",
     "rel_diff",
+    "twin_of",
 ]

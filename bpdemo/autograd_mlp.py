@@ -1,26 +1,58 @@
-"""The reference model: the same network as `torch.nn.Linear` layers, gradients by `torch.autograd`."""
+"""The reference models: the same networks as `torch.nn` modules, their gradients by `torch.autograd`."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from bpdemo.functional import ACTIVATIONS, LOSSES
-from bpdemo.manual import ManualMLP, check_target
+from bpdemo.manual import ManualMLP, ManualNetwork, check_target
 from bpdemo.spec import MLPSpec
 
 
-class AutogradMLP(nn.Module):
+class AutogradNetwork(nn.Module):
+    """The autograd twin of a hand-written network: each layer's `torch_module()`, the same weights,
+    in a `ModuleList` called `layers`, so that the parameter names match the hand-written model's."""
+
+    def __init__(self, spec, modules: list[nn.Module]):
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.ModuleList(modules)
+        self.loss_fn = LOSSES[spec.loss].torch_fn
+
+    @classmethod
+    def from_manual(cls, manual: ManualNetwork) -> AutogradNetwork:
+        """The autograd twin of a hand-written network, with copies of its weights and state."""
+        return cls(manual.spec, [layer.torch_module() for layer in manual.layers]).train(
+            manual.training
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        check_target(self.spec, output, target)
+        return self.loss_fn(output, target)
+
+    def loss_and_grads(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """One forward and `loss.backward()`: (detached 0-dim loss, {parameter name: p.grad})."""
+        self.zero_grad(set_to_none=True)
+        loss = self.loss(self(x), target)
+        loss.backward()
+        return loss.detach(), {name: p.grad for name, p in self.named_parameters()}
+
+
+class AutogradMLP(AutogradNetwork):
     """`nn.Linear` layers built from an `MLPSpec`, with the spec's initial weights."""
 
     def __init__(self, spec: MLPSpec):
-        super().__init__()
-        self.spec = spec
-        self.layers = nn.ModuleList(
+        linear = [
             nn.Linear(fan_in, fan_out, dtype=spec.dtype, device=spec.device)
             for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:], strict=True)
-        )
+        ]
+        super().__init__(spec, linear)
         self.activation_fns = [ACTIVATIONS[name].torch_fn for name in spec.activations]
-        self.loss_fn = LOSSES[spec.loss].torch_fn
         self.load_state_dict(spec.initial_parameters())
 
     @classmethod
@@ -35,13 +67,9 @@ class AutogradMLP(nn.Module):
             x = activation(layer(x))
         return x
 
-    def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        check_target(self.spec, output, target)
-        return self.loss_fn(output, target)
 
-    def loss_and_grads(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """One forward and `loss.backward()`: (detached 0-dim loss, {parameter name: p.grad})."""
-        self.zero_grad(set_to_none=True)
-        loss = self.loss(self(x), target)
-        loss.backward()
-        return loss.detach(), {name: p.grad for name, p in self.named_parameters()}
+def twin_of(manual: ManualNetwork) -> AutogradNetwork:
+    """The autograd twin of any hand-written network, with copies of its weights."""
+    if isinstance(manual, ManualMLP):
+        return AutogradMLP.from_manual(manual)
+    return AutogradNetwork.from_manual(manual)

@@ -28,20 +28,34 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see python -m {self.prog} --help)\n")
 
 
-def common_parser(demo: str, description: str, epilog: str | None = None) -> ArgumentParser:
-    """The flags every demo accepts; a demo adds its own on the returned parser."""
+def common_parser(
+    demo: str,
+    description: str,
+    epilog: str | None = None,
+    *,
+    config: Path | None = None,
+    epochs_key: str = "train.epochs",
+    model_section: str = "model",
+) -> ArgumentParser:
+    """The flags every demo accepts; a demo adds its own on the returned parser.
+
+    config: the default `--config` (configs/<demo>.toml if None). `epochs_key` and `model_section`
+    name where the demo's config keeps the epochs and the dtype and device: the flags set them there.
+    """
+    config = CONFIG_DIR / f"{demo}.toml" if config is None else config
     parser = ArgumentParser(
         prog=f"demos.{demo}",
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.set_defaults(epochs_key=epochs_key, model_section=model_section)
     common = parser.add_argument_group("common options")
     common.add_argument(
         "--config",
         type=Path,
-        default=CONFIG_DIR / f"{demo}.toml",
-        help="TOML config file (default: configs/%(prog)s.toml)".replace("%(prog)s", demo),
+        default=config,
+        help=f"TOML config file (default: {_shown(config)})",
     )
     common.add_argument(
         "--set",
@@ -55,26 +69,48 @@ def common_parser(demo: str, description: str, epilog: str | None = None) -> Arg
     )
     common.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     common.add_argument("--seed", type=int, help="random seed (config key: seed)")
-    common.add_argument("--epochs", type=int, help="number of epochs (config key: train.epochs)")
+    common.add_argument("--epochs", type=int, help=f"number of epochs (config key: {epochs_key})")
     common.add_argument(
         "--threads", type=int, metavar="N", help="torch CPU threads (config key: train.threads)"
     )
     common.add_argument(
-        "--dtype", choices=["float32", "float64"], help="floating-point type (model.dtype)"
+        "--dtype",
+        choices=["float32", "float64"],
+        help=f"floating-point type ({model_section}.dtype)",
     )
-    common.add_argument("--device", help="cpu or cuda (model.device)")
+    common.add_argument("--device", help=f"cpu or cuda ({model_section}.device)")
+    common.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a Python module or .py file to run first, e.g. one that registers an activation "
+        "(repeatable; see bpdemo.register_activation)",
+    )
     common.add_argument("--quiet", action="store_true", help="no progress output")
     common.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
 
 
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the project folder when inside it."""
+    try:
+        return str(path.relative_to(CONFIG_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
 def common_overrides(
-    args: argparse.Namespace, epochs_key: str = "train.epochs", model_section: str = "model"
+    args: argparse.Namespace, epochs_key: str | None = None, model_section: str | None = None
 ) -> list[Override]:
     """`--set` and the common flags as overrides; the flags come after `--set`, so they win.
 
-    `epochs_key` and `model_section` name where a demo keeps the epochs and the dtype and device.
+    `epochs_key` and `model_section` (by default those `common_parser` was given) name where a demo
+    keeps the epochs and the dtype and device.
     """
+    epochs_key = epochs_key or getattr(args, "epochs_key", "train.epochs")
+    model_section = model_section or getattr(args, "model_section", "model")
     overrides = [Override.parse(text) for text in args.set]
     flags = {
         "seed": ("seed", args.seed),
@@ -102,6 +138,9 @@ def comma_list(text: str) -> list[str]:
 def load_demo_config(
     schema: type[SchemaT], args: argparse.Namespace, extra_overrides: Sequence[Override] = ()
 ) -> SchemaT:
+    from bpdemo.extend import import_extensions
+
+    import_extensions(getattr(args, "imports", []))  # what they register may be named in the config
     overrides = common_overrides(args) + list(extra_overrides)
     return load_config(schema, args.config, overrides)
 

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
-from bpdemo.autograd_mlp import AutogradMLP
+from bpdemo.autograd_mlp import AutogradNetwork, twin_of
 from bpdemo.gradcheck import max_abs_diff
-from bpdemo.manual import ManualMLP
+from bpdemo.manual import ManualMLP, ManualNetwork
 from bpdemo.optim import OptimizerSpec
-from bpdemo.spec import MLPSpec
+from bpdemo.spec import MLPSpec, NetworkSpec
 
 TOLERANCES: dict[torch.dtype, float] = {torch.float64: 1e-10, torch.float32: 1e-4}
 
@@ -123,14 +123,14 @@ class Evaluation:
 class SideBySide:
     """A hand-written model and its autograd twin, with their optimizers, stepped together."""
 
-    spec: MLPSpec
+    spec: MLPSpec | NetworkSpec
     optimizer: OptimizerSpec
-    manual: ManualMLP = field(init=False)
-    autograd: AutogradMLP = field(init=False)
+    manual: ManualNetwork = field(init=False)
+    autograd: AutogradNetwork = field(init=False)
 
     def __post_init__(self) -> None:
-        self.manual = ManualMLP(self.spec)
-        self.autograd = AutogradMLP.from_manual(self.manual)
+        self.manual = manual_model(self.spec)
+        self.autograd = twin_of(self.manual)
         self.manual_optimizer = self.optimizer.manual(self.manual)
         self.torch_optimizer = self.optimizer.torch(self.autograd)
         self.agreement = Agreement(
@@ -192,28 +192,47 @@ class SideBySide:
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, target: Tensor) -> Evaluation:
-        output_m = self.manual.forward(x)
-        output_a = self.autograd(x)
-        return Evaluation(
-            output_manual=output_m,
-            output_autograd=output_a,
-            loss_manual=float(self.manual.loss(output_m, target)),
-            loss_autograd=float(self.autograd.loss(output_a, target)),
-        )
+        """Both models on (x, target) in evaluation mode (running statistics, no dropout)."""
+        modes = self.manual.training, self.autograd.training
+        self.manual.eval()
+        self.autograd.eval()
+        try:
+            output_m = self.manual.forward(x)
+            output_a = self.autograd(x)
+            return Evaluation(
+                output_manual=output_m,
+                output_autograd=output_a,
+                loss_manual=float(self.manual.loss(output_m, target)),
+                loss_autograd=float(self.autograd.loss(output_a, target)),
+            )
+        finally:
+            self.manual.train(modes[0])
+            self.autograd.train(modes[1])
 
 
-def summand_scales(manual: ManualMLP) -> dict[str, Tensor]:
+def manual_model(spec: MLPSpec | NetworkSpec) -> ManualNetwork:
+    """The hand-written model a description makes: a `ManualMLP`, or a `ManualSequential`."""
+    if isinstance(spec, MLPSpec):
+        return ManualMLP(spec)
+    from bpdemo.layers import ManualSequential  # the layer kinds build on the core
+
+    return ManualSequential(spec)
+
+
+def summand_scales(manual: ManualNetwork) -> dict[str, Tensor]:
     """Per parameter, the sum of the absolute values of the terms its last gradient added up.
 
     Read from the hand-written model's cache of its last pass: a weight's gradient is
     dL/dW = delta^T a_prev (BP4), so S = |delta|^T |a_prev|, shaped like W; a bias's is
-    dL/db = sum_n delta (BP3), so S = sum_n |delta|, shaped like b.
+    dL/db = sum_n delta (BP3), so S = sum_n |delta|, shaped like b. Each layer says its own
+    (`summand_scales()`); a layer that does not is measured against its gradient itself.
     """
     scales: dict[str, Tensor] = {}
     for i, layer in enumerate(manual.layers):
-        abs_delta = layer.delta.abs()
-        scales[f"layers.{i}.weight"] = abs_delta.t() @ layer.input.abs()
-        scales[f"layers.{i}.bias"] = abs_delta.sum(dim=0)
+        own = layer.summand_scales() if hasattr(layer, "summand_scales") else {}
+        for local in layer.parameter_names:
+            grad = getattr(layer, f"grad_{local}")
+            scales[f"layers.{i}.{local}"] = own.get(local, grad.abs())
     return scales
 
 

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.optim import OPTIMIZERS, OptimizerSpec
-from bpdemo.spec import DTYPES, INITS, MLPSpec
+from bpdemo.spec import DTYPES, INITS, MLPSpec, NetworkSpec
 
 
 def one_of(registry: Mapping[str, Any] | Iterable[str]) -> AfterValidator:
@@ -64,8 +64,15 @@ class ModelSection(Section):
     init_scale: PositiveFloat | None = None
     dtype: DtypeName = "float32"
     device: str = "cpu"
+    # Instead of hidden and the activations: any stack of layers (bpdemo.layers), e.g.
+    # [{type = "linear", units = 64}, {type = "batchnorm"}, {type = "activation", name = "relu"},
+    #  {type = "dropout", p = 0.1}, {type = "linear"}]; the last linear layer's units default to
+    # the data's outputs.
+    layers: list[dict[str, Any]] | None = None
 
-    def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec:
+    def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec | NetworkSpec:
+        if self.layers is not None:
+            return self._network_spec(n_inputs, n_outputs, seed)
         return MLPSpec(
             sizes=[n_inputs, *self.hidden, n_outputs],
             activations=[self.activation] * len(self.hidden) + [self.output_activation],
@@ -76,6 +83,44 @@ class ModelSection(Section):
             dtype=self.dtype,
             device=self.device,
         )
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        """The widths of the hidden linear layers (all but the output layer)."""
+        if self.layers is None:
+            return list(self.hidden)
+        return [entry.get("units") for entry in self.layers if entry.get("type") == "linear"][:-1]
+
+    def _network_spec(self, n_inputs: int, n_outputs: int, seed: int) -> NetworkSpec:
+        chosen = {"hidden", "activation", "output_activation"} & self.model_fields_set
+        if chosen:
+            raise ConfigError(
+                f"[model] gives both layers and {', '.join(sorted(chosen))}: give either a layer "
+                "list, or hidden and the activations"
+            )
+        entries = [dict(entry) for entry in self.layers]
+        linear = [entry for entry in entries if entry.get("type") == "linear"]
+        if not linear:
+            raise ConfigError("[model] layers: the last linear layer makes the outputs; give one")
+        units = linear[-1].setdefault("units", n_outputs)
+        if units != n_outputs:
+            raise ConfigError(
+                f"[model] layers: the last linear layer has {units} units, but the data has "
+                f"{n_outputs} outputs; leave its units out"
+            )
+        try:
+            return NetworkSpec(
+                n_inputs,
+                entries,
+                loss=self.loss,
+                init=self.init,
+                init_scale=self.init_scale,
+                seed=seed,
+                dtype=self.dtype,
+                device=self.device,
+            )
+        except ConfigError as error:
+            raise ConfigError(f"[model] {error}") from None
 
 
 class OptimizerSection(Section):

@@ -14,7 +14,9 @@ dL/da^(l-1) = delta^l W^l, which it hands to the layer below. Every tensor here 
 `requires_grad=False` and every pass runs under `torch.no_grad()`, so no autograd graph is ever built
 (tests/test_no_autograd.py proves it).
 
-The layers write their work tensors (z, a, delta, dL/dx) into a `Workspace` and reuse them from
+`ManualNetwork` runs any stack of such layers (`bpdemo.layers` has more kinds); `ManualMLP` is the
+stack of `Linear` layers an `MLPSpec` describes. The layers write their work tensors (z, a, delta,
+dL/dx) into a `Workspace` and reuse them from
 step to step, and all weights and biases are views into one flat tensor (their gradients into
 another), so an optimizer updates the whole network with one operation per line of its rule. The
 layers' cache and the gradients hold the last pass only: clone them to keep them.
@@ -63,7 +65,12 @@ class Workspace:
 
 
 class Linear:
+    parameter_names = ("weight", "bias")
+
     """A fully connected layer followed by its activation, with an explicit forward and backward.
+
+    A layer of the kind `bpdemo.layers` describes: `forward` keeps its cache, `backward` returns
+    dL/dx and fills `grad_<name>` of each of its `parameter_names`; `torch_module()` is its twin.
 
     Attributes:
         weight: (out_features, in_features), as `torch.nn.Linear.weight`.
@@ -93,6 +100,7 @@ class Linear:
         self.grad_bias = torch.zeros_like(bias) if grad_bias is None else grad_bias
         self.workspace = workspace
         self.needs_input_grad = needs_input_grad
+        self.training = True  # a linear layer computes the same in training and evaluation
         self.input: Tensor | None = None
         self.pre_activation: Tensor | None = None
         self.output: Tensor | None = None
@@ -133,6 +141,27 @@ class Linear:
         grad_input = self._work("grad_input", rows, self.weight.shape[1])
         return torch.mm(self.delta, self.weight, out=grad_input)  # BP2 (left): dL/dx = delta W
 
+    def summand_scales(self) -> dict[str, Tensor]:
+        """Per parameter, the sum of the absolute values of the terms its last gradient added up:
+        |delta|^T |x| for the weight (BP4), sum_n |delta| for the bias (BP3)."""
+        abs_delta = self.delta.abs()
+        return {"weight": abs_delta.t() @ self.input.abs(), "bias": abs_delta.sum(dim=0)}
+
+    def torch_module(self) -> torch.nn.Module:
+        """`torch.nn.Linear` followed by the same activation, with copies of this layer's weights."""
+        out_features, in_features = self.weight.shape
+        module = LinearActivation(
+            in_features,
+            out_features,
+            self.activation.torch_fn,
+            self.weight.dtype,
+            self.weight.device,
+        )
+        with torch.no_grad():
+            module.weight.copy_(self.weight)
+            module.bias.copy_(self.bias)
+        return module
+
     def _work(self, name: str, rows: int, columns: int | None = None) -> Tensor | None:
         """A work tensor from the workspace (None without one: the operation makes a new one)."""
         if self.workspace is None:
@@ -140,45 +169,58 @@ class Linear:
         return self.workspace.rows(name, rows, self.weight.shape[0] if columns is None else columns)
 
 
-class ManualMLP:
-    """A multilayer perceptron trained by hand-written backpropagation.
+class LinearActivation(torch.nn.Linear):
+    """`torch.nn.Linear` followed by an activation: the autograd twin of a `Linear` layer."""
+
+    def __init__(self, in_features, out_features, activation, dtype, device):
+        super().__init__(in_features, out_features, dtype=dtype, device=device)
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(super().forward(x))
+
+
+class ManualNetwork:
+    """A stack of hand-written layers and a loss, trained by backpropagation through them.
 
     Mirrors `torch.nn.Module` where a learner would expect it: `named_parameters()`, `parameters()`,
-    `state_dict()`, `load_state_dict()`, `forward(x)`, `__call__(x)`.
+    `state_dict()`, `load_state_dict()`, `forward(x)`, `__call__(x)`, `train()`, `eval()`.
+    Parameters are named as torch names the modules of a `ModuleList` called `layers`
+    (`layers.0.weight`, ...), so both models line up name by name.
 
     Attributes:
-        layers: the `Linear` layers, input side first.
-        flat_parameters, flat_grads: every weight and bias, and every gradient, end to end in torch's
-            parameter order; `named_parameters()` and `named_grads()` are views into them.
+        layers: the layers, input side first.
+        flat_parameters, flat_grads: every parameter, and every gradient, end to end in that
+            order; `named_parameters()` and `named_grads()` are views into them.
     """
 
-    def __init__(self, spec: MLPSpec):
+    def __init__(self, spec, layers: list):
         self.spec = spec
         self.loss_fn = LOSSES[spec.loss]
-        initial = spec.initial_parameters()
-        self.flat_parameters = torch.cat([tensor.reshape(-1) for tensor in initial.values()])
+        self.layers = layers
+        self.training = True
+        initial = OrderedDict((name, t.detach().clone()) for name, t in self.named_parameters())
+        dtype, device = spec.dtype, spec.device
+        pieces = [tensor.reshape(-1) for tensor in initial.values()]
+        self.flat_parameters = (
+            torch.cat(pieces) if pieces else torch.zeros(0, dtype=dtype, device=device)
+        )
         self.flat_grads = torch.zeros_like(self.flat_parameters)
-        params = _views(self.flat_parameters, initial)
-        grads = _views(self.flat_grads, initial)
-        self.layers = [
-            Linear(
-                params[f"layers.{i}.weight"],
-                params[f"layers.{i}.bias"],
-                ACTIVATIONS[name],
-                grads[f"layers.{i}.weight"],
-                grads[f"layers.{i}.bias"],
-                workspace=Workspace(spec.dtype, spec.device),
-                needs_input_grad=i > 0,
-            )
-            for i, name in enumerate(spec.activations)
-        ]
+        params, grads = _views(self.flat_parameters, initial), _views(self.flat_grads, initial)
+        for name, layer, local in self._parameter_slots():
+            setattr(layer, local, params[name])
+            setattr(layer, f"grad_{local}", grads[name])
         self._named_grads = list(self.named_grads())  # the buffers never change, only their values
 
     # -- parameters, as torch names them ------------------------------------------------------------
-    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+    def _parameter_slots(self) -> Iterator[tuple[str, object, str]]:
         for i, layer in enumerate(self.layers):
-            yield f"layers.{i}.weight", layer.weight
-            yield f"layers.{i}.bias", layer.bias
+            for local in layer.parameter_names:
+                yield f"layers.{i}.{local}", layer, local
+
+    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        for name, layer, local in self._parameter_slots():
+            yield name, getattr(layer, local)
 
     def parameters(self) -> Iterator[Tensor]:
         for _, tensor in self.named_parameters():
@@ -186,9 +228,8 @@ class ManualMLP:
 
     def named_grads(self) -> Iterator[tuple[str, Tensor]]:
         """The gradient buffers of the last backward, by parameter name (like `p.grad` in torch)."""
-        for i, layer in enumerate(self.layers):
-            yield f"layers.{i}.weight", layer.grad_weight
-            yield f"layers.{i}.bias", layer.grad_bias
+        for name, layer, local in self._parameter_slots():
+            yield name, getattr(layer, f"grad_{local}")
 
     def state_dict(self) -> OrderedDict[str, Tensor]:
         return OrderedDict((name, t.detach().clone()) for name, t in self.named_parameters())
@@ -206,11 +247,23 @@ class ManualMLP:
                 )
             tensor.copy_(state_dict[name])
 
+    # -- modes, as torch has them -------------------------------------------------------------------
+    def train(self, mode: bool = True) -> ManualNetwork:
+        """Training mode (batch statistics, dropout on); `train(False)` is `eval()`."""
+        self.training = mode
+        for layer in self.layers:
+            layer.training = mode
+        return self
+
+    def eval(self) -> ManualNetwork:
+        """Evaluation mode: running statistics, dropout off."""
+        return self.train(False)
+
     # -- passes ------------------------------------------------------------------------------------
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        """x (N, sizes[0]) -> output (N, sizes[-1]), a new tensor; keeps every layer's cache."""
-        return self._forward(x).clone()  # the last layer's `a` is a work tensor, reused next pass
+        """x (N, inputs) -> output (N, outputs), a new tensor; keeps every layer's cache."""
+        return self._forward(x).clone()  # the last layer's output may be a work tensor, reused
 
     __call__ = forward
 
@@ -245,10 +298,29 @@ class ManualMLP:
         return x
 
     def _backward(self, grad_output: Tensor) -> None:
-        """`grad_output`: dL/da at the output, where the backward pass starts."""
+        """`grad_output`: dL/d(output) of the network, where the backward pass starts."""
         grad = grad_output
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
+
+
+class ManualMLP(ManualNetwork):
+    """A multilayer perceptron, `Linear` layers built from an `MLPSpec`, trained by hand-written
+    backpropagation (see `ManualNetwork` for what it offers)."""
+
+    def __init__(self, spec: MLPSpec):
+        initial = spec.initial_parameters()
+        layers = [
+            Linear(
+                initial[f"layers.{i}.weight"],
+                initial[f"layers.{i}.bias"],
+                ACTIVATIONS[name],
+                workspace=Workspace(spec.dtype, spec.device),
+                needs_input_grad=i > 0,
+            )
+            for i, name in enumerate(spec.activations)
+        ]
+        super().__init__(spec, layers)
 
 
 def _views(flat: Tensor, like: OrderedDict[str, Tensor]) -> dict[str, Tensor]:

@@ -253,3 +253,84 @@ def _as_tensor(value, where: str) -> Tensor:
     if not torch.isfinite(tensor).all():
         raise ConfigError(f"{where} holds a value that is not finite (inf or NaN)")
     return tensor
+
+
+@dataclass
+class NetworkSpec:
+    """A stack of layers of any kind `bpdemo.layers` knows, and a loss: the description a
+    `ManualSequential` and its autograd twin are both built from.
+
+    Args:
+        inputs: the width of the input.
+        layers: one dict per layer, with a `type` and that type's keys, e.g.
+            `{"type": "linear", "units": 64, "activation": "relu"}`, `{"type": "batchnorm"}`,
+            `{"type": "layernorm"}`, `{"type": "dropout", "p": 0.2}`,
+            `{"type": "activation", "name": "relu"}` (see `bpdemo.layers.LAYER_TYPES`).
+        loss, init, init_scale, seed, dtype, device: as for `MLPSpec`; `init` draws the linear
+            layers' weights in layer order, normalisations start at γ = 1, β = 0, and dropout layer
+            i draws its masks from seed + i.
+    """
+
+    inputs: int
+    layers: Sequence[Mapping]
+    loss: str = "mse"
+    init: str = "xavier"
+    seed: int = 0
+    dtype: torch.dtype | str = torch.float32
+    device: torch.device | str = "cpu"
+    init_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        from bpdemo.layers import LAYER_TYPES  # the layer kinds know their own keys
+
+        self.inputs = int(self.inputs)
+        self.dtype = resolve_dtype(self.dtype)
+        self.device = resolve_device(self.device)
+        if self.inputs < 1:
+            raise ConfigError(f"inputs must be at least 1, got {self.inputs}")
+        if not self.layers:
+            raise ConfigError("layers: give at least one layer")
+        entries = []
+        for i, entry in enumerate(self.layers):
+            kind = entry.get("type")
+            if kind not in LAYER_TYPES:
+                raise ConfigError(
+                    f"layers[{i}]: unknown type {kind!r}; choose one of {', '.join(LAYER_TYPES)}"
+                )
+            keys = LAYER_TYPES[kind].keys
+            unknown = sorted(set(entry) - set(keys) - {"type"})
+            if unknown:
+                raise ConfigError(
+                    f"layers[{i}] ({kind}): unknown key {unknown[0]!r} (valid keys: "
+                    f"{', '.join(keys)})"
+                )
+            missing = [key for key, default in keys.items() if default is None and key not in entry]
+            if missing:
+                raise ConfigError(f"layers[{i}] ({kind}): {missing[0]!r} is missing")
+            entries.append({"type": kind, **{k: entry.get(k, d) for k, d in keys.items()}})
+        self.layers = entries
+        self._validate()
+
+    def _validate(self) -> None:
+        for i, entry in enumerate(self.layers):
+            name = entry.get("activation", entry.get("name"))
+            if name is not None and name not in ACTIVATIONS:
+                raise ConfigError(
+                    f"layers[{i}]: unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
+                )
+            if entry["type"] == "linear" and not (
+                isinstance(entry["units"], int) and entry["units"] > 0
+            ):
+                raise ConfigError(f"layers[{i}] (linear): units must be a whole number above 0")
+            if entry["type"] == "dropout" and not 0 <= entry["p"] < 1:
+                raise ConfigError(f"layers[{i}] (dropout): p must be in [0, 1), got {entry['p']}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+
+    @property
+    def outputs(self) -> int:
+        """The width of the last layer that sets one (linear), else of the input."""
+        units = [entry["units"] for entry in self.layers if entry["type"] == "linear"]
+        return units[-1] if units else self.inputs

@@ -10,14 +10,22 @@ inputs). The library side is `bpdemo.worked`; the picture is `bpdemo.plots.netwo
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from bpdemo.cli import CONFIG_DIR, common_parser, run_main
-from bpdemo.config import apply_threads
+from bpdemo.cli import (
+    CONFIG_DIR,
+    common_overrides,
+    common_parser,
+    flag_override,
+    run_main,
+    torch_threads,
+)
+from bpdemo.config import Override
+from bpdemo.errors import ConfigError
 from bpdemo.outputs import RunDir
 from bpdemo.worked import (
     WorkedExample,
-    command_line_overrides,
     load_worked_config,
     raise_on_failure,
     run_worked_example,
@@ -25,12 +33,11 @@ from bpdemo.worked import (
 )
 
 DEMO = "worked_example"
-DEFAULT_CONFIG = CONFIG_DIR / "worked_321.toml"
 EPILOG = """\
 examples:
-  python -m demos.worked_example --config configs/worked_321.toml     seed 000's 3-2-1 network, audited
-  python -m demos.worked_example --config configs/worked_house.toml   seed 003's house, raw vs standardised
-  python -m demos.worked_example --config configs/worked_image.toml   seed 003's dog image, softmax
+  python -m demos.worked_example --config configs/worked_321.toml     the 3-2-1 example, audited
+  python -m demos.worked_example --config configs/worked_house.toml   the house example, raw vs standardised
+  python -m demos.worked_example --config configs/worked_image.toml   the dog image example, softmax
   python -m demos.worked_example --config configs/worked_321.toml --steps 20 --set train.lr=0.02
 
 Every step uses all the inputs (full batch), so --epochs N is the same as --steps N. --seed is
@@ -38,16 +45,33 @@ accepted but changes nothing: a worked example's weights are explicit.
 """
 
 
+def command_line_overrides(args: argparse.Namespace) -> list[Override]:
+    """`--set` and the flags as config overrides (the flags come after `--set`, so they win).
+
+    `--epochs` is another name for `--steps`: every step uses all the inputs, so a step is an epoch.
+    """
+    if args.steps is not None and args.epochs is not None and args.steps != args.epochs:
+        raise ConfigError(
+            f"--steps {args.steps} and --epochs {args.epochs} disagree; here one step uses all the "
+            "inputs, so they are the same thing: give one of them"
+        )
+    overrides = common_overrides(args)
+    if args.steps is not None and args.epochs is None:
+        overrides.append(flag_override("train.steps", args.steps, "--steps"))
+    if args.picture_step is not None:
+        overrides.append(flag_override("picture.step", args.picture_step, "--picture-step"))
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser(
         DEMO,
         "Reproduce a worked backpropagation example step by step, and audit a source's numbers.",
         epilog=EPILOG,
+        config=CONFIG_DIR / "worked_321.toml",
+        epochs_key="train.steps",  # a step uses all the inputs: a step is an epoch
+        model_section="network",
     )
-    for action in parser._actions:  # the common default would be configs/worked_example.toml
-        if action.dest == "config":
-            action.default = DEFAULT_CONFIG
-            action.help = "worked-example TOML file (default: configs/worked_321.toml)"
     parser.add_argument(
         "--steps", type=int, metavar="N", help="number of full-batch steps (config: train.steps)"
     )
@@ -61,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Everything the user could get wrong is checked before the output folder is made.
     config = load_worked_config(args.config, command_line_overrides(args))
-    apply_threads(config.train.threads)
     example = WorkedExample.from_config(config, source=str(args.config))
     run_dir = RunDir.prepare(args.out, DEMO, args.force)
 
-    result = run_worked_example(example)
+    with torch_threads(config.train.threads):
+        result = run_worked_example(example)
     print(result.text())
     write_outputs(run_dir, config, result)
     raise_on_failure(result, run_dir)

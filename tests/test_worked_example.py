@@ -1,4 +1,4 @@
-"""Worked examples: the seed documents' numbers recomputed, their claims audited, configs checked.
+"""Worked examples: the 3-2-1, house and dog image examples recomputed, claims audited, configs checked.
 
 Every expected value is worked out by hand in the test, in plain Python floats (no torch), from the
 formulas a learner would write on paper.
@@ -15,6 +15,7 @@ import torch
 from bpdemo.cli import run_main
 from bpdemo.config import load_config
 from bpdemo.errors import ConfigError
+from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.worked import (
     WorkedConfig,
     WorkedExample,
@@ -24,6 +25,7 @@ from bpdemo.worked import (
     rounding_tolerance,
     run_worked_example,
 )
+from bpdemo.worked.walkthrough import loss_total
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -38,7 +40,7 @@ def close(a: float, b: float, rel: float = 1e-12) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-15)
 
 
-# -- the 3-2-1 network of seed 000 --------------------------------------------------------------------
+# -- the 3-2-1 example ---------------------------------------------------------------------------------
 def test_the_321_example_is_computed_as_by_hand():
     result = run_config(CONFIGS / "worked_321.toml")
     step = result.run.steps[0]
@@ -81,9 +83,9 @@ def test_the_321_example_is_computed_as_by_hand():
     assert new_out == pytest.approx(3.3419776, abs=1e-12)
 
 
-# The verdict of every claim of seed 000: (name, claimed, its formula's value, backprop's value,
+# The verdict of every claim of the 3-2-1 example: (name, claimed, its formula's value, backprop's value,
 # claim agrees with backprop, claim agrees with its own formula), all worked out by hand.
-SEED_000_AUDIT = [
+AUDIT_321 = [
     ("hidden.0", 1.3, 0.5 + 0.2 + 0.2, 0.9, False, False),
     ("hidden.1", 1.3, 0.5 + 0.4, 0.9, False, False),
     ("output.0", 0.9, 0.39 + 0.1, 0.64, False, False),
@@ -101,11 +103,11 @@ SEED_000_AUDIT = [
 ]
 
 
-def test_every_claim_of_seed_000_gets_its_verdict():
+def test_every_claim_of_the_321_example_gets_its_verdict():
     audit = run_config(CONFIGS / "worked_321.toml").audit
-    assert len(audit) == len(SEED_000_AUDIT) == 14
+    assert len(audit) == len(AUDIT_321) == 14
     for result, (name, claimed, formula, true, agrees, formula_agrees) in zip(
-        audit, SEED_000_AUDIT, strict=True
+        audit, AUDIT_321, strict=True
     ):
         assert result.claim.quantity.name == name
         assert result.claim.claimed == claimed
@@ -127,7 +129,7 @@ def test_the_audit_table_states_its_rule_and_shows_each_verdict():
     assert sum(" WRONG " in row for row in rows) == 14  # no claim agrees with backprop
 
 
-# -- the house of seed 003 -------------------------------------------------------------------------
+# -- the house example -----------------------------------------------------------------------------
 def test_the_house_predicts_400000_and_its_step_explodes_on_raw_inputs_only():
     result = run_config(CONFIGS / "worked_house.toml")
     raw, standardised = result.run, result.standardised
@@ -180,7 +182,7 @@ def test_the_house_predicts_400000_and_its_step_explodes_on_raw_inputs_only():
     assert "raw inputs" in result.text() and "standardised inputs" in result.text()
 
 
-# -- the image of seed 003 -------------------------------------------------------------------------
+# -- the dog image example -------------------------------------------------------------------------
 def test_the_image_gives_cat_07_and_one_step_raises_dog():
     result = run_config(CONFIGS / "worked_image.toml")
     step = result.run.steps[0]
@@ -284,6 +286,65 @@ def test_a_textbook_sigmoid_example_is_reproduced(tmp_path):
     assert step.params_after["layers.1.bias"].tolist() == [0.6, 0.6]
     assert step.max_manual_autograd_diff <= 1e-12
     assert [r.agrees for r in result.audit] == [True] * len(PUBLISHED)
+
+
+def test_dl_da_is_the_loss_gradient_at_the_output_and_delta_times_w_below(tmp_path):
+    path = tmp_path / "textbook.toml"
+    path.write_text(TEXTBOOK)
+    step = run_config(path).run.steps[0]
+    o, t = step.outputs[0].tolist(), [0.01, 0.99]
+    assert step.grad_activations[1][0].tolist() == pytest.approx(
+        [o[0] - t[0], o[1] - t[1]], abs=1e-15
+    )  # half_sse: dL/da = ŷ - y
+    w2, d_out = [[0.40, 0.45], [0.50, 0.55]], step.deltas[1][0].tolist()
+    below = [sum(d_out[k] * w2[k][j] for k in range(2)) for j in range(2)]  # BP2's left factor
+    assert step.grad_activations[0][0].tolist() == pytest.approx(below, abs=1e-15)
+
+
+ONE_LAYER = """
+[network]
+sizes = [2, 2]
+activations = ["{activation}"]
+loss = "{loss}"
+[init]
+weights = [[[0.5, -0.25], [0.75, 0.5]]]
+[data]
+inputs = [[1.0, 2.0]]
+targets = {targets}
+"""
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_is_written_out_from_its_registry_texts(tmp_path, activation):
+    path = tmp_path / "one.toml"
+    path.write_text(ONE_LAYER.format(activation=activation, loss="half_sse", targets="[[1, 0]]"))
+    text = run_config(path).text()
+    assert "z[1] = 0.75·1 + 0.5·2 + 0 = 1.75;  a = " in text
+    assert ("[f'(z) = " in text) == (activation != "identity")  # a constant 1 says nothing more
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_every_loss_is_written_out_from_its_registry_texts(tmp_path, loss):
+    targets = "[1]" if LOSSES[loss].classification else "[[1, 0]]"
+    path = tmp_path / "one.toml"
+    path.write_text(ONE_LAYER.format(activation="sigmoid", loss=loss, targets=targets))
+    step_text = run_config(path).text()
+    loss_line = next(line for line in step_text.splitlines() if line.startswith("  L = "))
+    gradient_line = next(line for line in step_text.splitlines() if "∂L/∂a[1] = " in line)
+    assert ")/1 " not in loss_line and len(loss_line.split(" = ")) == 3, loss_line
+    assert len(gradient_line.split(" = ")) >= 3, gradient_line
+
+
+@pytest.mark.parametrize(
+    ("template", "terms", "rows", "text"),
+    [
+        ("−({terms})/{rows}", ["ln(0.2)"], 1, "−ln(0.2)"),
+        ("−({terms})/{rows}", ["ln(0.2)", "ln(0.5)"], 2, "−(ln(0.2) + ln(0.5))/2"),
+        ("½·({terms})", ["(0.64 − 4)²"], 1, "½·((0.64 − 4)²)"),
+    ],
+)
+def test_a_loss_is_written_without_dividing_by_one(template, terms, rows, text):
+    assert loss_total(template, terms, {"rows": rows, "numel": rows}) == text
 
 
 # -- claims: the formula evaluator and the rounding ----------------------------------------------
