@@ -20,7 +20,8 @@ log-softmax).
 
 Every rule is defined as its `torch.nn.functional` counterpart, edge cases included (relu'(0) = 0,
 softplus linear above 20, bce's logarithms clamped at -100), and multiplies in the order torch's own
-backward does, so the hand-written and the autograd model compute the same numbers. Each entry also
+backward does, so the hand-written and the autograd model agree to rounding (sigmoid's backward bit
+for bit; tanh's within a unit in the last place, torch rounding 1 - a^2 once). Each entry also
 carries the facts other modules need about it (its formulas as text, its largest slope, its name in
 scikit-learn, its `torch_fn` for the autograd twin), so that each is written here and nowhere else.
 """

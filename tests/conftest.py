@@ -5,16 +5,16 @@ from pathlib import Path
 import pytest
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-AMES_CSV = PROJECT_ROOT.parent / "shared" / "data" / "AmesHousing.csv"
+from bpdemo.bench.end_to_end import AMES_ENV, ames_csv_from_environment
 
 
 @pytest.fixture
 def ames_csv() -> Path:
-    """The real Ames sales, where this machine has them; tests that need them skip otherwise."""
-    if not AMES_CSV.is_file():
-        pytest.skip(f"optional data set absent: {AMES_CSV} (only on the developers' machines)")
-    return AMES_CSV
+    """The real Ames sales, where the environment names them; tests that need them skip otherwise."""
+    path = ames_csv_from_environment()
+    if path is None or not path.is_file():
+        pytest.skip(f"needs the Ames sales CSV: set {AMES_ENV} to its path")
+    return path
 
 
 def make_data(spec, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,6 @@
-"""Vanishing and exploding gradients (`bpdemo.health`, `demos.gradients`): the effects, the agreement of
-both models, clipping, the verdicts, and the demo's outputs and errors."""
+"""Vanishing and exploding gradients (`bpdemo.health`, `bpdemo.report.health`, `demos.gradients`): the
+effects, the agreement of both models, clipping, the verdicts and their reasons, and the demo's outputs
+and errors."""
 
 import contextlib
 import io
@@ -10,17 +11,12 @@ from itertools import pairwise
 import pytest
 import torch
 
-from bpdemo.cli import run_main
+from bpdemo.cli import run_main, torch_threads
 from bpdemo.datasets.digits import small_digits
-from bpdemo.health import (
-    Setting,
-    StudyOptions,
-    network_spec,
-    study,
-    torch_threads,
-)
+from bpdemo.health import STUDY_INITS, Setting, StudyOptions, network_spec, study
 from bpdemo.optim import OptimizerSpec
-from bpdemo.spec import MLPSpec
+from bpdemo.report.health import init_description, metrics_entry, reason
+from bpdemo.spec import INITS, MLPSpec
 from demos.gradients import main
 
 N_CLASSES = 10
@@ -62,8 +58,8 @@ def test_sigmoid_with_a_standard_init_makes_the_first_layer_gradient_100_times_s
     result = studied("sigmoid", init, 10)
     first, last = result.initial.norms_manual[0], result.initial.norms_manual[-1]
     assert first * 100 <= last
-    assert result.verdict == "vanishing"
-    assert "sigmoid'(z) ≤ 0.25" in result.reason and "0.25^9" in result.reason
+    assert result.verdict.name == "vanishing" and result.verdict.rule == "small_slope"
+    assert "sigmoid'(z) ≤ 0.25" in reason(result, OPTIONS) and "0.25^9" in reason(result, OPTIONS)
     # sigmoid' is at most 1/4 in every layer, as the hand-written cache shows
     assert all(0 < s <= 0.25 for s in result.initial.factors.activation_slope)
 
@@ -72,7 +68,7 @@ def test_relu_with_he_keeps_the_first_and_last_layer_within_a_factor_of_10(studi
     result = studied("relu", "he", 10)
     ratio = result.initial.first_last_ratio
     assert 0.1 <= ratio <= 10
-    assert result.verdict == "healthy"
+    assert result.verdict.name == "healthy" and result.verdict.rule == "within"
     assert not result.run.exploded
     assert result.run.final_loss < result.initial.loss_manual  # it learns
 
@@ -83,8 +79,9 @@ def test_the_large_init_explodes_and_the_divergence_is_a_result_not_an_error(stu
     assert run.exploded and run.history.diverged_at_step is not None  # a real inf/NaN loss
     assert not math.isfinite(run.losses()[-1])
     assert run.final_loss is None
-    assert result.verdict == "exploding" and "inf/NaN at step" in result.reason
-    assert result.as_dict(OPTIONS)["exploded"] is True
+    assert result.verdict.name == "exploding" and result.verdict.rule == "exploded"
+    assert "inf/NaN at step" in reason(result, OPTIONS)
+    assert metrics_entry(result, OPTIONS)["exploded"] is True
 
 
 def test_clipping_by_global_norm_brings_the_exploding_setting_back_to_finite_training(studied):
@@ -97,10 +94,10 @@ def test_clipping_by_global_norm_brings_the_exploding_setting_back_to_finite_tra
     assert all(math.isfinite(v) for v in clipped.losses("manual") + clipped.losses("autograd"))
     assert math.isfinite(clipped.final_loss) and clipped.final_loss < result.initial.loss_manual
     # hand-written clip_grad_norm and torch.nn.utils.clip_grad_norm_ on the same gradients
-    assert check.norm_manual > 1e4 * check.max_norm  # a gradient that really needs clipping
-    assert relative(check.norm_manual, check.norm_torch) <= TOLERANCE
-    assert check.clipped_rel_diff <= TOLERANCE
-    assert check.clipped_norm == pytest.approx(check.max_norm, rel=1e-6)
+    assert check.norm_before_manual > 1e4 * check.max_norm  # a gradient that really needs clipping
+    assert relative(check.norm_before_manual, check.norm_before_torch) <= TOLERANCE
+    assert check.clipped_grads_rel_diff <= TOLERANCE
+    assert check.norm_after_manual == pytest.approx(check.max_norm, rel=1e-6)
     # and the clipped updates keep both models together
     assert clipped.max_rel_grad_diff <= TOLERANCE
 
@@ -109,7 +106,8 @@ def test_small_weights_vanish_in_every_layer_even_when_first_and_last_are_alike(
     result = studied("relu", "normal", 10)
     assert 0.1 <= result.initial.first_last_ratio <= 10  # the ratio alone would miss it
     assert max(result.initial.norms_manual) < 1e-8
-    assert result.verdict == "vanishing" and "every layer" in result.reason
+    assert result.verdict.name == "vanishing" and result.verdict.rule == "tiny"
+    assert "every layer" in reason(result, OPTIONS)
     assert result.run.final_loss == pytest.approx(math.log(10), abs=0.02)  # stalled at chance
 
 
@@ -268,6 +266,7 @@ def test_the_demo_prints_a_table_of_verdicts_with_reasons(demo_runs):
         ('grid.inits=["he", "he"]', "repeats an entry"),
         ("data.rows=5000", "the digits data set has 1 to 1797 images"),
         ('grid.activations=["swish"]', "[grid] activations"),
+        ('grid.inits=["big"]', "[grid] inits"),
     ],
 )
 def test_a_config_mistake_is_one_line_and_exit_2_before_any_folder(
@@ -280,11 +279,23 @@ def test_a_config_mistake_is_one_line_and_exit_2_before_any_folder(
     assert not out.exists()
 
 
-def test_the_torch_thread_count_is_restored_after_a_study():
+def test_a_study_leaves_the_torch_thread_count_as_it_found_it(digits):
     before = torch.get_num_threads()
+    study(Setting("relu", "he", 2), *digits, N_CLASSES, OPTIONS)
+    assert torch.get_num_threads() == before
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_the_study_inits_are_the_registrys_random_inits_and_large_described_by_the_registry():
+    assert (*INITS, "large") == STUDY_INITS
+    options = StudyOptions(normal_std=0.02, large_std=0.7)
+    described = {init: init_description(Setting("relu", init, 3), options) for init in STUDY_INITS}
+    assert described["large"] == INITS["normal"].description(0.7) + " (deliberately large)"
+    assert described["normal"] == INITS["normal"].description(0.02) == "normal, std 0.02"
+    for init in ("xavier", "he", "uniform"):
+        assert described[init] == INITS[init].description(None)
 
 
 def test_the_large_init_is_a_normal_init_with_the_large_std():
@@ -301,5 +312,5 @@ def test_in_float32_the_tiniest_gradients_underflow_to_0_and_the_reason_says_so(
     with torch_threads(1):
         result = study(Setting("sigmoid", "normal", 20), x, y, N_CLASSES, options)
     assert result.initial.norms_manual[0] == 0.0  # 1e-36 in float64, below float32's range here
-    assert result.verdict == "vanishing"
-    assert "exactly 0, too small for float32" in result.reason
+    assert result.verdict.name == "vanishing" and result.verdict.zero_layers >= 1
+    assert "exactly 0, too small for float32" in reason(result, options)

@@ -1,15 +1,13 @@
-"""`python -m bpdemo.bench [--out DIR] [--quick] [--threads N]`: measure, print the table, write
-`bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`)."""
+"""`python -m bpdemo.bench [--out DIR] [--quick] [--threads N] [--ames CSV]`: measure, print the
+table, write `bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import torch
-
 from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
-from bpdemo.cli import ArgumentParser, run_main
+from bpdemo.cli import ArgumentParser, run_main, torch_threads
 from bpdemo.errors import UsageError
 from bpdemo.outputs import RunDir
 
@@ -42,7 +40,10 @@ def parser() -> ArgumentParser:
         "--ames",
         type=Path,
         metavar="CSV",
-        help=f"the Ames sales CSV for the regression race (default: {end_to_end.AMES_CSV}, skipped if absent)",
+        help=(
+            f"the Ames sales CSV for the regression race (default: ${end_to_end.AMES_ENV}; "
+            "without either, the race is skipped)"
+        ),
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only the table")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
@@ -53,15 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    if args.ames is not None and not args.ames.is_file():
-        raise UsageError(f"--ames {args.ames}: no such file")
+    ames = args.ames or end_to_end.ames_csv_from_environment()
+    if ames is not None and not ames.is_file():
+        given = "--ames" if args.ames is not None else end_to_end.AMES_ENV
+        raise UsageError(f"{given} {ames}: no such file")
     out = RunDir.prepare(args.out, "bench", force=args.force)
-    torch.set_num_threads(args.threads)
-    results = run(
-        QUICK if args.quick else FULL,
-        ames_csv=args.ames or end_to_end.AMES_CSV,
-        progress=None if args.quiet else print_progress,
-    )
+    with torch_threads(args.threads):
+        results = run(
+            QUICK if args.quick else FULL,
+            ames_csv=ames,
+            progress=None if args.quiet else print_progress,
+        )
     from bpdemo.plots.bench import scaling_figure
 
     out.write_json("bench.json", results)

@@ -1,20 +1,24 @@
 """End to end: the wall time each model takes to train to scikit-learn's test score.
 
-The target is the test score (accuracy on digits, R² on Ames) of scikit-learn's `MLPClassifier` /
-`MLPRegressor` with its default training (Adam, learning rate 0.001, mini-batches of 200, up to 200
-epochs, stopping early when the training loss stalls), the same hidden sizes and activation as the
-project's demo, and seed 0. Then each contender trains the same way (Adam, 0.001, mini-batches of 200,
-one shuffle per epoch) and is evaluated on the test split after every epoch; its time is the training
-time up to its first epoch at the target, evaluation not counted. The contenders are the hand-written
-model, the autograd model, and scikit-learn's own `fit` again, with a hook at the end of each of its
-epochs (seed 0 repeats the fit that set the target, which reaches it by its last epoch at the
-latest). Each trains from several seeds (initial weights, mini-batch order); the median time is
-reported. Every model works in float32; scikit-learn's numpy threads are limited to torch's thread
-count.
+A step that is fast is only worth something if training to a useful model is fast, so each contender
+trains until it reaches the same test score (accuracy on digits, R² on the Ames houses). The target is
+the test score of scikit-learn's `MLPClassifier` / `MLPRegressor` with its default training (Adam,
+learning rate 0.001, mini-batches of 200, up to 200 epochs, stopping early when the training loss
+stalls), the hidden sizes and activation of the project's demo, and seed 0. The hand-written and the
+autograd model then train the same way through the project's training loop (`bpdemo.train.run_epochs`
+with `OneModel`: Adam, 0.001, mini-batches of 200, one shuffle per epoch), scored on the test split
+after every epoch; scikit-learn's own `fit` runs again with a hook at the end of each of its epochs.
+A contender's time is its training time up to its first epoch at the target, scoring not counted. Each
+trains from several seeds (initial weights, mini-batch order) and the median time is reported. Every
+model works in float32; scikit-learn's numpy threads are limited to torch's thread count.
+
+The Ames sales are not shipped with the project: the race runs on the CSV given with `--ames` or in the
+environment variable `BPDEMO_AMES_CSV`.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
 import warnings
@@ -26,17 +30,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bpdemo.autograd_mlp import AutogradMLP
+from bpdemo.bench.steps import model_and_optimizer
 from bpdemo.bench.timing import median
-from bpdemo.manual import ManualMLP
+from bpdemo.datasets.digits import digits_split
+from bpdemo.functional import ACTIVATIONS
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import MLPSpec
+from bpdemo.train import OneModel, run_epochs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_CONFIG = PROJECT_ROOT / "configs" / "images.toml"
 HOUSES_CONFIG = PROJECT_ROOT / "configs" / "house_prices.toml"
-AMES_CSV = PROJECT_ROOT.parent / "shared" / "data" / "AmesHousing.csv"
-# The numeric Ames columns that carry most of the price (../shared/data/README.md lists them).
+AMES_ENV = "BPDEMO_AMES_CSV"  # where the Ames sales CSV is, when --ames does not say
+# The numeric Ames columns that carry most of the price.
 AMES_FEATURES = [
     "Overall Qual",
     "Gr Liv Area",
@@ -49,12 +55,6 @@ AMES_FEATURES = [
 ]
 DIGITS_FALLBACK = ([64, 32], "relu")
 AMES_FALLBACK = ([16], "tanh")
-SKLEARN_ACTIVATIONS = {
-    "identity": "identity",
-    "sigmoid": "logistic",
-    "tanh": "tanh",
-    "relu": "relu",
-}
 BATCH_SIZE = 200  # scikit-learn's default, min(200, rows)
 LEARNING_RATE = 1e-3  # scikit-learn's default for Adam
 DTYPE = torch.float32
@@ -121,29 +121,21 @@ def model_config(path: Path, fallback: tuple[list[int], str]) -> tuple[list[int]
         )
     hidden = [int(h) for h in model.get("hidden", hidden)]
     activation = model.get("activation", activation)
-    if activation not in SKLEARN_ACTIVATIONS:  # scikit-learn has no leaky_relu or softplus
+    if activation not in ACTIVATIONS or ACTIVATIONS[activation].sklearn is None:
         return hidden, "relu", f"configs/{path.name} (activation {activation} -> relu)"
     return hidden, activation, f"configs/{path.name}"
 
 
 def digits_problem(seed: int = 0) -> Problem:
     """scikit-learn's 8x8 digits: 75/25 split stratified by class, pixels standardised on train."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=0.25, stratify=y, random_state=seed
-    )
-    scale = StandardScaler().fit(x_train)  # a pixel constant on train (a blank corner) becomes 0
+    x_train, y_train, x_test, y_test = digits_split(test_size=0.25, seed=seed)
     hidden, activation, source = model_config(IMAGES_CONFIG, DIGITS_FALLBACK)
     return Problem(
         name="digits",
-        x_train=scale.transform(x_train).astype(np.float32),
-        y_train=y_train.astype(np.int64),
-        x_test=scale.transform(x_test).astype(np.float32),
-        y_test=y_test.astype(np.int64),
+        x_train=x_train.astype(np.float32),
+        y_train=y_train,
+        x_test=x_test.astype(np.float32),
+        y_test=y_test,
         classification=True,
         hidden=hidden,
         activation=activation,
@@ -174,40 +166,43 @@ def ames_problem(csv: Path, seed: int = 0) -> Problem:
     )
 
 
+def ames_csv_from_environment() -> Path | None:
+    """The Ames sales CSV named by `BPDEMO_AMES_CSV`, or None where it is not set."""
+    value = os.environ.get(AMES_ENV, "").strip()
+    return Path(value) if value else None
+
+
 # -- the three contenders -------------------------------------------------------------------------------
-# Each is built for one seed (initial weights, mini-batch order) and gives two functions: one epoch of
-# training, and the test score of the model as it stands.
-Contender = tuple[Callable[[], None], Callable[[], float]]
-
-
-def torch_contender(problem: Problem, seed: int, hand_written: bool) -> Contender:
-    """The hand-written or the autograd model, trained on shuffled mini-batches of `BATCH_SIZE`."""
-    spec, optimizer_spec = problem.spec(seed), OptimizerSpec(name="adam", lr=LEARNING_RATE)
-    if hand_written:
-        model = ManualMLP(spec)
-        optimizer = optimizer_spec.manual(model)
-    else:
-        model = AutogradMLP(spec)
-        optimizer = optimizer_spec.torch(model)
-    x, y = torch.from_numpy(problem.x_train), torch.from_numpy(problem.y_train)
+def train_to_target(
+    problem: Problem, seed: int, target: float, max_epochs: int, *, hand_written: bool
+) -> dict:
+    """The hand-written or the autograd model, trained by the shared loop until its test score reaches
+    `target` (or `max_epochs` have passed); `seconds` is the loop's time in its epochs, without the
+    scoring after each."""
+    model, optimizer = model_and_optimizer(
+        problem.spec(seed), OptimizerSpec(name="adam", lr=LEARNING_RATE), hand_written
+    )
     x_test = torch.from_numpy(problem.x_test)
-    generator = torch.Generator().manual_seed(seed)
-    x_epoch, y_epoch = torch.empty_like(x), torch.empty_like(y)  # the shuffled rows, reused
+    best = -float("inf")
 
-    def epoch() -> None:
-        order = torch.randperm(len(x), generator=generator)
-        torch.index_select(x, 0, order, out=x_epoch)
-        torch.index_select(y, 0, order, out=y_epoch)
-        for first in range(0, len(x), BATCH_SIZE):
-            batch = slice(first, first + BATCH_SIZE)
-            model.loss_and_grads(x_epoch[batch], y_epoch[batch])
-            optimizer.step()
-
-    def score() -> float:
+    def end_of_epoch(epoch: int) -> bool:
+        nonlocal best
         with torch.no_grad():
-            return problem.score(model.forward(x_test))
+            best = max(best, problem.score(model.forward(x_test)))
+        return best >= target
 
-    return epoch, score
+    loop = run_epochs(
+        OneModel(model, optimizer).step,
+        torch.from_numpy(problem.x_train),
+        torch.from_numpy(problem.y_train),
+        epochs=max_epochs,
+        batch_size=BATCH_SIZE,
+        generator=torch.Generator().manual_seed(seed),
+        end_of_epoch=end_of_epoch,
+    )
+    if loop.interrupted:  # Ctrl-C stops the benchmark, not only this contender
+        raise KeyboardInterrupt
+    return {"seconds": loop.seconds, "score": best, "epochs": loop.epochs, "reached": loop.stopped}
 
 
 def sklearn_estimator(problem: Problem, random_state, max_iter: int = 200):
@@ -217,7 +212,7 @@ def sklearn_estimator(problem: Problem, random_state, max_iter: int = 200):
     kind = MLPClassifier if problem.classification else MLPRegressor
     return kind(
         hidden_layer_sizes=tuple(problem.hidden),
-        activation=SKLEARN_ACTIVATIONS[problem.activation],
+        activation=ACTIVATIONS[problem.activation].sklearn,
         solver="adam",
         learning_rate_init=LEARNING_RATE,
         batch_size=BATCH_SIZE,
@@ -307,23 +302,6 @@ def _sklearn_targets(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     return problem.y_train.ravel(), problem.y_test.ravel()
 
 
-def train_to_target(contender: Contender, target: float, max_epochs: int) -> dict:
-    """Train epoch by epoch until the test score reaches `target` (or `max_epochs` have passed).
-
-    `seconds` counts the training epochs only, not the evaluation after each.
-    """
-    epoch, score = contender
-    seconds, best = 0.0, -float("inf")
-    for count in range(1, max_epochs + 1):
-        start = time.perf_counter()
-        epoch()
-        seconds += time.perf_counter() - start
-        best = max(best, score())
-        if best >= target:
-            return {"seconds": seconds, "score": best, "epochs": count, "reached": True}
-    return {"seconds": seconds, "score": best, "epochs": max_epochs, "reached": False}
-
-
 def race(problem: Problem, repeats: int, max_epochs: int, sklearn_max_iter: int = 200) -> dict:
     """The time each contender takes to reach scikit-learn's test score, median over `repeats` seeds.
 
@@ -341,10 +319,10 @@ def race(problem: Problem, repeats: int, max_epochs: int, sklearn_max_iter: int 
         target = fit["score"]
         contenders = {
             "manual": lambda seed: train_to_target(
-                torch_contender(problem, seed, hand_written=True), target, max_epochs
+                problem, seed, target, max_epochs, hand_written=True
             ),
             "autograd": lambda seed: train_to_target(
-                torch_contender(problem, seed, hand_written=False), target, max_epochs
+                problem, seed, target, max_epochs, hand_written=False
             ),
             "sklearn": lambda seed: sklearn_to_target(problem, seed, target, sklearn_max_iter),
         }

@@ -1,9 +1,11 @@
 """One training step (forward, backward, update), hand-written against autograd: time, rate, memory.
 
-A step of the hand-written model is `loss_and_grads` then the hand-written optimizer's `step`; a step
-of the autograd model is its `loss_and_grads` (zero the grads, forward, `loss.backward()`) then
-`torch.optim`'s `step`. Both are built from one `MLPSpec` and one `OptimizerSpec`, in float32 on the
-CPU, and fed the same batch.
+A step is where training spends its time, so this is where the hand-written model must hold its own:
+its step is `loss_and_grads` then the hand-written optimizer's `step`; the autograd model's is its
+`loss_and_grads` (zero the grads, forward, `loss.backward()`) then `torch.optim`'s `step`. Both are
+built from one `MLPSpec` and one `OptimizerSpec`, in float32 on the CPU, and fed the same batch. The
+rate of the step's own matrix products, run alone, is the ceiling a step can approach; the peak memory
+shows what the hand-written model's cache and work tensors cost against autograd's saved tensors.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -69,7 +71,7 @@ class Case:
         }
 
 
-# The issue's four networks. tiny is the seed documents' 3-2-1 example (sigmoid, squared error, plain
+# The four benchmark networks, tiny to large. tiny is the 3-2-1 example (sigmoid, squared error, plain
 # gradient descent); the others are classifiers with ReLU hidden layers, cross-entropy and Adam.
 CASES = (
     Case("tiny", (3, 2, 1), 1, hidden_activation="sigmoid", loss="mse", optimizer="sgd", lr=0.1),
@@ -80,11 +82,17 @@ CASES = (
 LARGE = CASES[-1]
 
 
-def manual_step(case: Case) -> Callable[[], None]:
-    """One hand-written training step on `case`'s batch, as a function of nothing."""
-    model = ManualMLP(case.spec())
-    optimizer = case.optimizer_spec().manual(model)
-    x, y = case.data()
+def model_and_optimizer(spec: MLPSpec, optimizer: OptimizerSpec, hand_written: bool):
+    """(model, optimizer): `ManualMLP` and its hand-written optimizer, or `AutogradMLP` and torch.optim."""
+    if hand_written:
+        model = ManualMLP(spec)
+        return model, optimizer.manual(model)
+    model = AutogradMLP(spec)
+    return model, optimizer.torch(model)
+
+
+def training_step(model, optimizer, x: Tensor, y: Tensor) -> Callable[[], None]:
+    """One training step on (x, y), as a function of nothing: loss and gradients, then the update."""
 
     def step() -> None:
         model.loss_and_grads(x, y)
@@ -93,22 +101,19 @@ def manual_step(case: Case) -> Callable[[], None]:
     return step
 
 
-def autograd_step(case: Case) -> Callable[[], None]:
-    """One autograd training step (torch.optim update) on `case`'s batch."""
-    model = AutogradMLP(case.spec())
-    optimizer = case.optimizer_spec().torch(model)
-    x, y = case.data()
-
-    def step() -> None:
-        model.loss_and_grads(x, y)
-        optimizer.step()
-
-    return step
+def case_step(case: Case, hand_written: bool) -> Callable[[], None]:
+    """One training step of either model on `case`'s batch."""
+    model, optimizer = model_and_optimizer(case.spec(), case.optimizer_spec(), hand_written)
+    return training_step(model, optimizer, *case.data())
 
 
 def step_time(case: Case, repeats: int, min_block_seconds: float, extra=None) -> dict:
     """Median seconds per step of both models on `case`, timed interleaved; `extra` contenders too."""
-    functions = {"manual": manual_step(case), "autograd": autograd_step(case), **(extra or {})}
+    functions = {
+        "manual": case_step(case, hand_written=True),
+        "autograd": case_step(case, hand_written=False),
+        **(extra or {}),
+    }
     seconds = interleaved(functions, repeats, min_block_seconds)
     medians = {name: median(values) for name, values in seconds.items()}
     return {
@@ -217,37 +222,26 @@ def peak_memory(case: Case = LARGE, steps: int = 3) -> dict:
     Measured with torch's profiler (`profile_memory=True`), which records every allocation and free of
     torch's CPU allocator: the number is the largest net amount of tensor memory (allocations minus
     frees) held at any moment from building the model to the end of its last step: parameters,
-    gradients, optimizer state, the hand-written model's buffers and cache, autograd's saved tensors,
-    and every temporary. The batch itself is allocated before and is not counted, for either model.
-    Memory outside torch's allocator (Python objects, the BLAS library's own work space) is not seen.
+    gradients, optimizer state, the hand-written model's cache and work tensors, autograd's saved
+    tensors, and every temporary. The batch itself is allocated before and is not counted, for either
+    model. Memory outside torch's allocator (Python objects, the BLAS library's own work space) is not
+    seen. For the hand-written model it also says what its last pass holds: the cache
+    (`manual_cache_mb`) and the work tensors beyond the cache (`manual_scratch_mb`).
     """
     x, y = case.data()
-    spec, optimizer_spec = case.spec(), case.optimizer_spec()
     built = {}
 
-    def manual() -> Callable[[], None]:
-        model = built["manual"] = ManualMLP(spec)
-        optimizer = optimizer_spec.manual(model)
+    def builder(name: str, hand_written: bool) -> Callable[[], Callable[[], None]]:
+        def build() -> Callable[[], None]:
+            model, optimizer = model_and_optimizer(case.spec(), case.optimizer_spec(), hand_written)
+            built[name] = model
+            return training_step(model, optimizer, x, y)
 
-        def step() -> None:
-            model.loss_and_grads(x, y)
-            optimizer.step()
-
-        return step
-
-    def autograd() -> Callable[[], None]:
-        model = AutogradMLP(spec)
-        optimizer = optimizer_spec.torch(model)
-
-        def step() -> None:
-            model.loss_and_grads(x, y)
-            optimizer.step()
-
-        return step
+        return build
 
     result = {"case": case.name, "batch": case.batch, "steps": steps}
-    for name, build in (("manual", manual), ("autograd", autograd)):
-        peak, held = _profiled_peak(build, steps)
+    for name, hand_written in (("manual", True), ("autograd", False)):
+        peak, held = _profiled_peak(builder(name, hand_written), steps)
         result[f"{name}_mb"] = peak / MIB
         result[f"{name}_held_mb"] = held / MIB
     result["manual_cache_mb"] = cache_bytes(built["manual"]) / MIB
@@ -255,22 +249,29 @@ def peak_memory(case: Case = LARGE, steps: int = 3) -> dict:
     return result
 
 
+def _storages(tensors: Iterable[Tensor | None]) -> dict[int, int]:
+    """{address: bytes} of the memory under `tensors`, each block once (views share their base's)."""
+    storages = (t.untyped_storage() for t in tensors if t is not None)
+    return {storage.data_ptr(): storage.nbytes() for storage in storages}
+
+
+def _cache(model: ManualMLP) -> dict[int, int]:
+    tensors = ("pre_activation", "output", "grad_output", "delta")
+    return _storages(getattr(layer, name) for layer in model.layers for name in tensors)
+
+
 def cache_bytes(model: ManualMLP) -> int:
-    """Bytes of the layers' cache of the last pass: z, a and delta of every layer (each storage once)."""
-    storages = {}
-    for layer in model.layers:
-        for tensor in (layer.pre_activation, layer.output, layer.delta):
-            if tensor is not None:
-                storage = tensor.untyped_storage()
-                storages[storage.data_ptr()] = storage.nbytes()
-    return sum(storages.values())
+    """Bytes of the layers' cache of the last pass: z, a, dL/da and delta of every layer, each block of
+    memory once (most are rows of the workspace; the input batch is the caller's and not counted)."""
+    return sum(_cache(model).values())
 
 
 def scratch_bytes(model: ManualMLP) -> int:
-    """Bytes of the layers' scratch buffers, where the backward pass puts f'(z) before multiplying."""
-    return sum(
-        b.nbytes for layer in model.layers for n, b in layer._buffers.items() if n == "scratch"
-    )
+    """Bytes of the work tensors beyond the cache: the layers' workspace buffers that no cached tensor
+    lies in (one an identity layer asks for but writes nothing to, rows kept for a larger batch)."""
+    cached = _cache(model)
+    work = _storages(b for layer in model.layers for b in layer.workspace.buffers.values())
+    return sum(size for address, size in work.items() if address not in cached)
 
 
 def _profiled_peak(build: Callable[[], Callable[[], None]], steps: int) -> tuple[int, int]:

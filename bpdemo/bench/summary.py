@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 
 def goals(results: dict) -> list[dict]:
-    """The issue's four targets, each with the measured value and whether it is met.
+    """The goals, each with the measured value and whether it is met.
 
-    They are targets for the benchmark, not assertions: a shared, noisy machine moves them.
+    They are goals for the benchmark, not assertions: a shared, noisy machine moves them.
     """
     steps = {row["name"]: row for row in results["step_time"]}
     listed = []
@@ -155,10 +155,10 @@ def _lines(results: dict) -> Iterator[str]:
     yield f"  hand-written {memory['manual_mb']:.1f} MiB, autograd {memory['autograd_mb']:.1f} MiB"
     yield (
         f"  held after the last step: hand-written {memory['manual_held_mb']:.1f} MiB (its cache "
-        f"z, a, delta {memory['manual_cache_mb']:.1f} MiB,"
+        f"z, a, dL/da, delta {memory['manual_cache_mb']:.1f} MiB,"
     )
     yield (
-        f"  f'(z) scratch {memory['manual_scratch_mb']:.1f} MiB), autograd "
+        f"  work tensors beyond the cache {memory['manual_scratch_mb']:.1f} MiB), autograd "
         f"{memory['autograd_held_mb']:.1f} MiB"
     )
     yield ""

@@ -1,5 +1,7 @@
 """Figures of the gradient-health study: norms by layer, loss curves, and norms over training.
 
+`figures` makes all three, by file name, as the gradients demo writes them.
+
 The line figures are grids of panels, one row per activation and one column per depth; a colour is an
 initialisation, the same in every figure. The hand-written model is a thick translucent line, the
 autograd model a thin dashed line on top of it: where they agree, the dashed line runs inside the
@@ -20,20 +22,36 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bpdemo.health import SettingResult, TrainingRun
+from bpdemo.health import STUDY_INITS, SettingResult, TrainingRun
 
-INIT_COLORS = {
-    "normal": "tab:blue",
-    "xavier": "tab:green",
-    "he": "tab:purple",
-    "uniform": "tab:brown",
-    "large": "tab:red",
-}
+# One colour per initialisation of the study, the same in every figure.
+INIT_COLORS = dict(
+    zip(STUDY_INITS, ("tab:green", "tab:purple", "tab:blue", "tab:brown", "tab:red"), strict=True)
+)
 CLIPPED_COLOR = "tab:orange"
 VERDICT_MARKERS = {"vanishing": "v", "healthy": "o", "exploding": "^"}
 MANUAL = {"linewidth": 3.0, "alpha": 0.45}
 AUTOGRAD = {"linewidth": 1.0, "linestyle": "--"}
 LOSS_CEILING = 1e3  # loss axes stop at this multiple of the largest first loss in the panel
+
+
+def figures(results: Sequence[SettingResult], focus_depth: int) -> dict[str, Figure]:
+    """The study's three figures by file name; the heat map shows the settings at `focus_depth`."""
+    return {
+        "grad_norms_by_layer.png": norms_by_layer(
+            results,
+            "Gradient norm of every layer at initialisation (log scale), one line per setting",
+        ),
+        "loss_curves.png": loss_curves(
+            results, "Training loss per step (log scale): stalls and divergences"
+        ),
+        "grad_norm_heatmap.png": norm_heatmaps(
+            results,
+            focus_depth,
+            f"Gradient norm of every layer over training, depth {focus_depth} (hand-written "
+            "model; white ≈ 1, blue smaller, red larger)",
+        ),
+    }
 
 
 def _positive(values) -> np.ndarray:
@@ -89,6 +107,18 @@ def _readable_log_ticks(ax: Axes) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _log_axes(axes, ylabel: str, xlabel: str) -> None:
+    """Every panel on a log y axis with a light grid; labels on the left column and the bottom row."""
+    for row in axes:
+        for ax in row:
+            ax.set_yscale("log")
+            ax.grid(True, alpha=0.3, which="major")
+            _readable_log_ticks(ax)
+        row[0].set_ylabel(ylabel)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+
+
 def _inits_legend(results: Sequence[SettingResult]) -> list[Line2D]:
     inits = dict.fromkeys(r.setting.init for r in results)
     return [
@@ -134,7 +164,7 @@ def norms_by_layer(results: Sequence[SettingResult], title: str) -> Figure:
         ax = cells[(setting.activation, setting.depth)]
         layers = np.arange(1, setting.depth + 1)
         color = INIT_COLORS.get(setting.init, "black")
-        marker = VERDICT_MARKERS[result.verdict]
+        marker = VERDICT_MARKERS[result.verdict.name]
         ax.plot(
             layers,
             _positive(result.initial.norms_manual),
@@ -145,14 +175,8 @@ def norms_by_layer(results: Sequence[SettingResult], title: str) -> Figure:
         )
         ax.plot(layers, _positive(result.initial.norms_autograd), color=color, **AUTOGRAD)
     for (_, depth), ax in cells.items():
-        ax.set_yscale("log")
         ax.set_xticks(_layer_ticks(depth))
-        ax.grid(True, alpha=0.3, which="major")
-        _readable_log_ticks(ax)
-    for row in axes:
-        row[0].set_ylabel("‖dL/dW‖ at initialisation")
-    for ax in axes[-1]:
-        ax.set_xlabel("layer (1 = first, next to the input)")
+    _log_axes(axes, "‖dL/dW‖ at initialisation", "layer (1 = first, next to the input)")
     handles = [
         *_inits_legend(results),
         *(
@@ -193,14 +217,7 @@ def loss_curves(results: Sequence[SettingResult], title: str) -> Figure:
         if result.clipped is not None:
             clip_norms.add(result.clipped.max_grad_norm)
             _loss_line(ax, result.clipped, CLIPPED_COLOR, ceiling)
-    for ax in cells.values():
-        ax.set_yscale("log")
-        ax.grid(True, alpha=0.3, which="major")
-        _readable_log_ticks(ax)
-    for row in axes:
-        row[0].set_ylabel("training loss (cross-entropy)")
-    for ax in axes[-1]:
-        ax.set_xlabel("training step (mini-batch)")
+    _log_axes(axes, "training loss (cross-entropy)", "training step (mini-batch)")
     handles = _inits_legend(results)
     if clip_norms:
         norms = ", ".join(f"{n:g}" for n in sorted(clip_norms))
