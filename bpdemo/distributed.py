@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,8 +31,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bpdemo.compare import SideBySide
 from bpdemo.errors import UsageError
+from bpdemo.functional import LOSSES
+from bpdemo.outputs import RunDir
+from bpdemo.spec import resolve_device
 
-SUM_LOSSES = {"sse", "half_sse"}
 TORCHRUN_HINT = "torchrun --standalone --nproc_per_node=2 -m demos.images --distributed"
 
 
@@ -57,7 +60,7 @@ def shard_rows(rows: int, rank: int, world_size: int) -> slice:
 
 def shard_weight(loss: str, shard: int, total: int) -> float:
     """n_r / N for a mean loss, 1 for a sum loss: the shard's share of the full-batch gradient."""
-    return 1.0 if loss in SUM_LOSSES else shard / total
+    return 1.0 if LOSSES[loss].reduction == "sum" else shard / total
 
 
 class DistributedSideBySide(SideBySide):
@@ -122,6 +125,24 @@ def all_reduce_sum(value: Tensor) -> Tensor:
 
 
 # -- helpers for a demo that runs under torchrun ----------------------------------------------------------
+@contextmanager
+def process_group(distributed: bool, device: str) -> Iterator[str]:
+    """With `distributed`, join torchrun's process group for the block and leave it after.
+
+    Yields the device this process should use: `device` itself, or with `distributed` this rank's
+    own GPU (see `rank_device`).
+    """
+    if not distributed:
+        yield device
+        return
+    rank = rank_device(resolve_device(device))
+    init_from_torchrun(rank)
+    try:
+        yield str(rank)
+    finally:
+        leave_process_group()
+
+
 def rank_device(device: torch.device) -> torch.device:
     """`cuda` without an index becomes `cuda:LOCAL_RANK`, so each rank on a machine has its own GPU."""
     if device.type == "cuda" and device.index is None:
@@ -151,6 +172,24 @@ def from_main_process(value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def prepare_run_dir(out: str | None, demo: str, force: bool) -> tuple[RunDir | None, bool]:
+    """(the output folder, made by rank 0 only; whether rank 0 could make it), on every rank.
+
+    Rank 0 raises the `UsageError` if not; the other ranks learn of it and stop quietly.
+    Outside a distributed run this is `RunDir.prepare`.
+    """
+    run, failure = None, None
+    if is_main_process():
+        try:
+            run = RunDir.prepare(out, demo, force)
+        except UsageError as error:
+            failure = error
+    failed = from_main_process(failure is not None)
+    if failure is not None:
+        raise failure
+    return run, not failed
 
 
 def leave_process_group() -> None:

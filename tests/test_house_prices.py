@@ -8,7 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
+from bpdemo.baselines import SKLEARN_MAX_ITER, activation_note, fit_regressors, sklearn_activation
 from bpdemo.cli import run_main
+from bpdemo.config import ModelSection
 from bpdemo.datasets import DATA_DIR, houses
 from bpdemo.datasets.houses import load_houses, rule_price, split_houses, synthetic_houses
 from bpdemo.errors import DataError
@@ -262,6 +264,30 @@ def test_the_walkthrough_house_is_predicted_in_dollars_before_and_after(tmp_path
     assert "the synthetic market's rule price (before noise): $248,377" in stdout
     assert f"${rule_price(3, 2000):,.0f}" == "$248,377"
     assert "hand-written vs autograd over 4 steps (float32)" in stdout
+
+
+# -- the scikit-learn baselines ----------------------------------------------------------------------
+def test_the_mlp_baseline_takes_scikit_learns_name_for_the_activation_or_relu_and_says_so():
+    assert sklearn_activation("sigmoid") == "logistic" and sklearn_activation("tanh") == "tanh"
+    assert activation_note("sigmoid") is None
+    assert sklearn_activation("leaky_relu") == "relu"  # scikit-learn has no leaky ReLU
+    assert activation_note("leaky_relu") == (
+        "scikit-learn's MLP has no leaky_relu activation; its baseline uses relu"
+    )
+
+
+def test_the_baselines_are_fitted_on_the_same_split_with_the_networks_sizes():
+    split = split_houses(load_houses("synthetic", houses=200, seed=1), 0.25, seed=1)
+    model = ModelSection(hidden=[5, 3], activation="tanh")
+    baselines = fit_regressors(split, model, seed=2)
+    assert list(baselines) == ["linear", "sklearn_mlp"]
+    mlp = baselines["sklearn_mlp"]
+    assert (mlp.activation, 0 < mlp.iterations <= SKLEARN_MAX_ITER) == ("tanh", True)
+    assert mlp.test_output.shape == (50,)
+    assert set(mlp.as_dict()) == {"train", "test", "train_seconds", "iterations", "activation"}
+    linear = baselines["linear"].as_dict()
+    assert set(linear) == {"train", "test", "train_seconds"}
+    assert linear["test"]["r2"] > 0.5 and set(linear["test"]) == {"loss", "rmse", "mae", "r2"}
 
 
 # -- real sales: the hand-written network against scikit-learn's MLPRegressor -------------------------

@@ -1,4 +1,4 @@
-"""The image demo: its data sources, seed 003's one-image step, and what a run writes.
+"""The image demo: its data sources, the dog image example's one-image step, and what a run writes.
 
 Data come from scikit-learn's bundled digits or from small images each test writes itself; no test
 touches the network (CIFAR-10's download is made to fail before it leaves the machine).
@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import pickle
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,6 @@ from PIL import Image
 
 from bpdemo import MLPSpec
 from bpdemo.cli import run_main
-from bpdemo.config import load_config
 from bpdemo.datasets.images import (
     CIFAR10_CLASSES,
     CIFAR10_FOLDER,
@@ -29,7 +29,9 @@ from bpdemo.datasets.images import (
     split_images,
 )
 from bpdemo.errors import DataError
-from demos import images as demo
+from bpdemo.one_image import Snapshot, choose_and_step, choose_image, step_on_one_image
+from bpdemo.plots import images as image_plots
+from demos.images import main
 
 COLOURS = {"car": (0, 255, 0), "cat": (0, 0, 255), "dog": (255, 0, 0)}
 
@@ -130,10 +132,27 @@ def test_the_demo_turns_a_bad_folder_into_one_line_and_status_2_before_any_outpu
     root = tmp_path / "photos"
     write_image(root / "dog.jpg", COLOURS["dog"])
     out = tmp_path / "run"
-    assert run_main(demo.main, ["--root", str(root), "--out", str(out)]) == 2
+    assert run_main(main, ["--root", str(root), "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
     assert "subfolder per class" in captured.err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('model.loss="mse"', "model.loss 'mse' is for numbers; classes need cross_entropy"),
+        ('model.output_activation="relu"', "the outputs are the logits that cross_entropy"),
+    ],
+)
+def test_a_model_that_cannot_classify_is_refused_before_any_output(
+    tmp_path, capsys, setting, message
+):
+    out = tmp_path / "run"
+    assert run_main(main, ["--set", setting, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
 
 
@@ -166,7 +185,9 @@ def test_a_damaged_cifar10_cache_says_to_delete_it_and_download_again(tmp_path):
         load_cifar10(cache=tmp_path)
 
 
-def test_cifar10_from_its_cache_keeps_the_documents_classes_and_every_pixel(tmp_path, monkeypatch):
+def test_cifar10_from_its_cache_keeps_the_dog_image_examples_classes_and_every_pixel(
+    tmp_path, monkeypatch
+):
     """A stand-in cache in torchvision's own format (pickled batches of raw CHW rows)."""
     folder = tmp_path / CIFAR10_FOLDER
     folder.mkdir()
@@ -200,7 +221,7 @@ def test_cifar10_class_names_are_checked_before_any_download(tmp_path):
 def test_the_demo_without_cifar10_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bpdemo.datasets.CIFAR10_CACHE", tmp_path / "empty-cache")
     out = tmp_path / "run"
-    assert run_main(demo.main, ["--dataset", "cifar10", "--out", str(out)]) == 2
+    assert run_main(main, ["--dataset", "cifar10", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "add --download" in err
     assert not out.exists()
@@ -229,13 +250,13 @@ def test_classes_and_per_class_choose_and_renumber_the_digits():
     np.testing.assert_array_equal(data.x, again.x)
 
 
-# -- seed 003's four steps on one image --------------------------------------------------------------------
+# -- the dog image example's four steps on one image -----------------------------------------------------------------
 def test_one_image_step_matches_softmax_by_hand_and_torch_autograd():
     spec = MLPSpec([5, 4, 3], ["relu", "identity"], loss="cross_entropy", seed=3, dtype="float64")
     state = spec.initial_parameters()
     x = torch.tensor([0.5, -1.0, 2.0, 0.25, -0.75], dtype=torch.float64)
     label, lr = 2, 0.5
-    values = demo.step_on_one_image(spec, state, x, label, lr)
+    values = step_on_one_image(spec, state, x, label, lr)
 
     # forward and softmax by hand, in numpy
     w0, b0, w1, b1 = (state[n].numpy() for n in ("layers.0.weight", "layers.0.bias",
@@ -265,7 +286,7 @@ def test_one_image_step_matches_softmax_by_hand_and_torch_autograd():
     assert values["probabilities_after"] is not values["probabilities"]
 
 
-def test_the_walkthrough_image_is_the_mistake_nearest_the_documents_0_7():
+def test_the_walkthrough_image_is_the_mistake_nearest_the_dog_image_examples_0_7():
     probabilities = np.array(
         [
             [0.9, 0.05, 0.05],  # right
@@ -276,9 +297,9 @@ def test_the_walkthrough_image_is_the_mistake_nearest_the_documents_0_7():
         ]
     )
     labels = np.array([0, 0, 2, 2, 1])
-    assert demo.choose_image(probabilities, labels, 0.7) == 1
-    assert demo.choose_image(probabilities, labels, 0.5) == 3
-    assert demo.choose_image(probabilities[[0, 2]], labels[[0, 2]], 0.7) is None
+    assert choose_image(probabilities, labels, 0.7) == 1
+    assert choose_image(probabilities, labels, 0.5) == 3
+    assert choose_image(probabilities[[0, 2]], labels[[0, 2]], 0.7) is None
 
 
 def test_when_the_trained_model_makes_no_mistake_the_walkthrough_takes_the_start_of_training():
@@ -289,8 +310,16 @@ def test_when_the_trained_model_makes_no_mistake_the_walkthrough_takes_the_start
     right = np.where(np.eye(2)[labels] == 1, 0.9, 0.1)  # every test image right
     wrong = np.where(np.eye(2)[labels] == 1, 0.4, 0.6)  # every test image wrong, with 0.6
     wrong[2] = np.where(np.eye(2)[labels[2]] == 1, 0.3, 0.7)  # image 2: wrong with 0.7
-    test = split.tensors("test", torch.float64)
-    walk = demo.walk_through(demo.ImagesConfig(), spec, split, test, (state, right), (state, wrong))
+    x_test, _ = split.tensors("test", torch.float64)
+    walk = choose_and_step(
+        spec,
+        x_test,
+        labels,
+        Snapshot(state, right),
+        Snapshot(state, wrong),
+        probability=0.7,
+        lr=0.002,
+    )
     assert (walk.when, walk.test_image, walk.true_class) == (
         "at the start of training",
         2,
@@ -313,11 +342,11 @@ SMALL_RUN = [
 
 def without_figures(monkeypatch) -> None:
     """Skip the PNGs (a second or two each) where a test looks at the numbers only."""
-    monkeypatch.setattr(demo, "write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(image_plots, "figures", lambda *args, **kwargs: {})
 
 
 def run_demo(out: Path, *argv: str) -> dict:
-    assert demo.main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "--out", str(out)]) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -351,9 +380,15 @@ def test_metrics_json_holds_what_the_issue_lists(small_run):
     assert sum(walk["probabilities"]) == pytest.approx(1.0)
     assert walk["loss"] == pytest.approx(-np.log(walk["probability_true_class"]))
     written = {p.name for p in out.iterdir()}
-    assert written >= {"config.toml", "metrics.json", "history.csv", "steps.csv", *demo.FIGURES}
-    rerun = load_config(demo.ImagesConfig, out / "config.toml")
-    assert rerun.train.epochs == 2 and rerun.model.hidden == [16, 12]
+    assert written >= {
+        "config.toml",
+        "metrics.json",
+        "history.csv",
+        "steps.csv",
+        *image_plots.FIGURES,
+    }
+    rerun = tomllib.loads((out / "config.toml").read_text())
+    assert rerun["train"]["epochs"] == 2 and rerun["model"]["hidden"] == [16, 12]
 
 
 def test_a_run_prints_progress_the_results_table_and_the_walkthrough(small_run):
@@ -371,10 +406,12 @@ def test_a_run_prints_progress_the_results_table_and_the_walkthrough(small_run):
     )
 
 
-def test_the_same_seed_gives_the_same_metrics_apart_from_timings(small_run, tmp_path, monkeypatch):
-    _, first, _ = small_run
+def test_a_run_again_from_its_config_toml_gives_the_same_metrics_apart_from_timings(
+    small_run, tmp_path, monkeypatch
+):
+    out, first, _ = small_run
     without_figures(monkeypatch)
-    second = run_demo(tmp_path / "again", *SMALL_RUN, "--quiet")
+    second = run_demo(tmp_path / "again", "--config", str(out / "config.toml"), "--quiet")
 
     def without_timings(value):
         if isinstance(value, dict):

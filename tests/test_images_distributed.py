@@ -12,7 +12,8 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from demos import images as demo
+from bpdemo.plots import images as image_plots
+from demos.images import main
 
 SMALL_RUN = [
     "--epochs",
@@ -29,8 +30,9 @@ SMALL_RUN = [
 ]
 
 
-def no_figures(*args, **kwargs) -> None:
-    """Stands in for `write_figures`: the numbers are what this test compares."""
+def no_figures(*args, **kwargs) -> dict:
+    """Stands in for `bpdemo.plots.images.figures`: the numbers are what this test compares."""
+    return {}
 
 
 def worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
@@ -39,8 +41,8 @@ def worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size
     )
-    demo.write_figures = no_figures
-    status = demo.main([*SMALL_RUN, "--distributed", "--out", out])
+    image_plots.figures = no_figures
+    status = main([*SMALL_RUN, "--distributed", "--out", out])
     if status != 0:
         raise SystemExit(status)
 
@@ -51,8 +53,8 @@ def loopback(monkeypatch):
 
 
 def test_two_processes_give_the_single_process_test_loss(tmp_path, monkeypatch, loopback):
-    monkeypatch.setattr(demo, "write_figures", no_figures)
-    assert demo.main([*SMALL_RUN, "--out", str(tmp_path / "single")]) == 0
+    monkeypatch.setattr(image_plots, "figures", no_figures)
+    assert main([*SMALL_RUN, "--out", str(tmp_path / "single")]) == 0
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
 
     # Forked after the single run, the two processes start with everything it imported.
@@ -94,7 +96,7 @@ def test_distributed_without_torchrun_is_a_usage_error_before_any_output(
     for name in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     out = tmp_path / "run"
-    assert run_main(demo.main, ["--distributed", "--out", str(out)]) == 2
+    assert run_main(main, ["--distributed", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--distributed needs to be started by torchrun" in err
     assert not out.exists()

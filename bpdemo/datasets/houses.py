@@ -8,7 +8,8 @@ rows only, so nothing about the test houses leaks into training.
 Sources (`load_houses(dataset=...)`):
 
 - `synthetic` (offline, the default): `synthetic_houses` below; its price rule is `rule_price`.
-- `csv`: any CSV file, read with pandas; column names may contain spaces.
+- `csv`: any CSV file, read with pandas; column names may contain spaces (`house_table.py` reads
+  it and checks every column used).
 - `ames`: OpenML's `house_prices` table (the 1,460 Ames sales of the Kaggle competition, column names
   without spaces: `BedroomAbvGr`, `GrLivArea`, `SalePrice`), cached under `data/sklearn/`.
 - `california`: scikit-learn's California housing (20,640 census block groups, 1990); its target,
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import math
 import sys
 import warnings
@@ -39,6 +39,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from bpdemo.datasets import SKLEARN_CACHE
+from bpdemo.datasets.house_table import HouseData, load_csv, squeeze, table_to_houses
 from bpdemo.errors import DataError
 
 DATASETS = ("synthetic", "csv", "ames", "california")
@@ -100,36 +101,7 @@ def synthetic_houses(n: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-# -- a table of houses ---------------------------------------------------------------------------------
-@dataclass
-class HouseData:
-    """Houses ready for training.
-
-    Attributes:
-        name: the source, one of `DATASETS`.
-        description: where the rows came from, for messages ("CSV file houses.csv").
-        features: the input column names, F of them.
-        target: the price column's name.
-        x: (N, F) float64 features.
-        y: (N,) float64 prices in dollars.
-        dropped_rows: rows left out because a value was missing.
-        notes: what the user should know about how the table was read (printed by the demo).
-    """
-
-    name: str
-    description: str
-    features: list[str]
-    target: str
-    x: np.ndarray
-    y: np.ndarray
-    dropped_rows: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        return len(self.y)
-
-
+# -- the sources ---------------------------------------------------------------------------------------
 DEFAULT_COLUMNS = {
     "synthetic": ([BEDROOMS, LIVING_AREA], PRICE),
     "ames": (["BedroomAbvGr", "GrLivArea"], "SalePrice"),
@@ -194,34 +166,6 @@ def load_houses(
     return load_california(features, target, missing=missing)
 
 
-def load_csv(
-    path: str | Path, features: Sequence[str], target: str, missing: str = "drop"
-) -> HouseData:
-    """Read `features` and `target` from a CSV file with a header row; see `table_to_houses`."""
-    path = Path(path)
-    where = f"CSV file {path}"
-    if not path.exists():
-        raise DataError(f"{where} not found; check the path given to --csv")
-    if path.is_dir():
-        raise DataError(f"{where} is a folder, not a file; give a CSV file to --csv")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"{where} is empty; it needs a header row naming the columns, then one row per house"
-        ) from None
-    except pd.errors.ParserError as error:
-        reason = str(error).strip().splitlines()[-1]
-        raise DataError(f"{where} is not a well-formed CSV file: {reason}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{where} is not a text file in UTF-8; save it as a UTF-8 CSV") from None
-    except OSError as error:
-        raise DataError(f"{where} cannot be read: {error.strerror or error}") from None
-    if frame.empty:
-        raise DataError(f"{where} has a header but no data rows; add one row per house")
-    return table_to_houses(frame, features, target, "csv", where, missing=missing, first_line=2)
-
-
 def load_ames(
     features: Sequence[str] = DEFAULT_COLUMNS["ames"][0],
     target: str = DEFAULT_COLUMNS["ames"][1],
@@ -279,127 +223,6 @@ def offline_message(what: str, error: OSError, target: str) -> str:
         f'--dataset csv --csv FILE --features "A,B" --target {target}, or the offline default '
         "--dataset synthetic"
     )
-
-
-def table_to_houses(
-    frame: pd.DataFrame,
-    features: Sequence[str],
-    target: str,
-    name: str,
-    where: str,
-    missing: str = "drop",
-    first_line: int | None = None,
-) -> HouseData:
-    """Check and convert the used columns of a table into a `HouseData`.
-
-    Refused with a `DataError`: a column that is not there (the message lists those that are),
-    text in a column that must be numeric, a value that is not finite, a missing value when
-    `missing="refuse"`, and a target with one value only. `first_line` is the file line of the first
-    data row, so messages can point at lines (2 for a CSV file with a header); else rows are counted.
-    """
-    features = list(features)
-    if not features:
-        raise DataError(f'{where}: no feature columns given; list them with --features "A,B"')
-    if len(set(features)) != len(features):
-        repeated = sorted({f for f in features if features.count(f) > 1})
-        raise DataError(f"{where}: feature {repeated[0]!r} is listed twice in --features")
-    if target in features:
-        raise DataError(
-            f"{where}: {target!r} is both the target and a feature; drop it from --features"
-        )
-    columns = [find_column(frame, wanted, where) for wanted in [*features, target]]
-    table = frame[columns].copy()
-    table.columns = [*features, target]
-
-    def position(index: int) -> str:
-        return f"line {index + first_line}" if first_line is not None else f"row {index + 1}"
-
-    for column in table.columns:
-        table[column] = numeric_column(table[column], column, where, position)
-
-    has_missing = table.isna().any(axis=1).to_numpy()
-    dropped = int(has_missing.sum())
-    notes = []
-    if dropped:
-        counts = table.isna().sum()
-        per_column = ", ".join(f"{c}: {int(k)}" for c, k in counts.items() if k)
-        if missing == "refuse":
-            first_column = next(c for c, k in counts.items() if k)
-            first_index = int(np.flatnonzero(table[first_column].isna().to_numpy())[0])
-            raise DataError(
-                f"{where}: {dropped} rows have a missing value ({per_column}; the first in column "
-                f"{first_column!r}, {position(first_index)}); fill them in, or set data.missing = "
-                '"drop" to leave those rows out'
-            )
-        if dropped == len(table):
-            raise DataError(
-                f"{where}: every row has a missing value in the columns used ({per_column}); "
-                "choose other columns or fill the gaps"
-            )
-        notes.append(f"dropped {dropped} of {len(table)} rows with a missing value ({per_column})")
-        table = table[~has_missing]
-
-    y = table[target].to_numpy(dtype=np.float64)
-    if np.all(y == y[0]):
-        raise DataError(
-            f"{where}: the target {target!r} has the same value ({y[0]:g}) in every row used; "
-            "there is nothing to learn, choose another --target"
-        )
-    return HouseData(
-        name=name,
-        description=where,
-        features=features,
-        target=target,
-        x=table[features].to_numpy(dtype=np.float64),
-        y=y,
-        dropped_rows=dropped,
-        notes=notes,
-    )
-
-
-def find_column(frame: pd.DataFrame, wanted: str, where: str) -> str:
-    """The table's column named `wanted` (ignoring spaces around names), or a `DataError`."""
-    available = [str(c) for c in frame.columns]
-    if wanted in available:
-        return wanted
-    stripped = {c.strip(): c for c in available}
-    if wanted.strip() in stripped:
-        return stripped[wanted.strip()]
-
-    def squeeze(name: str) -> str:
-        return "".join(ch for ch in name.lower() if ch.isalnum())
-
-    by_squeezed = {squeeze(c): c for c in available}
-    close = by_squeezed.get(squeeze(wanted)) or next(
-        iter(difflib.get_close_matches(wanted, available, n=1, cutoff=0.75)), None
-    )
-    hint = f" (did you mean {close!r}?)" if close else ""
-    raise DataError(
-        f"{where} has no column {wanted!r}{hint}; its columns are: {', '.join(available)}"
-    )
-
-
-def numeric_column(values: pd.Series, column: str, where: str, position) -> pd.Series:
-    """`values` as float64, NaN where missing; text or an infinite value is a `DataError`."""
-    if pd.api.types.is_bool_dtype(values):
-        values = values.astype(np.float64)
-    converted = pd.to_numeric(values, errors="coerce").astype(np.float64)
-    text = converted.isna() & values.notna()
-    if text.any():
-        index = int(np.flatnonzero(text.to_numpy())[0])
-        raise DataError(
-            f"{where}: column {column!r} holds text where a number is needed, e.g. "
-            f"{values.iloc[index]!r} on {position(index)}; features and target must be numbers "
-            "(encode categories as numbers first)"
-        )
-    infinite = np.isinf(converted.to_numpy())
-    if infinite.any():
-        index = int(np.flatnonzero(infinite)[0])
-        raise DataError(
-            f"{where}: column {column!r} holds an infinite value on {position(index)}; "
-            "features and target must be finite numbers"
-        )
-    return converted
 
 
 # -- split and standardisation ---------------------------------------------------------------------------
@@ -490,34 +313,35 @@ def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> 
 
 
 # -- the walk-through house --------------------------------------------------------------------------------
-def _squeeze(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
 def bedroom_column(features: Sequence[str]) -> str | None:
     """The feature that counts bedrooms (`bedrooms`, `BedroomAbvGr`, `Bedroom AbvGr`), if any."""
-    return next((f for f in features if "bedroom" in _squeeze(f)), None)
+    return next((f for f in features if "bedroom" in squeeze(f)), None)
 
 
 def living_area_column(features: Sequence[str]) -> str | None:
     """The feature holding the living area in sq ft (`living_area_sqft`, `Gr Liv Area`), if any."""
     keys = ("livarea", "livingarea", "sqftliving", "sqft")
-    return next((f for f in features if any(k in _squeeze(f) for k in keys)), None)
+    return next((f for f in features if any(k in squeeze(f) for k in keys)), None)
 
 
 @dataclass
 class ExampleHouse:
-    """One house to follow through training: its features (F,), and what was set how."""
+    """One house to follow through training: its features (F,), and what was set how.
+
+    `rule_price` is the synthetic market's price of the house asked for, before noise (synthetic
+    houses only, else None).
+    """
 
     x: np.ndarray
     description: str
     values: dict[str, float]
+    rule_price: float | None = None
 
 
 def example_house(
     split: HouseSplit, bedrooms: float = 3, living_area: float = 2000
 ) -> ExampleHouse:
-    """The seed document's house (3 bedrooms, 2,000 sq ft), every other feature at its training median.
+    """The house example's house (3 bedrooms, 2,000 sq ft), every other feature at its training median.
 
     Where the data have no bedroom or living-area column, that part is left at the median too, and
     the description says so.
@@ -540,8 +364,12 @@ def example_house(
         description = ", ".join(given)
         if len(given) < len(features):
             description += " (every other feature at its training median)"
+    synthetic = split.data.name == "synthetic"
     return ExampleHouse(
-        x=x, description=description, values=dict(zip(features, x.tolist(), strict=True))
+        x=x,
+        description=description,
+        values=dict(zip(features, x.tolist(), strict=True)),
+        rule_price=float(rule_price(bedrooms, living_area)) if synthetic else None,
     )
 
 

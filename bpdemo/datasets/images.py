@@ -12,7 +12,7 @@ Sources (`load_images(dataset=...)`):
   scans of handwritten digits 0-9 (UCI), pixel values 0-16 scaled to [0, 1].
 - `cifar10`: torchvision's CIFAR-10 (60,000 colour photos of 32x32 pixels, 10 classes; its own
   train and test parts are pooled, then split like every other source), cached under `data/cifar10/`.
-  By default only the classes of seed document 003's example: dog, cat and automobile (its "car").
+  By default only the classes of the dog image example: dog, cat and automobile (its "car").
 - `folder`: torchvision's `ImageFolder` on a folder with one subfolder per class (the folder's name is
   the label), e.g. `photos/dog/1.jpg`, `photos/cat/2.png`, `photos/car/3.jpg`. Each image is resized to
   size x size pixels (squeezed if not square), optionally made grayscale, turned into a tensor by
@@ -50,7 +50,7 @@ CIFAR10_CLASSES = (
     "ship",
     "truck",
 )
-DOCUMENT_CLASSES = ("dog", "cat", "automobile")  # seed 003: "dogs, cats, cars"
+EXAMPLE_CLASSES = ("dog", "cat", "automobile")  # the dog image example's "dogs, cats, cars"
 CLASS_ALIASES = {"car": "automobile", "plane": "airplane"}
 CIFAR10_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 unpacks under its root
 CIFAR10_MEGABYTES = 170  # cifar-10-python.tar.gz: 170,498,071 bytes
@@ -220,7 +220,7 @@ def load_cifar10(
     from torchvision.datasets import CIFAR10  # imported here: the other sources do not need it
 
     where = "CIFAR-10"
-    chosen = select_classes(CIFAR10_CLASSES, classes or DOCUMENT_CLASSES, where)
+    chosen = select_classes(CIFAR10_CLASSES, classes or EXAMPLE_CLASSES, where)
     cache = Path(cache) if cache is not None else datasets.CIFAR10_CACHE
     if not download and not cifar10_cached(cache):
         raise DataError(

@@ -1,15 +1,26 @@
-"""Figures of the house-price demo, in dollars: predicted against actual price, and the errors."""
+"""Figures of the house-price demo, in dollars: predicted against actual price, and the errors.
+
+`figures` gives all four of a run by file name; the loss curves and the gradient difference are
+`bpdemo.plots.training`'s.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from bpdemo.plots.training import AUTOGRAD_STYLE, MANUAL_STYLE
+from bpdemo.plots.training import AUTOGRAD_STYLE, MANUAL_STYLE, gradient_difference, loss_curves
+from bpdemo.report import MODEL_LABELS
+
+if TYPE_CHECKING:
+    from bpdemo.baselines import Baseline
+    from bpdemo.datasets.houses import HouseSplit
+    from bpdemo.experiment import Experiment
 
 # One colour per model, the same in every figure; the two backprop models as in the loss curves.
 COLORS = {
@@ -115,3 +126,45 @@ def error_distribution(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
     return figure
+
+
+def figures(
+    experiment: Experiment,
+    split: HouseSplit,
+    results: Mapping[str, Mapping[str, Any]],
+    baselines: Mapping[str, Baseline],
+) -> dict[str, Figure]:
+    """loss.png, gradient_difference.png, predicted_vs_actual.png and errors.png of a finished run.
+
+    results: both networks' (`Experiment.results`); baselines: `linear` and `sklearn_mlp`.
+    """
+    history, agreement, name = experiment.history, experiment.pair.agreement, split.data.description
+    outputs = experiment.outputs("test")  # standardised prices, as the models give them
+    test_scores = {key: results[key]["test"] for key in outputs}
+    for key, baseline in baselines.items():
+        outputs[key], test_scores[key] = baseline.test_output, baseline.test
+    order = ("manual", "autograd", "sklearn_mlp", "linear")
+    predicted = {MODEL_LABELS[key]: split.to_dollars(outputs[key]) for key in order}
+    test_scores = {MODEL_LABELS[key]: test_scores[key] for key in order}
+    shown = ("scikit-learn MLP", "hand-written", "autograd")  # drawn in this order, the pair on top
+    return {
+        "loss.png": loss_curves(
+            history,
+            title=f"Loss per epoch, hand-written and autograd\n{name}",
+            ylabel=f"{experiment.config.model.loss} of the standardised price",
+        ),
+        "gradient_difference.png": gradient_difference(
+            history, agreement.tolerance, agreement.dtype
+        ),
+        "predicted_vs_actual.png": predicted_vs_actual(
+            split.y_test,
+            {label: predicted[label] for label in shown},
+            title=f"Predicted against actual price, {len(split.y_test):,} test houses\n{name}",
+            r2={label: test_scores[label]["r2"] for label in shown},
+        ),
+        "errors.png": error_distribution(
+            {label: values - split.y_test for label, values in predicted.items()},
+            title=f"Prediction errors on the test houses\n{name}",
+            mae={label: scores["mae"] for label, scores in test_scores.items()},
+        ),
+    }

@@ -1,57 +1,48 @@
 """Figures of the image demo: training curves, confusion matrix, test images, one image's step.
 
-The gradient difference and the gradient norm of each layer are `bpdemo.plots.training`'s.
+`figures` gives all six of a run (`FIGURES`) by file name; the gradient difference and the gradient
+norm of each layer are `bpdemo.plots.training`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bpdemo.plots.training import AUTOGRAD_STYLE, MANUAL_STYLE
+from bpdemo.plots.training import draw_curves, gradient_difference, layer_gradient_norms
 from bpdemo.train import History
 
+if TYPE_CHECKING:
+    from bpdemo.datasets.images import ImageSplit
+    from bpdemo.experiment import Experiment
+    from bpdemo.one_image import OneImageStep
+
 RIGHT, WRONG = "tab:green", "tab:red"
-
-
-def _curves(ax: Axes, history: History, metric: str) -> None:
-    """Train (line) and test (line with dots) `metric` of both models per epoch on `ax`, drawn as
-    `bpdemo.plots.training.loss_curves` draws them."""
-    epochs = [row["epoch"] for row in history.epochs]
-    marker_every = max(1, len(epochs) // 15)
-    for split, marker in (("train", None), ("test", "o")):
-        for model, style in (("manual", MANUAL_STYLE), ("autograd", AUTOGRAD_STYLE)):
-            values = [row[f"{split}_{metric}_{model}"] for row in history.epochs]
-            name = "hand-written" if model == "manual" else "autograd"
-            ax.plot(
-                epochs,
-                values,
-                label=f"{split}, {name}",
-                marker=marker,
-                markevery=marker_every,
-                markersize=4,
-                **{**style, "alpha": style.get("alpha", 1) * (1 if split == "train" else 0.8)},
-            )
-    ax.set_xlabel("epoch")
-    ax.grid(True, alpha=0.3)
+FIGURES = (
+    "loss_accuracy.png",
+    "gradient_difference.png",
+    "confusion_matrix.png",
+    "test_images.png",
+    "gradient_norms.png",
+    "walkthrough.png",
+)
+GRID_IMAGES, GRID_MISTAKES = 24, 12  # test images in the grid, and at most this many mistakes first
 
 
 def loss_and_accuracy(history: History, title: str) -> Figure:
-    """Cross-entropy (log scale) and accuracy per epoch, train and test, of both models.
-
-    The hand-written model is a wide pale line, autograd a thin dashed one on top of it: where the
-    models agree, the dashes run inside the wide line.
-    """
+    """Cross-entropy (log scale) and accuracy per epoch, train and test, of both models, drawn as
+    `bpdemo.plots.training.draw_curves` draws them."""
     figure, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(12, 4.6))
-    _curves(loss_ax, history, "loss")
+    draw_curves(loss_ax, history, "loss")
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel("cross-entropy loss (log scale)")
     loss_ax.set_title("loss")
-    _curves(accuracy_ax, history, "accuracy")
+    draw_curves(accuracy_ax, history, "accuracy")
     accuracy_ax.set_ylabel("accuracy (share of images classified right)")
     accuracy_ax.set_title("accuracy")
     low = min(row[k] for row in history.epochs for k in row if "accuracy" in k)
@@ -205,3 +196,76 @@ def one_image_step(
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def figures(
+    experiment: Experiment,
+    split: ImageSplit,
+    results: Mapping[str, Mapping[str, Any]],
+    probabilities: Mapping[str, np.ndarray],
+    walk: OneImageStep,
+    predictions: Mapping[str, Any],
+) -> dict[str, Figure]:
+    """The six figures of a finished run, by file name (`FIGURES`), of the hand-written model.
+
+    results: both networks' (`Experiment.results`); probabilities: each model's test probabilities
+    (N_test, K); predictions: `bpdemo.evaluation.prediction_agreement`.
+    """
+    history, agreement, data = experiment.history, experiment.pair.agreement, split.data
+    manual = probabilities["manual"]
+    labels = split.labels("test")
+    predicted = manual.argmax(1)
+    name = data.description
+    test_accuracy = results["manual"]["test"]["accuracy"]
+    shown, which = grid_images(labels, predicted)
+    loss_accuracy, differences, confusion_matrix, test_images, norms, walkthrough = FIGURES
+    return {
+        loss_accuracy: loss_and_accuracy(
+            history, title=f"Hand-written and autograd, per epoch: {name}"
+        ),
+        differences: gradient_difference(history, agreement.tolerance, agreement.dtype),
+        confusion_matrix: confusion(
+            labels,
+            predicted,
+            data.classes,
+            title=f"Hand-written model on {len(labels):,} test images\n"
+            f"accuracy {test_accuracy:.4f}; autograd predicts the same for "
+            f"{predictions['same_test_predictions']:,}",
+        ),
+        test_images: image_grid(
+            data.pictures(data.x[split.test_index[shown]]),
+            labels[shown],
+            predicted[shown],
+            manual[shown, predicted[shown]],
+            data.classes,
+            title=f"{len(shown)} of the {len(labels):,} test images, hand-written model ({which}); "
+            "pred = predicted class and its probability",
+            numbers=shown.tolist(),
+        ),
+        norms: layer_gradient_norms(history, title=f"Gradient norm of each layer: {name}"),
+        walkthrough: one_image_step(
+            data.pictures(data.x[split.test_index[[walk.test_image]]])[0],
+            data.classes,
+            walk.true_class,
+            walk.probabilities,
+            walk.probabilities_after,
+            walk.lr,
+            title=f"Test image #{walk.test_image} ({walk.when}): class probabilities before and "
+            f"after one gradient-descent step on it\nloss −ln p(true) {walk.loss:.3f} → "
+            f"{walk.loss_after:.3f}",
+        ),
+    }
+
+
+def grid_images(labels: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, str]:
+    """The test images to show (their positions, mistakes first), and which they are, in words."""
+    mistakes = np.flatnonzero(predicted != labels)[:GRID_MISTAKES]
+    rest = [i for i in range(len(labels)) if i not in set(mistakes)]
+    shown = np.concatenate([mistakes, rest[: GRID_IMAGES - len(mistakes)]]).astype(int)
+    total_mistakes = int((predicted != labels).sum())
+    which = (
+        f"its {total_mistakes} mistake{'s' if total_mistakes != 1 else ''} first"
+        if total_mistakes <= GRID_MISTAKES
+        else f"{GRID_MISTAKES} of its {total_mistakes} mistakes first"
+    )
+    return shown, which

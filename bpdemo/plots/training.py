@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bpdemo.train import History
@@ -21,34 +22,41 @@ def loss_curves(
     `metric` is `loss` or any metric name the training loop recorded (e.g. `accuracy`).
     """
     figure, ax = plt.subplots(figsize=(7, 4.5))
-    epochs = [row["epoch"] for row in history.epochs]
-    for split, marker in (("train", None), ("test", "o")):
-        for model, style in (("manual", MANUAL_STYLE), ("autograd", AUTOGRAD_STYLE)):
-            key = f"{split}_{metric}_{model}"
-            if key not in history.epochs[0]:
-                continue
-            values = [row[key] for row in history.epochs]
-            label = f"{split}, {'hand-written' if model == 'manual' else 'autograd'}"
-            marker_every = max(1, len(epochs) // 15)
-            ax.plot(
-                epochs,
-                values,
-                label=label,
-                marker=marker,
-                markevery=marker_every,
-                markersize=4,
-                **{**style, "alpha": style.get("alpha", 1) * (1 if split == "train" else 0.8)},
-            )
-    ax.set_xlabel("epoch")
+    draw_curves(ax, history, metric)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if metric == "loss" and all(
         v > 0 for row in history.epochs for k, v in row.items() if "loss" in k
     ):
         ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
     ax.legend()
     return figure
+
+
+def draw_curves(ax: Axes, history: History, metric: str) -> None:
+    """Train (line) and test (line with dots) `metric` of both models per epoch, on `ax`.
+
+    The hand-written model is a wide pale line, autograd a thin dashed one on top of it: where the
+    models agree, the dashes run inside the wide line.
+    """
+    epochs = [row["epoch"] for row in history.epochs]
+    marker_every = max(1, len(epochs) // 15)
+    for split, marker in (("train", None), ("test", "o")):
+        for model, style in (("manual", MANUAL_STYLE), ("autograd", AUTOGRAD_STYLE)):
+            key = f"{split}_{metric}_{model}"
+            if key not in history.epochs[0]:
+                continue
+            ax.plot(
+                epochs,
+                [row[key] for row in history.epochs],
+                label=f"{split}, {'hand-written' if model == 'manual' else 'autograd'}",
+                marker=marker,
+                markevery=marker_every,
+                markersize=4,
+                **{**style, "alpha": style.get("alpha", 1) * (1 if split == "train" else 0.8)},
+            )
+    ax.set_xlabel("epoch")
+    ax.grid(True, alpha=0.3)
 
 
 def gradient_difference(history: History, tolerance: float, dtype: str) -> Figure:

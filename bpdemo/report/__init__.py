@@ -12,6 +12,14 @@ from bpdemo.errors import DivergenceError, RunError
 from bpdemo.outputs import RunDir
 from bpdemo.train import History
 
+# How each model of a training demo is named in its tables, lines and figures.
+MODEL_LABELS = {
+    "manual": "hand-written",
+    "autograd": "autograd",
+    "linear": "linear regression",
+    "sklearn_mlp": "scikit-learn MLP",
+}
+
 
 def agreement(pair: SideBySide) -> dict[str, Any]:
     """The `agreement` block of metrics.json: maxima over every step compared, and the tolerance."""
@@ -82,3 +90,23 @@ def table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] | None =
     if columns is not None:
         frame = frame[list(columns)]
     return frame.to_string(float_format=lambda v: f"{v:,.4g}", na_rep="–")
+
+
+def data_and_split(split: Any, **facts: Any) -> dict[str, Any]:
+    """What a `dataset` block of metrics.json begins with: the data's name, description and rows,
+    `facts` (what the rows hold), then the sizes of the training and the test split."""
+    data = split.data
+    return {
+        "name": data.name,
+        "description": data.description,
+        "rows": data.rows,
+        **facts,
+        "train_rows": len(split.train_index),
+        "test_rows": len(split.test_index),
+    }
+
+
+def files_line(names: Sequence[str], folder: Any) -> str:
+    """`wrote a, b and c to FOLDER`: what a run wrote, and where."""
+    listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+    return f"wrote {listed} to {folder}"
