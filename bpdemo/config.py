@@ -76,13 +76,13 @@ class ModelSection(Section):
         return MLPSpec(
             sizes=[n_inputs, *self.hidden, n_outputs],
             activations=[self.activation] * len(self.hidden) + [self.output_activation],
-            loss=self.loss,
-            init=self.init,
-            init_scale=self.init_scale,
-            seed=seed,
-            dtype=self.dtype,
-            device=self.device,
+            **self._training(seed),
         )
+
+    def _training(self, seed: int) -> dict[str, Any]:
+        """What both kinds of description take alike: the loss, the initial weights, the dtype."""
+        keys = ("loss", "init", "init_scale", "dtype", "device")
+        return {"seed": seed, **{key: getattr(self, key) for key in keys}}
 
     @property
     def hidden_sizes(self) -> list[int]:
@@ -109,16 +109,7 @@ class ModelSection(Section):
                 f"{n_outputs} outputs; leave its units out"
             )
         try:
-            return NetworkSpec(
-                n_inputs,
-                entries,
-                loss=self.loss,
-                init=self.init,
-                init_scale=self.init_scale,
-                seed=seed,
-                dtype=self.dtype,
-                device=self.device,
-            )
+            return NetworkSpec(n_inputs, entries, **self._training(seed))
         except ConfigError as error:
             raise ConfigError(f"[model] {error}") from None
 

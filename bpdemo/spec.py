@@ -275,10 +275,10 @@ class NetworkSpec:
     layers: Sequence[Mapping]
     loss: str = "mse"
     init: str = "xavier"
+    init_scale: float | None = None
     seed: int = 0
     dtype: torch.dtype | str = torch.float32
     device: torch.device | str = "cpu"
-    init_scale: float | None = None
 
     def __post_init__(self) -> None:
         from bpdemo.layers import LAYER_TYPES  # the layer kinds know their own keys

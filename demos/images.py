@@ -22,15 +22,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from bpdemo import cli
+from bpdemo import config as schema
 from bpdemo.baselines import fit_classifier
-from bpdemo.config import (
-    ModelSection,
-    OptimizerSection,
-    PositiveFloat,
-    PositiveInt,
-    Section,
-    TrainSection,
-)
 from bpdemo.datasets.images import DATASETS, load_images, split_images
 from bpdemo.distributed import main_process_first, process_group
 from bpdemo.evaluation import accuracy, class_scores, prediction_agreement, probabilities_of
@@ -46,35 +39,35 @@ CLASS_LOSS_ADVICE = (
 )
 
 
-class ImageDataSection(Section):
+class ImageDataSection(schema.Section):
     """[data]: where the images come from, which of them, and how they are split."""
 
     dataset: Literal["digits", "cifar10", "folder"] = "digits"
     classes: list[str] = Field(default_factory=list)
     download: bool = False
     root: str | None = None
-    image_size: PositiveInt = 32
+    image_size: schema.PositiveInt = 32
     grayscale: bool = False
-    per_class: PositiveInt | None = None
+    per_class: schema.PositiveInt | None = None
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25
 
 
-class WalkthroughSection(Section):
+class WalkthroughSection(schema.Section):
     """[walkthrough]: the one test image followed through the dog image example's four steps."""
 
     probability: Annotated[float, Field(gt=0, lt=1)] = 0.7
-    lr: PositiveFloat = 0.002
+    lr: schema.PositiveFloat = 0.002
     test_image: Annotated[int, Field(ge=0)] | None = None
 
 
-class ImagesConfig(Section):
+class ImagesConfig(schema.Section):
     seed: int = 0
     data: ImageDataSection = ImageDataSection()
-    model: ModelSection = ModelSection(
+    model: schema.ModelSection = schema.ModelSection(
         hidden=[128, 64], activation="relu", loss="cross_entropy", init="he", dtype="float64"
     )
-    optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.002)
-    train: TrainSection = TrainSection(epochs=15, batch_size=32, threads=1)
+    optimizer: schema.OptimizerSection = schema.OptimizerSection(name="adam", lr=0.002)
+    train: schema.TrainSection = schema.TrainSection(epochs=15, batch_size=32, threads=1)
     walkthrough: WalkthroughSection = WalkthroughSection()
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bpdemo.bench.end_to_end import AMES_ENV, ames_csv_from_environment
+from bpdemo.functional import ACTIVATIONS, LOSSES
 
 
 @pytest.fixture
@@ -29,3 +30,13 @@ def make_data(spec, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
     else:
         y = torch.randn(batch, spec.sizes[-1], generator=generator, dtype=torch.float64)
     return x.to(spec.dtype), y.to(spec.dtype)
+
+
+@pytest.fixture
+def registries():
+    """Activations and losses a test registers are gone after it."""
+    saved = dict(ACTIVATIONS), dict(LOSSES)
+    yield
+    for registry, before in zip((ACTIVATIONS, LOSSES), saved, strict=True):
+        registry.clear()
+        registry.update(before)

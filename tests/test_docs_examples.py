@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from bpdemo.functional import ACTIVATIONS, LOSSES
-
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
@@ -15,15 +13,6 @@ def examples():
     for page in sorted(DOCS.glob("*.md")):
         for number, code in enumerate(BLOCK.findall(page.read_text(encoding="utf-8")), start=1):
             yield pytest.param(code, id=f"{page.stem}-{number}")
-
-
-@pytest.fixture
-def registries():
-    saved = dict(ACTIVATIONS), dict(LOSSES)
-    yield
-    for registry, before in zip((ACTIVATIONS, LOSSES), saved, strict=True):
-        registry.clear()
-        registry.update(before)
 
 
 @pytest.mark.parametrize("code", list(examples()))

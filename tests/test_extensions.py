@@ -26,16 +26,6 @@ from bpdemo.layers import ActivationLayer, BatchNorm1d, Dropout, LayerNorm
 from bpdemo.manual import Linear
 
 
-@pytest.fixture
-def registries():
-    """Registrations made by a test are undone after it."""
-    saved = dict(ACTIVATIONS), dict(LOSSES)
-    yield
-    for registry, before in zip((ACTIVATIONS, LOSSES), saved, strict=True):
-        registry.clear()
-        registry.update(before)
-
-
 def register_silu():
     # SiLU: f(z) = z σ(z), f'(z) = σ(z) (1 + z (1 - σ(z))), derived by hand
     return register_activation(
