@@ -73,8 +73,8 @@ def activation_note(name: str) -> str | None:
 def mlp_settings(model: ModelSection, seed: int) -> dict[str, Any]:
     """The arguments that make a scikit-learn MLP the networks' counterpart."""
     return {
-        "hidden_layer_sizes": tuple(model.hidden),
-        "activation": sklearn_activation(model.activation),
+        "hidden_layer_sizes": tuple(model.hidden_sizes),
+        "activation": sklearn_activation(model.hidden_activation),
         "max_iter": SKLEARN_MAX_ITER,
         "random_state": seed,
     }

@@ -191,23 +191,27 @@ class SideBySide:
         return summand_scales(self.manual)
 
     @torch.no_grad()
-    def evaluate(self, x: Tensor, target: Tensor) -> Evaluation:
-        """Both models on (x, target) in evaluation mode (running statistics, no dropout)."""
+    def predict(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Both models' outputs for x, in evaluation mode (running statistics, no dropout)."""
         modes = self.manual.training, self.autograd.training
         self.manual.eval()
         self.autograd.eval()
         try:
-            output_m = self.manual.forward(x)
-            output_a = self.autograd(x)
-            return Evaluation(
-                output_manual=output_m,
-                output_autograd=output_a,
-                loss_manual=float(self.manual.loss(output_m, target)),
-                loss_autograd=float(self.autograd.loss(output_a, target)),
-            )
+            return self.manual.forward(x), self.autograd(x)
         finally:
             self.manual.train(modes[0])
             self.autograd.train(modes[1])
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, target: Tensor) -> Evaluation:
+        """Both models on (x, target) in evaluation mode: outputs and losses."""
+        output_m, output_a = self.predict(x)
+        return Evaluation(
+            output_manual=output_m,
+            output_autograd=output_a,
+            loss_manual=float(self.manual.loss(output_m, target)),
+            loss_autograd=float(self.autograd.loss(output_a, target)),
+        )
 
 
 def manual_model(spec: MLPSpec | NetworkSpec) -> ManualNetwork:

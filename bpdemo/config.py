@@ -64,7 +64,7 @@ class ModelSection(Section):
     init_scale: PositiveFloat | None = None
     dtype: DtypeName = "float32"
     device: str = "cpu"
-    # Instead of hidden and the activations: any stack of layers (bpdemo.layers), e.g.
+    # Instead of hidden and the activations (which it replaces): any stack of layers, e.g.
     # [{type = "linear", units = 64}, {type = "batchnorm"}, {type = "activation", name = "relu"},
     #  {type = "dropout", p = 0.1}, {type = "linear"}]; the last linear layer's units default to
     # the data's outputs.
@@ -85,6 +85,29 @@ class ModelSection(Section):
         return {"seed": seed, **{key: getattr(self, key) for key in keys}}
 
     @property
+    def hidden_activation(self) -> str:
+        """The activation of the hidden layers (of the first one that has one, for a layer list)."""
+        if self.layers is None:
+            return self.activation
+        for entry in self.layers:
+            name = (
+                entry.get("name") if entry.get("type") == "activation" else entry.get("activation")
+            )
+            if name not in (None, "identity"):
+                return name
+        return "identity"
+
+    def layer_text(self) -> str | None:
+        """The layer list in a few words (None without one): 'linear 12 relu, batchnorm, ...'."""
+        if self.layers is None:
+            return None
+        words = []
+        for entry in self.layers:
+            details = [str(v) for k, v in entry.items() if k != "type" and v != "identity"]
+            words.append(" ".join([entry.get("type", "?"), *details]))
+        return ", ".join(words)
+
+    @property
     def hidden_sizes(self) -> list[int]:
         """The widths of the hidden linear layers (all but the output layer)."""
         if self.layers is None:
@@ -92,12 +115,6 @@ class ModelSection(Section):
         return [entry.get("units") for entry in self.layers if entry.get("type") == "linear"][:-1]
 
     def _network_spec(self, n_inputs: int, n_outputs: int, seed: int) -> NetworkSpec:
-        chosen = {"hidden", "activation", "output_activation"} & self.model_fields_set
-        if chosen:
-            raise ConfigError(
-                f"[model] gives both layers and {', '.join(sorted(chosen))}: give either a layer "
-                "list, or hidden and the activations"
-            )
         entries = [dict(entry) for entry in self.layers]
         linear = [entry for entry in entries if entry.get("type") == "linear"]
         if not linear:

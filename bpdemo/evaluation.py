@@ -57,12 +57,8 @@ def house_price(pair: SideBySide, split: HouseSplit, x: np.ndarray) -> dict[str,
     inputs = torch.as_tensor(
         split.features.transform(np.atleast_2d(x)), dtype=pair.spec.dtype, device=pair.spec.device
     )
-    with torch.no_grad():
-        prices = {
-            "manual": split.to_dollars(pair.manual.forward(inputs)),
-            "autograd": split.to_dollars(pair.autograd(inputs)),
-        }
-    return {model: float(price[0]) for model, price in prices.items()}
+    outputs = dict(zip(("manual", "autograd"), pair.predict(inputs), strict=True))
+    return {model: float(split.to_dollars(output)[0]) for model, output in outputs.items()}
 
 
 # -- classes -----------------------------------------------------------------------------------------

@@ -93,11 +93,14 @@ class BatchNorm1d(_Normalisation):
     (the variance unbiased, N / (N - 1), as torch keeps it). Evaluation: the running statistics.
     """
 
+    buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+
     def __init__(self, features, eps=1e-5, momentum=0.1, dtype=torch.float32, device="cpu"):
         super().__init__(features, eps, dtype, device)
         self.momentum = momentum
         self.running_mean = torch.zeros(features, dtype=dtype, device=device)
         self.running_var = torch.ones(features, dtype=dtype, device=device)
+        self.num_batches_tracked = torch.zeros((), dtype=torch.long, device=device)  # as torch
 
     def forward(self, x: Tensor) -> Tensor:
         self.through_statistics = self.training
@@ -107,6 +110,7 @@ class BatchNorm1d(_Normalisation):
         if rows < 2:
             raise ValueError("BatchNorm1d needs at least 2 rows per batch in training mode")
         mean, var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+        self.num_batches_tracked.add_(1)
         self.running_mean.mul_(1 - self.momentum).add_(mean, alpha=self.momentum)
         unbiased = var * (rows / (rows - 1))
         self.running_var.mul_(1 - self.momentum).add_(unbiased, alpha=self.momentum)
@@ -118,8 +122,8 @@ class BatchNorm1d(_Normalisation):
             features, eps=self.eps, momentum=self.momentum, dtype=self.weight.dtype
         ).to(self.weight.device)
         with torch.no_grad():
-            module.running_mean.copy_(self.running_mean)
-            module.running_var.copy_(self.running_var)
+            for name in self.buffer_names:
+                getattr(module, name).copy_(getattr(self, name))
         return self._copy_parameters(module).train(self.training)
 
 

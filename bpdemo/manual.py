@@ -231,12 +231,20 @@ class ManualNetwork:
         for name, layer, local in self._parameter_slots():
             yield name, getattr(layer, f"grad_{local}")
 
+    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        """State that is not learnt by gradient (running statistics), as torch names it."""
+        for i, layer in enumerate(self.layers):
+            for local in getattr(layer, "buffer_names", ()):
+                yield f"layers.{i}.{local}", getattr(layer, local)
+
     def state_dict(self) -> OrderedDict[str, Tensor]:
-        return OrderedDict((name, t.detach().clone()) for name, t in self.named_parameters())
+        """Parameters and buffers by name, copied: what `load_state_dict` of either model takes."""
+        named = [*self.named_parameters(), *self.named_buffers()]
+        return OrderedDict((name, t.detach().clone()) for name, t in named)
 
     @torch.no_grad()
     def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
-        own = dict(self.named_parameters())
+        own = {**dict(self.named_parameters()), **dict(self.named_buffers())}
         if set(state_dict) != set(own):
             missing, extra = sorted(set(own) - set(state_dict)), sorted(set(state_dict) - set(own))
             raise KeyError(f"state_dict does not match: missing {missing}, unexpected {extra}")

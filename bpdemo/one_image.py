@@ -104,8 +104,7 @@ class Snapshot:
 
 def snapshot(pair: SideBySide, test_inputs: Tensor) -> Snapshot:
     """The hand-written model of `pair` as it is now, on the test images (N_test, F)."""
-    with torch.no_grad():
-        logits = pair.manual.forward(test_inputs)
+    logits, _ = pair.predict(test_inputs)
     return Snapshot(pair.manual.state_dict(), probabilities_of(logits))
 
 
@@ -142,6 +141,9 @@ def step_on_one_image(
     pair = SideBySide(spec, OptimizerSpec(name="sgd", lr=lr))
     pair.manual.load_state_dict(state)
     pair.autograd.load_state_dict(state)
+    # the network as it predicts: a batch of one has no batch statistics, and nothing is dropped
+    pair.manual.eval()
+    pair.autograd.eval()
     x, target = x.reshape(1, -1), torch.tensor([label], device=x.device)
 
     loss, _ = pair.manual.loss_and_grads(x, target)

@@ -443,3 +443,22 @@ def test_a_network_with_batchnorm_and_dropout_passes_the_whole_model_gradient_ch
     report = check_gradients(model, (x, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])))
     assert report.passed, str(report)
     assert model.layers[1].running_mean.abs().sum() == 0  # the check ran on copies
+
+
+def test_the_image_demo_trains_a_layer_list_from_the_command_line(tmp_path):
+    import json
+
+    from bpdemo.cli import run_main
+    from demos.images import main
+
+    layers = (
+        'model.layers=[{type="linear", units=24}, {type="batchnorm"}, '
+        '{type="activation", name="relu"}, {type="dropout", p=0.2}, {type="linear"}]'
+    )
+    out = tmp_path / "run"
+    status = run_main(main, ["--set", layers, "--epochs", "2", "--out", str(out), "--quiet"])
+    assert status == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["agreement"]["within_tolerance"]
+    assert metrics["predictions"]["same_test_predictions"] == metrics["predictions"]["test_images"]
+    assert metrics["walkthrough"]["max_model_difference"] < 1e-12

@@ -22,17 +22,20 @@ def dollars(value: float) -> str:
 def describe_run(config: TrainingConfig, split: HouseSplit) -> str:
     """The data, the split, the network and how it trains; then notes on how they were read."""
     data, model, opt, train = split.data, config.model, config.optimizer, config.train
-    sizes = "-".join(str(s) for s in [len(data.features), *model.hidden, 1])
+    sizes = "-".join(str(s) for s in [len(data.features), *model.hidden_sizes, 1])
+    network = (
+        model.layer_text() or f"{sizes} ({model.activation}, output {model.output_activation})"
+    )
     decay = f", weight decay {opt.weight_decay:g}" if opt.weight_decay else ""
     lines = [
         f"data: {data.description}: {data.rows:,} houses ({len(split.train_index):,} train, "
         f"{len(split.test_index):,} test, split with seed {config.seed}); "
         f"features {', '.join(data.features)}; target {data.target} (dollars)",
-        f"network {sizes} ({model.activation}, output {model.output_activation}), loss {model.loss} "
+        f"network {network}, loss {model.loss} "
         f"on the standardised price; {opt.name} lr {opt.lr:g}{decay}; {train.epochs} epochs of batches of "
         f"{train.batch_size}; {model.dtype}",
     ]
-    notes = [*data.notes, activation_note(model.activation)]
+    notes = [*data.notes, activation_note(model.hidden_activation)]
     lines += [f"note: {note}" for note in notes if note]
     return "\n".join(lines)
 

@@ -21,21 +21,22 @@ def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1)
     """The data, the split, the network and how it trains; then notes on how they were read."""
     data, model, opt, train = split.data, config.model, config.optimizer, config.train
     channels, height, width = data.image_shape
-    sizes = "-".join(str(s) for s in [data.x.shape[1], *model.hidden, len(data.classes)])
+    sizes = "-".join(str(s) for s in [data.x.shape[1], *model.hidden_sizes, len(data.classes)])
     counts = ", ".join(f"{name} {count:,}" for name, count in data.counts().items())
     lines = [
         f"data: {data.description}: {data.rows:,} images ({counts}); {len(split.train_index):,} "
         f"train, {len(split.test_index):,} test (stratified, seed {config.seed}); "
         f"{channels}x{height}x{width} pixels flattened and standardised on the training images",
-        f"network {sizes} ({model.activation}; softmax and cross-entropy on the {len(data.classes)} "
-        f"logits); {opt.name} lr {opt.lr:g}; {train.epochs} epochs of batches of "
+        f"network {model.layer_text() or sizes} ({model.hidden_activation}; softmax and "
+        f"cross-entropy on the {len(data.classes)} logits); {opt.name} lr {opt.lr:g}; "
+        f"{train.epochs} epochs of batches of "
         f"{train.batch_size}; {model.dtype}",
     ]
     if world_size > 1:
         lines.append(
             f"distributed: {world_size} processes, each backpropagates its share of every batch"
         )
-    notes = [*data.notes, activation_note(model.activation)]
+    notes = [*data.notes, activation_note(model.hidden_activation)]
     lines += [f"note: {note}" for note in notes if note]
     return "\n".join(lines)
 
