@@ -4,8 +4,10 @@
 
 Prints the walk-through (every z and a, the loss, each gradient by the chain rule, each update), the
 audit of the source's claims, and writes trace.json, metrics.json, steps.csv, config.toml and the
-network picture (network.png; network_standardised.png too when the config asks for standardised
-inputs). The library side is `bpdemo.worked`; the picture is `bpdemo.plots.network`.
+network pictures of step `[picture] step`: network.png (values and gradients), network_forward.png,
+network_backward.png and network_update.png (and network_standardised*.png when the config asks for
+standardised inputs). The library side is `bpdemo.worked` (also usable from Python: `run`); the
+picture is `bpdemo.plots.network`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bpdemo.cli import (
     common_overrides,
     common_parser,
     flag_override,
+    printer,
     run_main,
     torch_threads,
 )
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "--picture-step",
         type=int,
         metavar="N",
-        help="the step the network picture shows (config: picture.step; default 1)",
+        help="the step the network pictures show (config: picture.step; default 1)",
     )
     args = parser.parse_args(argv)
 
@@ -88,15 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     example = WorkedExample.from_config(config, source=str(args.config))
     run_dir = RunDir.prepare(args.out, DEMO, args.force)
 
+    say = printer(args.quiet)
     with torch_threads(config.train.threads):
         result = run_worked_example(example)
-    print(result.text())
-    write_outputs(run_dir, config, result)
+    say(result.text())
+    written = write_outputs(run_dir, config, result)
     raise_on_failure(result, run_dir)
-    if not args.quiet:
-        print(
-            f"\nwrote trace.json, metrics.json, steps.csv, config.toml and network.png to {run_dir.path}"
-        )
+    names = [path.name for path in written]
+    say(f"\nwrote {', '.join(names[:-1])} and {names[-1]} to {run_dir.path}")
     return 0
 
 

@@ -1,42 +1,78 @@
 """The network as a learner draws it on paper: neurons, edges, and the numbers of one step.
 
-Each neuron is a circle holding its pre-activation z and activation a (inputs hold their value x), with
-its bias and the bias's gradient beneath. Each edge carries its weight w and gradient ∂L/∂w; its
-colour gives the sign of ∂L/∂w (blue: negative, so the update raises w; red: positive, the update
-lowers w) and its width the size of |∂L/∂w| relative to the largest in the picture. The loss is
-written at the output.
+One picture per phase of a step (`NetworkState.phase`):
+
+    step      each neuron's z and a; each weight w with its gradient ∂L/∂w; each bias b with ∂L/∂b
+    forward   z and a; the weights and biases
+    backward  δ = ∂L/∂z of each neuron, with ∂L/∂a and ∂L/∂b beneath; ∂L/∂w of each weight
+    update    each weight and bias before and after the update (old → new)
+
+An edge's width gives the size of the number it stands for (the gradient; in the forward picture the
+weight; in the update the change), relative to the largest in the picture. Its colour gives the sign
+of ∂L/∂w (blue: negative, so the update raises w; red: positive, the update lowers w); in the forward
+picture a dashed edge is a negative weight. Edge labels are placed largest first, each where it covers
+no neuron, text or other label and no other edge passes near its middle; with edge_labels "auto" a
+label that finds no such place is left out (the picture says how many are shown), "all" writes every
+label, "none" none.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
+from bpdemo.plots.edge_labels import EdgeLabel, Layout
+
 NEURON_GAP = 2.8  # vertical distance between neurons of a layer, in data units
 RADIUS = 0.82
-INCHES_PER_UNIT = 0.6  # fixed scale, so the labels' size in data units is known
-LABEL_WIDTH = 1.7  # width of an edge label in data units (two lines of 7 pt, about 15 characters)
-# Edge labels sit between these fractions of the way from the source: near the sources, where the
-# edges of one source fan out and labels have room above and below each other.
-LABEL_SPAN = (0.25, 0.65)
-# Far enough apart that the labels nearest a source clear its circle.
-MIN_LAYER_GAP = (RADIUS + LABEL_WIDTH / 2 + 0.2) / LABEL_SPAN[0]
+INCHES_PER_UNIT = 0.46  # fixed scale, so the size of a text in data units is known
+EDGE_FONT, NEURON_FONT, NAME_FONT = 7.0, 7.0, 8.5  # points
+MIN_LAYER_GAP, MAX_LAYER_GAP = 7.5, 14.0  # data units between layers, whatever their widths
+ALL_LABELS_UP_TO = 12  # edges in a layer gap that "auto" labels every one of, if they have room
 LOSS_BOX_OFFSET = 3.0  # from the output neurons' centres to the loss box, past the targets
 NEGATIVE_COLOUR = "tab:blue"
 POSITIVE_COLOUR = "tab:red"
 ZERO_COLOUR = "0.6"
+WEIGHT_COLOUR = "0.35"
 NEURON_FILL = "#f4f4f4"
+PHASE_TITLES = {"forward": " — forward pass", "backward": " — backward pass"}
+PHASE_TITLES["update"] = " — the update"
+DASHED = (0, (3, 2))
+_GRADIENTS = (
+    [
+        (NEGATIVE_COLOUR, "-", "∂L/∂w < 0: the update raises w"),
+        (POSITIVE_COLOUR, "-", "∂L/∂w > 0: the update lowers w"),
+    ],
+    "|∂L/∂w|",
+)
+LEGENDS = {  # phase: the edges' (colour, line style, meaning), and what their width shows
+    "step": _GRADIENTS,
+    "backward": _GRADIENTS,
+    "forward": ([(WEIGHT_COLOUR, "-", "w > 0"), (WEIGHT_COLOUR, DASHED, "w < 0")], "|w|"),
+    "update": (
+        [
+            (NEGATIVE_COLOUR, "-", "the update raised w"),
+            (POSITIVE_COLOUR, "-", "the update lowered w"),
+        ],
+        "|change|",
+    ),
+}
 
 
 @dataclass
 class NetworkState:
-    """The numbers of one step for one sample. Weights (out, in); every other array 1-D, per neuron."""
+    """The numbers of one step for one sample. Weights (out, in); every other array 1-D, per neuron.
+
+    The backward picture needs grad_activations (dL/da) and deltas (dL/dz), the update picture
+    weights_after and biases_after; the others draw without them.
+    """
 
     weights: list[np.ndarray]
     biases: list[np.ndarray]
@@ -54,12 +90,24 @@ class NetworkState:
     hidden_labels: list[list[str]] | None = None
     output_labels: list[str] | None = None
     title: str = "Network"
+    phase: str = "step"  # step, forward, backward or update
+    grad_activations: list[np.ndarray] | None = None
+    deltas: list[np.ndarray] | None = None
+    weights_after: list[np.ndarray] | None = None
+    biases_after: list[np.ndarray] | None = None
+    biases_trained: bool = True
+    loss_after: float | None = None  # the loss after the update, when known
+    edge_labels: str = "auto"  # auto, all or none
+    learning_rate: str | None = None
+    note: str | None = None  # a line under the picture, e.g. which numbers are one sample's
 
 
 def short(value: float) -> str:
     """A number in few characters: 4 significant digits, an exponent only when large or small."""
     if value == 0:
         return "0"
+    if not math.isfinite(value):
+        return str(value)  # nan, inf, -inf
     if 1e-3 <= abs(value) < 1e7:
         text = f"{value:.4g}"
         return f"{float(text):,.0f}" if "e" in text else text  # 40,000 rather than 4e+04
@@ -67,156 +115,219 @@ def short(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+# -- what each phase writes and draws ----------------------------------------------------------------
+def _neuron_text(state: NetworkState, layer: int, j: int) -> str:
+    """Inside neuron j of `layer` (0: the inputs)."""
+    if layer == 0:
+        return f"x = {short(float(state.inputs[j]))}"
+    if state.phase == "backward":
+        return f"δ = {short(float(state.deltas[layer - 1][j]))}"
+    if state.phase == "update":
+        before = float(state.biases[layer - 1][j])
+        if not state.biases_trained:
+            return f"b = {short(before)}\n(held fixed)"
+        return f"b = {short(before)}\n→ {short(float(state.biases_after[layer - 1][j]))}"
+    z, a = float(state.pre_activations[layer - 1][j]), float(state.activations[layer - 1][j])
+    return f"z = {short(z)}\na = {short(a)}"
+
+
+def _below_text(state: NetworkState, layer: int, j: int) -> str:
+    """Under neuron j of `layer` (> 0): its bias and its gradient; in the backward picture dL/da,
+    which times f'(z) gives the delta written inside (BP1, BP2)."""
+    b, gb = float(state.biases[layer - 1][j]), float(state.grad_biases[layer - 1][j])
+    if state.phase == "backward":
+        grad_a = float(state.grad_activations[layer - 1][j])
+        return f"∂L/∂a = {short(grad_a)}\n∂L/∂b = {short(gb)}"
+    return {"step": f"b = {short(b)}\n∂L/∂b = {short(gb)}", "forward": f"b = {short(b)}"}.get(
+        state.phase, ""
+    )
+
+
+def _edge_value(state: NetworkState, layer: int) -> np.ndarray:
+    """The number each edge of `layer` stands for: its width, its colour, its label's priority."""
+    if state.phase == "forward":
+        return state.weights[layer]
+    if state.phase == "update":
+        return state.weights_after[layer] - state.weights[layer]
+    return state.grad_weights[layer]
+
+
+def _edge_text(state: NetworkState, layer: int, j: int, i: int) -> str:
+    w, g = float(state.weights[layer][j, i]), float(state.grad_weights[layer][j, i])
+    if state.phase == "forward":
+        return f"w = {short(w)}"
+    if state.phase == "backward":
+        return f"∂L/∂w = {short(g)}"
+    if state.phase == "update":
+        return f"{short(w)} → {short(float(state.weights_after[layer][j, i]))}"
+    return f"w = {short(w)}\n∂L/∂w = {short(g)}"
+
+
+def _edge_colour(state: NetworkState, value: float) -> str:
+    if state.phase == "forward":
+        return WEIGHT_COLOUR
+    if value == 0 or not math.isfinite(value):
+        return ZERO_COLOUR
+    lowers = value > 0 if state.phase != "update" else value < 0
+    return POSITIVE_COLOUR if lowers else NEGATIVE_COLOUR
+
+
+def _legend(state: NetworkState) -> list[Line2D]:
+    entries, size = LEGENDS[state.phase]
+    handles = [Line2D([], [], color=c, lw=3, ls=style, label=text) for c, style, text in entries]
+    width = Line2D([], [], color="0.3", lw=0.8, label=f"line width: {size} (√, largest = widest)")
+    return [*handles, width]
+
+
+def _loss_lines(state: NetworkState, classes: bool) -> list[str]:
+    lines = [f"loss ({state.loss_name})"]
+    if state.phase == "update":
+        lines.append(f"before the update: L = {short(state.loss)}")
+        if state.loss_after is not None:
+            lines.append(f"after it: L = {short(state.loss_after)}")
+        if state.learning_rate is not None:
+            lines.append(f"lr = {state.learning_rate}")
+        return lines
+    lines.append(f"L = {short(state.loss)}")
+    return lines + (state.targets if classes else [])
+
+
+# -- geometry --------------------------------------------------------------------------------------
 def _positions(width: int) -> list[float]:
     """Vertical positions of `width` neurons, top to bottom, centred on 0."""
     return [((width - 1) / 2 - j) * NEURON_GAP for j in range(width)]
 
 
 def _layer_positions(sizes: list[int]) -> list[float]:
-    """Horizontal position of each layer: wide enough that edge labels of neighbouring targets,
-    spread over LABEL_SPAN, stand at least a label's width apart."""
+    """Horizontal position of each layer: wider apart between wider layers, so edges stay shallow."""
     positions = [0.0]
-    span = LABEL_SPAN[1] - LABEL_SPAN[0]
-    for n_out in sizes[1:]:
-        gap = max(MIN_LAYER_GAP, 1.1 * LABEL_WIDTH * (n_out - 1) / span)
+    for n_in, n_out in itertools.pairwise(sizes):
+        gap = min(MAX_LAYER_GAP, max(MIN_LAYER_GAP, 1.25 * max(n_in, n_out) + 3.5))
         positions.append(positions[-1] + gap)
     return positions
 
 
-def _edge_colour(gradient: float) -> str:
-    if gradient == 0:
-        return ZERO_COLOUR
-    return POSITIVE_COLOUR if gradient > 0 else NEGATIVE_COLOUR
+def _draw_edges(ax, state: NetworkState, xs: list[float], ys: list[list[float]]) -> tuple:
+    """Draw every edge; returns its label-to-be (in order of priority) and, per layer gap, the
+    edges' (starts, ends) for the labels to keep clear of."""
+    # Widths relative to the largest finite value (a diverged step may hold inf or NaN).
+    values = [np.asarray(_edge_value(state, layer), dtype=float) for layer in range(len(xs) - 1)]
+    finite = [np.abs(v[np.isfinite(v)]) for v in values]
+    largest = max((float(v.max()) for v in finite if v.size), default=0.0)
+    labels: list[tuple[int, float, EdgeLabel]] = []  # (rank in its layer, -size, label)
+    edges: list[tuple[np.ndarray, np.ndarray]] = []
+    for layer, value in enumerate(values):
+        starts, ends, colours, widths, styles = [], [], [], [], []
+        x0, x1 = xs[layer], xs[layer + 1]
+        n_out, n_in = value.shape
+        order = np.argsort(-np.nan_to_num(np.abs(value), nan=np.inf), axis=None, kind="stable")
+        ranks = np.empty(order.size, dtype=int)
+        ranks[order] = np.arange(order.size)
+        for j, i in itertools.product(range(n_out), range(n_in)):
+            y0, y1 = ys[layer][i], ys[layer + 1][j]
+            v = float(value[j, i])
+            size = math.sqrt(min(abs(v) / largest, 1.0)) if largest > 0 and math.isfinite(v) else 0
+            length = math.hypot(x1 - x0, y1 - y0)
+            dx, dy = (x1 - x0) / length, (y1 - y0) / length
+            start = (x0 + RADIUS * dx, y0 + RADIUS * dy)
+            end = (x1 - RADIUS * dx, y1 - RADIUS * dy)
+            starts.append(start)
+            ends.append(end)
+            colour = _edge_colour(state, v)
+            colours.append(colour)
+            widths.append(0.8 + 4.5 * size)
+            styles.append(DASHED if state.phase == "forward" and v < 0 else "solid")
+            # Without a free spot ("all"), one fraction of the way for each target neuron, so
+            # that labels of different targets stand side by side rather than on one another.
+            spot = 0.25 + 0.4 * (j / (n_out - 1) if n_out > 1 else 0.5)
+            index = j * n_in + i
+            text = _edge_text(state, layer, j, i)
+            label = EdgeLabel(text, colour, start, end, layer, index, spot)
+            labels.append((int(ranks[index]), -size, label))
+        edges.append((np.array(starts), np.array(ends)))
+        ax.add_collection(  # one collection a gap: quick to draw, however many edges
+            LineCollection(
+                list(zip(starts, ends, strict=True)), colors=colours, linewidths=widths,
+                linestyles=styles, alpha=0.75, zorder=1, capstyle="round",
+            )
+        )  # fmt: skip
+    labels.sort(key=lambda item: item[:2])
+    return [label for *_, label in labels], edges
 
 
+# -- the picture -----------------------------------------------------------------------------------
 def network_picture(state: NetworkState) -> Figure:
     """Draw the network of `state`; returns the figure (save it with `RunDir.save_figure`)."""
     sizes = [len(state.inputs)] + [len(b) for b in state.biases]
     num_layers = len(sizes)
     ys = [_positions(width) for width in sizes]
     xs = _layer_positions(sizes)
-    tallest = max(sizes)
-    top = (tallest - 1) / 2 * NEURON_GAP
-    x_range = (-1.4, xs[-1] + LOSS_BOX_OFFSET + 3.4)
-    y_range = (-top - 2.9, top + 1.3)
-    figure, ax = plt.subplots(
+    top = (max(sizes) - 1) / 2 * NEURON_GAP
+    x_range = (-1.4, xs[-1] + LOSS_BOX_OFFSET + 3.6)
+    y_range = (-top - 3.3 - (0.4 if state.note else 0), top + 1.3)
+    # The axes fill the figure, so that a data unit is INCHES_PER_UNIT inches and a text's size in
+    # data units is known; the title and the legend outside it are kept by the tight bounding box.
+    # The figure is not pyplot's: nothing holds it once it is saved or dropped.
+    figure = Figure(
         figsize=(
             (x_range[1] - x_range[0]) * INCHES_PER_UNIT,
-            (y_range[1] - y_range[0]) * INCHES_PER_UNIT + 0.6,
+            (y_range[1] - y_range[0]) * INCHES_PER_UNIT,
         )
     )
+    ax = figure.add_axes((0, 0, 1, 1))
+    layout = Layout(INCHES_PER_UNIT)  # what an edge label must not cover
 
-    # Widths are relative to the largest finite gradient (a diverged step may hold inf or NaN).
-    finite = [np.abs(g[np.isfinite(g)]) for g in state.grad_weights]
-    largest = max((float(g.max()) for g in finite if g.size), default=0.0)
-    # Edges first, so the circles sit on top of them.
-    for layer, (weight, grad) in enumerate(zip(state.weights, state.grad_weights, strict=True)):
-        x0, x1 = xs[layer], xs[layer + 1]
-        n_out, n_in = weight.shape
-        for j in range(n_out):
-            # The labels of the edges into neuron j sit at one fraction of the way, a different one
-            # for each j, so labels of different targets stand side by side, never on one another.
-            start, end = LABEL_SPAN
-            t = (start + end) / 2 if n_out == 1 else start + (end - start) * j / (n_out - 1)
-            for i in range(n_in):
-                y0, y1 = ys[layer][i], ys[layer + 1][j]
-                g = float(grad[j, i])
-                size = (
-                    math.sqrt(min(abs(g) / largest, 1.0))
-                    if largest > 0 and math.isfinite(g)
-                    else 0.0
-                )
-                length = math.hypot(x1 - x0, y1 - y0)
-                dx, dy = (x1 - x0) / length, (y1 - y0) / length
-                ax.plot(
-                    [x0 + RADIUS * dx, x1 - RADIUS * dx],
-                    [y0 + RADIUS * dy, y1 - RADIUS * dy],
-                    color=_edge_colour(g),
-                    linewidth=0.8 + 4.5 * size,
-                    alpha=0.75,
-                    zorder=1,
-                    solid_capstyle="round",
-                )
-                ax.text(
-                    x0 + t * (x1 - x0),
-                    y0 + t * (y1 - y0),
-                    f"w = {short(float(weight[j, i]))}\n∂L/∂w = {short(g)}",
-                    fontsize=7,
-                    ha="center",
-                    va="center",
-                    color="0.1",
-                    zorder=3,
-                    bbox={
-                        "boxstyle": "round,pad=0.2",
-                        "fc": "white",
-                        "ec": _edge_colour(g),
-                        "lw": 0.6,
-                        "alpha": 0.92,
-                    },
-                )
+    def write(x: float, y: float, text: str, size: float, ha="center", va="center", **style):
+        if text:
+            ax.text(x, y, text, fontsize=size, ha=ha, va=va, zorder=5, **style)
+            layout.take(layout.box(x, y, text, size, ha, va))
 
     for layer, width in enumerate(sizes):
         x = xs[layer]
-        labels = _labels(state, layer, num_layers)
+        names = _labels(state, layer, num_layers)
         for j in range(width):
             y = ys[layer][j]
             ax.add_patch(Circle((x, y), RADIUS, fc=NEURON_FILL, ec="0.25", lw=1.2, zorder=4))
-            if layer == 0:
-                inside = f"x = {short(float(state.inputs[j]))}"
-            else:
-                z = float(state.pre_activations[layer - 1][j])
-                a = float(state.activations[layer - 1][j])
-                inside = f"z = {short(z)}\na = {short(a)}"
-            ax.text(x, y, inside, fontsize=7.5, ha="center", va="center", zorder=5)
-            ax.text(
-                x,
-                y + RADIUS + 0.12,
-                labels[j],
-                fontsize=8.5,
-                ha="center",
-                va="bottom",
-                fontweight="bold",
-                zorder=5,
-            )
+            layout.take((x - RADIUS, y - RADIUS, x + RADIUS, y + RADIUS))
+            write(x, y, _neuron_text(state, layer, j), NEURON_FONT)
+            write(x, y + RADIUS + 0.12, names[j], NAME_FONT, va="bottom", fontweight="bold")
             if layer > 0:
-                b = float(state.biases[layer - 1][j])
-                gb = float(state.grad_biases[layer - 1][j])
-                ax.text(
-                    x,
-                    y - RADIUS - 0.08,
-                    f"b = {short(b)}\n∂L/∂b = {short(gb)}",
-                    fontsize=7,
-                    ha="center",
-                    va="top",
-                    color="0.25",
-                    zorder=5,
-                )
+                below = _below_text(state, layer, j)
+                write(x, y - RADIUS - 0.08, below, EDGE_FONT, va="top", color="0.25")
+
+    labels, edges = _draw_edges(ax, state, xs, ys)
+    shown = 0
+    if state.edge_labels != "none":
+        # "auto" labels every edge of a small gap; in a larger one about one edge per neuron on
+        # either side, so that the largest numbers stand out and the edges still show.
+        budgets = [
+            n_in * n_out if n_in * n_out <= ALL_LABELS_UP_TO else n_in + n_out
+            for n_in, n_out in itertools.pairwise(sizes)
+        ]
+        placed = layout.place(labels, edges, EDGE_FONT, state.edge_labels, budgets)
+        shown = len(placed)
+        for label, x, y in placed:
+            box = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": label.colour, "lw": 0.6}
+            ax.text(
+                x, y, label.text, fontsize=EDGE_FONT, ha="center", va="center", color="0.1",
+                zorder=3, bbox={**box, "alpha": 0.92},
+            )  # fmt: skip
 
     # The output side: what each output is compared with, and the loss.
+    classes = state.probabilities is not None or len(state.targets) != sizes[-1]
     x_out = xs[-1]
     for j, y in enumerate(ys[-1]):
         notes = []
-        if state.probabilities is not None:
+        if state.phase != "update" and state.probabilities is not None:
             notes.append(f"p = {short(float(state.probabilities[j]))}")
-        if len(state.targets) == len(ys[-1]) and state.probabilities is None:
+        if state.phase != "update" and not classes:
             notes.append(state.targets[j])
         if notes:
-            ax.text(
-                x_out + RADIUS + 0.25,
-                y,
-                "\n".join(notes),
-                fontsize=8.5,
-                ha="left",
-                va="center",
-                zorder=5,
-            )
-    loss_lines = [f"loss ({state.loss_name})", f"L = {short(state.loss)}"]
-    if state.probabilities is not None or len(state.targets) != len(ys[-1]):
-        loss_lines += state.targets
+            ax.text(x_out + RADIUS + 0.25, y, "\n".join(notes), fontsize=NAME_FONT, va="center")
     ax.text(
         x_out + LOSS_BOX_OFFSET,
         0,
-        "\n".join(loss_lines),
+        "\n".join(_loss_lines(state, classes)),
         fontsize=9.5,
         ha="left",
         va="center",
@@ -224,27 +335,24 @@ def network_picture(state: NetworkState) -> Figure:
         zorder=5,
     )
 
+    caption_y = -top - RADIUS - 1.15
     for layer in range(num_layers):
         caption = (
             "inputs" if layer == 0 else f"layers.{layer - 1}\n{state.activation_names[layer - 1]}"
         )
-        ax.text(
-            xs[layer],
-            -top - RADIUS - 1.15,
-            caption,
-            fontsize=8.5,
-            ha="center",
-            va="top",
-            color="0.35",
-            style="italic",
+        ax.text(xs[layer], caption_y, caption, fontsize=NAME_FONT, ha="center", va="top",
+                color="0.35", style="italic")  # fmt: skip
+    notes = [state.note] if state.note else []
+    if state.edge_labels != "none" and shown < len(labels):
+        notes.append(
+            f"numbers on {shown} of {len(labels)} edges: the largest of those with room for "
+            "them; every number is in the trace"
         )
-
+    if notes:
+        ax.text(xs[-1] / 2, y_range[0] + 0.15, "\n".join(notes), fontsize=NAME_FONT,
+                ha="center", va="bottom", color="0.35")  # fmt: skip
     ax.legend(
-        handles=[
-            Line2D([], [], color=NEGATIVE_COLOUR, lw=3, label="∂L/∂w < 0: the update raises w"),
-            Line2D([], [], color=POSITIVE_COLOUR, lw=3, label="∂L/∂w > 0: the update lowers w"),
-            Line2D([], [], color="0.3", lw=0.8, label="line width: |∂L/∂w| (√, largest = widest)"),
-        ],
+        handles=_legend(state),
         loc="upper center",
         bbox_to_anchor=(0.5, -0.02),
         ncol=3,
@@ -255,7 +363,7 @@ def network_picture(state: NetworkState) -> Figure:
     ax.set_ylim(*y_range)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(state.title, fontsize=11)
+    ax.set_title(state.title + PHASE_TITLES.get(state.phase, ""), fontsize=11)
     return figure
 
 

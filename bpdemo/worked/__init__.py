@@ -1,49 +1,66 @@
 """Worked examples: a small network from explicit weights, every number of every step, and an audit.
 
-A worked example is a TOML file (`configs/worked_*.toml`) that states a network, its weights, its data
-and, optionally, what a source claims about it. One module a concern:
+A worked example is a TOML file (`configs/worked_*.toml`), a dict or a TOML string that states a
+network, its weights, its data and, optionally, what a source claims about it. From Python:
 
-    schema       the config sections, and `load_worked_config`
-    claims       the claims' arithmetic and the quantities they name (`parse_quantity`, `Claim`)
+    from bpdemo.worked import load, run
+    result = run("configs/worked_321.toml")   # or run(load(...)), run({...}), run(toml_text)
+    result.text(); result.audit; result.trace(); result.picture(step=1, phase="backward")
+
+One module a concern:
+
+    schema       the config sections, their limits, and `load`
+    formula      the arithmetic a source writes beside its numbers, evaluated safely
+    claims       the quantities claims name (`parse_quantity`), their tolerances (`Claim`)
     example      `WorkedExample`: the config checked against itself, and its standardised twin
     trace        `run_example`: both models side by side, every number of every step
     audit        each claim against backpropagation (`audit_claims`, `audit_table`)
     walkthrough  the printed walk-through (`Walkthrough`, `scale_comparison`)
-    result       `run_worked_example` -> `WorkedResult`: the runs and the audit together
+    picture      the numbers of one step, sample and phase for the network picture
+    result       `run` -> `WorkedResult`: the runs, the audit, the text, the trace, the pictures
     files        trace.json, metrics.json, steps.csv and the network pictures
 """
 
-from bpdemo.worked.audit import AUDIT_LEGEND, ClaimResult, audit_claims, audit_table
+from bpdemo.worked.audit import AUDIT_LEGEND, TABLE_WIDTH, ClaimResult, audit_claims, audit_table
 from bpdemo.worked.claims import (
     Claim,
-    FormulaError,
     Quantity,
     agrees,
     claimed_number,
-    evaluate_formula,
+    digits_tolerance,
     parse_quantity,
     rounding_tolerance,
 )
 from bpdemo.worked.example import WorkedExample
 from bpdemo.worked.files import (
-    picture_state,
+    metrics_dict,
     raise_on_failure,
     run_dict,
     step_dict,
     trace_dict,
     write_outputs,
 )
-from bpdemo.worked.result import WorkedResult, run_worked_example
+from bpdemo.worked.formula import (
+    FORMULA_FUNCTIONS,
+    MAX_FORMULA_LENGTH,
+    FormulaError,
+    evaluate_formula,
+)
+from bpdemo.worked.picture import network_figure, picture_name, picture_state
+from bpdemo.worked.result import WorkedResult, run, run_worked_example
 from bpdemo.worked.schema import (
+    PHASES,
     ClaimSection,
     InitSection,
     LabelsSection,
     NetworkSection,
     PictureSection,
+    ReportSection,
     StandardiseSection,
     WorkedConfig,
     WorkedDataSection,
     WorkedTrainSection,
+    load,
     load_worked_config,
 )
 from bpdemo.worked.trace import ForwardValues, StepValues, WorkedRun, run_example
@@ -51,6 +68,10 @@ from bpdemo.worked.walkthrough import Walkthrough, factor, fmt, scale_comparison
 
 __all__ = [
     "AUDIT_LEGEND",
+    "FORMULA_FUNCTIONS",
+    "MAX_FORMULA_LENGTH",
+    "PHASES",
+    "TABLE_WIDTH",
     "Claim",
     "ClaimResult",
     "ClaimSection",
@@ -61,6 +82,7 @@ __all__ = [
     "NetworkSection",
     "PictureSection",
     "Quantity",
+    "ReportSection",
     "StandardiseSection",
     "StepValues",
     "Walkthrough",
@@ -74,14 +96,20 @@ __all__ = [
     "audit_claims",
     "audit_table",
     "claimed_number",
+    "digits_tolerance",
     "evaluate_formula",
     "factor",
     "fmt",
+    "load",
     "load_worked_config",
+    "metrics_dict",
+    "network_figure",
     "parse_quantity",
+    "picture_name",
     "picture_state",
     "raise_on_failure",
     "rounding_tolerance",
+    "run",
     "run_dict",
     "run_example",
     "run_worked_example",

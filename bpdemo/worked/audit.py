@@ -1,17 +1,22 @@
 """The audit of a worked example: each claim of the source against what backpropagation gives.
 
-A claim is judged at the precision it was written with (see `bpdemo.worked.claims`); so is the
-source's own formula for it, which tells an arithmetic slip from a wrong method.
+A claim is judged at the precision it was written with, or at its own tolerance (see
+`bpdemo.worked.claims`); so is the source's own formula for it, which tells an arithmetic slip from a
+wrong method. The table fits a terminal of TABLE_WIDTH columns: when the formulas do not fit beside
+the numbers, each goes on its own line under its claim.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
 from bpdemo.worked.claims import Claim, agrees
 from bpdemo.worked.trace import WorkedRun
 from bpdemo.worked.walkthrough import fmt
+
+TABLE_WIDTH = 100
 
 
 @dataclass
@@ -42,6 +47,8 @@ class ClaimResult:
             "claimed": claim.claimed,
             "written": claim.written,
             "tolerance": claim.tolerance,
+            "judged_by": claim.judged_by,
+            "digits": claim.digits,
             "formula": claim.formula,
             "formula_value": claim.formula_value,
             "true_value": self.true_value,
@@ -55,57 +62,99 @@ def audit_claims(run: WorkedRun) -> list[ClaimResult]:
 
 
 AUDIT_LEGEND = (
-    "A claim agrees when |claimed − value| ≤ ± (half a unit in the last decimal place the claim "
-    "was written with: 0.27 → 0.005)."
+    "± is how far a claim may be from the value and still agree: half a unit in the last decimal "
+    "place the claim was written with (0.27 → 0.005), or the claim's own tolerance (marked t), or "
+    "half a unit in the last of its own significant digits (marked d and their count: 0.7514 with "
+    "digits = 3 → 0.0005)."
 )
 
 
-def audit_table(results: list[ClaimResult]) -> str:
-    """The audit as a plain-text table, one row per claim, with its legend."""
-    with_formulas = any(r.claim.formula is not None for r in results)
-    with_steps = any(r.claim.step != 1 or r.claim.quantity.final for r in results)
-    header = ["step", "quantity", "claimed", "±"]
-    if with_formulas:
-        header += ["source's formula", "formula gives"]
-    header += ["backprop gives", "claim vs backprop"]
-    if with_formulas:
-        header += ["claim vs formula"]
-    rows = []
-    for result in results:
-        claim = result.claim
-        # Two digits more than the claim was written with, so a disagreement shows.
-        digits = max(6, claim.significant_digits + 2)
-        row = [
-            "final" if claim.quantity.final else str(claim.step),
-            claim.quantity.name + (f" (sample {claim.sample})" if claim.sample else ""),
-            claim.written,
-            fmt(claim.tolerance, 1),
-        ]
-        if with_formulas:
-            row += [
-                claim.formula or "–",
-                "–" if claim.formula_value is None else fmt(claim.formula_value, digits),
-            ]
-        row += [
-            "not reached" if result.true_value is None else fmt(result.true_value, digits),
-            _verdict(result.agrees),
-        ]
-        if with_formulas:
-            row += [_verdict(result.formula_agrees)]
-        rows.append(row)
-    if not with_steps:  # every claim is about step 1: the column would say nothing
-        header, rows = header[1:], [row[1:] for row in rows]
-    left = {"quantity", "source's formula"}
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if name in left else cell.rjust(width)
-            for cell, width, name in zip(cells, widths, header, strict=True)
-        ).rstrip()
-
-    return "\n".join([AUDIT_LEGEND, line(header), *(line(row) for row in rows)])
+def _tolerance_cell(claim: Claim) -> str:
+    mark = {"written": "", "tolerance": " t", "digits": f" d{claim.digits}"}[claim.judged_by]
+    return fmt(claim.tolerance, 1) + mark
 
 
 def _verdict(value: bool | None) -> str:
     return "–" if value is None else ("agrees" if value else "WRONG")
+
+
+Column = tuple[tuple[str, str], bool, list[str]]  # (header's two lines, left-aligned, cells)
+
+
+def audit_table(results: list[ClaimResult], width: int = TABLE_WIDTH) -> str:
+    """The audit as a plain-text table, one row per claim, with its legend, `width` columns wide."""
+    with_formulas = any(r.claim.formula is not None for r in results)
+    with_steps = any(r.claim.step != 1 or r.claim.quantity.final for r in results)
+    with_samples = any(r.claim.sample for r in results)
+    columns: list[Column] = []
+    if with_steps:
+        columns.append((("", "step"), False, [_step(r.claim) for r in results]))
+    columns.append((("", "quantity"), True, [r.claim.quantity.name for r in results]))
+    if with_samples:
+        columns.append((("", "sample"), False, [str(r.claim.sample) for r in results]))
+    columns.append((("", "claimed"), False, [r.claim.written for r in results]))
+    columns.append((("", "±"), False, [_tolerance_cell(r.claim) for r in results]))
+    formulas = [r.claim.formula or "–" for r in results]
+    if with_formulas:
+        gives = [_number(r.claim.formula_value, r.claim, "–") for r in results]
+        columns.append((("formula", "gives"), False, gives))
+    true_values = [_number(r.true_value, r.claim, "not reached") for r in results]
+    columns.append((("backprop", "gives"), False, true_values))
+    columns.append((("claim vs", "backprop"), False, [_verdict(r.agrees) for r in results]))
+    if with_formulas:
+        verdicts = [_verdict(r.formula_agrees) for r in results]
+        columns.append((("claim vs", "formula"), False, verdicts))
+    # First try one line a claim, the formulas in a column of their own.
+    inline = columns
+    if with_formulas:
+        inline = [*columns[:-4], (("source's", "formula"), True, formulas), *columns[-4:]]
+    lines = _lines(inline, two_line_header=False)
+    if max(len(line) for line in lines) <= width:
+        return "\n".join([*_wrapped(AUDIT_LEGEND, width), *lines])
+    lines = _lines(columns, two_line_header=True)
+    if with_formulas:  # each formula on its own line(s), under its claim
+        header, rows = lines[:2], lines[2:]
+        lines = header
+        for row, formula in zip(rows, formulas, strict=True):
+            lines.append(row)
+            if formula != "–":
+                lines += _wrapped(f"source's formula: {formula}", width, indent="    ")
+    return "\n".join([*_wrapped(AUDIT_LEGEND, width), *lines])
+
+
+def _step(claim: Claim) -> str:
+    return "final" if claim.quantity.final else str(claim.step)
+
+
+def _number(value: float | None, claim: Claim, missing: str) -> str:
+    # Two digits more than the claim was written with, so a disagreement shows.
+    return missing if value is None else fmt(value, max(6, claim.significant_digits + 2))
+
+
+def _lines(columns: list[Column], two_line_header: bool) -> list[str]:
+    """The header (one line, or two) and one line per row, the columns two spaces apart."""
+    if two_line_header:
+        headers = [header for header, _, _ in columns]
+    else:
+        headers = [("", " ".join(word for word in header if word)) for header, _, _ in columns]
+    widths = [
+        max(len(top), len(bottom), *(len(cell) for cell in cells))
+        for (top, bottom), (_, _, cells) in zip(headers, columns, strict=True)
+    ]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if left else cell.rjust(w)
+            for cell, w, (_, left, _) in zip(cells, widths, columns, strict=True)
+        ).rstrip()
+
+    lines = [line([top for top, _ in headers])] if two_line_header else []
+    lines.append(line([bottom for _, bottom in headers]))
+    lines += [line(list(row)) for row in zip(*(cells for _, _, cells in columns), strict=True)]
+    return lines
+
+
+def _wrapped(text: str, width: int, indent: str = "") -> list[str]:
+    return textwrap.wrap(
+        text, width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+    )

@@ -19,13 +19,15 @@ A claim names a quantity of the trace (indices count from 0, samples too):
 
 A claim agrees when |claimed - true| <= half a unit in the last decimal place the claim was written
 with (0.27 -> 0.005, -2.5 -> 0.05, 400000 -> 0.5). Write the value as a string ("0.270", "1.25e9") to
-keep digits TOML would drop. Its `formula`, if given, is evaluated as plain arithmetic (numbers,
-+ - * / ^ **, parentheses; the unicode minus and the en dash count as minus) and judged the same way.
+keep digits TOML would drop. A source that rounded its intermediate values states later ones a few
+units off in their last digits: such a claim gives its own `tolerance` (absolute: |claimed - true| <=
+tolerance) or `digits` (good to that many significant digits: half a unit in the last of them, 0.7514
+to 3 digits -> 0.0005). Its `formula`, if given, is evaluated as arithmetic (`bpdemo.worked.formula`:
+numbers, + - * / ^, parentheses, exp, ln, sqrt, sigmoid, tanh) and judged the same way.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from dataclasses import dataclass
@@ -34,62 +36,10 @@ from decimal import Decimal, InvalidOperation
 from bpdemo.errors import ConfigError
 from bpdemo.functional import LOSSES
 from bpdemo.spec import MLPSpec
+from bpdemo.worked.formula import ALLOWED, FORMULA_SPELLINGS, FormulaError, evaluate_formula
 from bpdemo.worked.schema import ClaimSection
 
-# -- arithmetic: a safe evaluator, and the rounding a number was written with -----------------------
-FORMULA_SPELLINGS = str.maketrans(
-    {"−": "-", "–": "-", "—": "-", "×": "*", "·": "*", "÷": "/", "^": "**"}
-)
-FORMULA_OPERATORS = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.Pow: lambda a, b: a**b,
-}
-
-
-class FormulaError(ValueError):
-    """A formula is not plain arithmetic, or has no finite real value."""
-
-
-def evaluate_formula(text: str) -> float:
-    """The value of an arithmetic expression: numbers, + - * / ^ (or **), parentheses, unary signs.
-
-    Only these are accepted (the text is parsed with `ast`, never executed); everything is computed in
-    float, so no expression can run long (10^10^10 overflows at once instead of growing an integer).
-    """
-    try:
-        tree = ast.parse(text.translate(FORMULA_SPELLINGS).strip(), mode="eval")
-    except SyntaxError:
-        raise FormulaError("does not parse as arithmetic") from None
-    try:
-        value = _evaluate(tree.body)
-    except ZeroDivisionError:
-        raise FormulaError("divides by zero") from None
-    except OverflowError:
-        raise FormulaError("overflows") from None
-    if isinstance(value, complex) or not math.isfinite(value):
-        raise FormulaError("has no finite real value")
-    return value
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        operand = _evaluate(node.operand)
-        return -operand if isinstance(node.op, ast.USub) else operand
-    if isinstance(node, ast.BinOp) and type(node.op) in FORMULA_OPERATORS:
-        return FORMULA_OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    text = ast.unparse(node)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Constant):
-        raise FormulaError(f"multiplies without a sign in {text!r}: write * between the factors")
-    if isinstance(node, ast.Call | ast.Name | ast.Attribute):
-        raise FormulaError(f"uses a name or a function ({text!r}): only numbers are allowed")
-    if isinstance(node, ast.Tuple):
-        raise FormulaError(f"has a comma ({text!r}): write 450000, not 450,000")
-    raise FormulaError(f"has {text!r}, which is not plain arithmetic")
+# -- the numbers a claim was written with, and how far from them it still agrees --------------------
 
 
 def claimed_number(value: int | float | str) -> tuple[float, Decimal]:
@@ -99,16 +49,23 @@ def claimed_number(value: int | float | str) -> tuple[float, Decimal]:
             written = Decimal(value.translate(FORMULA_SPELLINGS).replace("_", "").strip())
         except InvalidOperation:
             raise FormulaError("is not a number") from None
-        if not written.is_finite():
-            raise FormulaError("is not a finite number")
     else:
         written = Decimal(repr(value))
+    if not written.is_finite():
+        raise FormulaError("is not a finite number")
+    if not math.isfinite(float(written)):
+        raise FormulaError("is beyond the largest float (about 1.8e308)")
     return float(written), written
 
 
 def rounding_tolerance(written: Decimal) -> float:
     """Half a unit in the last decimal place written: 0.27 -> 0.005, -2.5 -> 0.05, 400000 -> 0.5."""
-    return 0.5 * 10.0 ** written.as_tuple().exponent
+    return float(Decimal("0.5").scaleb(written.as_tuple().exponent))  # 0e500 -> inf, no overflow
+
+
+def digits_tolerance(written: Decimal, digits: int) -> float:
+    """Half a unit in the last of `digits` significant digits: 0.7514, 3 -> 0.0005; 1234, 2 -> 50."""
+    return float(Decimal("0.5").scaleb(written.adjusted() - digits + 1))
 
 
 def agrees(claimed: float, value: float, tolerance: float) -> bool:
@@ -226,6 +183,10 @@ class Claim:
     formula: str | None
     formula_value: float | None
     significant_digits: int = 6  # of the value as written
+    judged_by: str = (
+        "written"  # the tolerance: "written" (its last decimal), "tolerance" or "digits"
+    )
+    digits: int | None = None  # the claim's own significant digits, if it gives them
 
     @classmethod
     def from_section(
@@ -246,14 +207,27 @@ class Claim:
             claimed, written = claimed_number(claim.value)
         except FormulaError as error:
             raise ConfigError(f"{where}: value {claim.value!r} {error}") from None
+        if claim.tolerance is not None and claim.digits is not None:
+            raise ConfigError(
+                f"{where}: give tolerance (absolute) or digits (significant digits), not both"
+            )
+        judged_by, tolerance = "written", rounding_tolerance(written)
+        if claim.tolerance is not None:
+            judged_by, tolerance = "tolerance", claim.tolerance
+        elif claim.digits is not None:
+            if claimed == 0:
+                raise ConfigError(
+                    f"{where}: a value of 0 has no significant digits; give tolerance instead"
+                )
+            judged_by, tolerance = "digits", digits_tolerance(written, claim.digits)
         formula_value = None
         if claim.formula is not None:
             try:
                 formula_value = evaluate_formula(claim.formula)
             except FormulaError as error:
+                shown = claim.formula if len(claim.formula) <= 60 else claim.formula[:59] + "…"
                 raise ConfigError(
-                    f"{where}: formula {claim.formula!r} {error}; use numbers, + - * / ^ and "
-                    "parentheses, e.g. 1/2 * (4 - 0.9)^2"
+                    f"{where}: formula {shown!r} {error}; use {ALLOWED}, e.g. 1/2 * (4 - 0.9)^2"
                 ) from None
         return cls(
             number=number,
@@ -262,8 +236,10 @@ class Claim:
             sample=claim.sample,
             written=claim.value if isinstance(claim.value, str) else repr(claim.value),
             claimed=claimed,
-            tolerance=rounding_tolerance(written),
+            tolerance=tolerance,
             formula=claim.formula,
             formula_value=formula_value,
             significant_digits=len(written.as_tuple().digits),
+            judged_by=judged_by,
+            digits=claim.digits,
         )

@@ -18,7 +18,7 @@ from bpdemo.functional import LOSSES
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import EXPLICIT, MLPSpec
 from bpdemo.worked.claims import Claim
-from bpdemo.worked.schema import LabelsSection, WorkedConfig, WorkedDataSection
+from bpdemo.worked.schema import LabelsSection, WorkedConfig, WorkedDataSection, check_limits
 
 
 @dataclass
@@ -37,6 +37,7 @@ class WorkedExample:
     @classmethod
     def from_config(cls, config: WorkedConfig, source: str = "config") -> WorkedExample:
         """Check the config against itself (shapes, data, claims): one ConfigError line if wrong."""
+        check_limits(config, source)
         network, init, data = config.network, config.init, config.data
         try:
             spec = MLPSpec(

@@ -8,18 +8,20 @@ claims by verdict; steps.csv one row per kept step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from bpdemo.config import dump_config
 from bpdemo.errors import DivergenceError, RunError
-from bpdemo.functional import LOSSES
 from bpdemo.outputs import RunDir
 from bpdemo.worked.audit import AUDIT_LEGEND
-from bpdemo.worked.result import WorkedResult
+from bpdemo.worked.picture import network_figure, picture_name, quiet_numerics
 from bpdemo.worked.schema import WorkedConfig
 from bpdemo.worked.trace import StepValues, WorkedRun
+
+if TYPE_CHECKING:
+    from bpdemo.worked.result import WorkedResult
 
 AGREEMENT_MEASURE = (
     "the largest relative difference between hand-written and autograd over every z, a, the loss, "
@@ -108,63 +110,10 @@ def trace_dict(result: WorkedResult) -> dict[str, Any]:
     return trace
 
 
-def _array(tensor: Tensor):
-    return tensor.double().cpu().numpy()
-
-
-def picture_state(run: WorkedRun):
-    """The network picture's numbers at the configured step (or the last step run before it)."""
-    from bpdemo.plots.network import NetworkState, short  # matplotlib, only when drawing
-
-    config = run.example.config
-    wanted = min(config.picture.step, run.steps_run)
-    values = run.step(wanted) or run.steps[-1]
-    sample = config.picture.sample
-    spec = run.example.spec
-    classification = LOSSES[spec.loss].classification
-    if classification:
-        label = int(run.example.targets[sample])
-        names = config.labels.outputs
-        target = [f"target: class {label}" + (f" ({names[label]})" if names else "")]
-    else:
-        target = [f"y = {short(v)}" for v in run.example.targets[sample].tolist()]
-    layers = range(spec.num_layers)
-    return NetworkState(
-        weights=[_array(values.params_before[f"layers.{i}.weight"]) for i in layers],
-        biases=[_array(values.params_before[f"layers.{i}.bias"]) for i in layers],
-        grad_weights=[_array(values.grads[f"layers.{i}.weight"]) for i in layers],
-        grad_biases=[_array(values.grads[f"layers.{i}.bias"]) for i in layers],
-        inputs=_array(run.example.inputs[sample]),
-        pre_activations=[_array(z[sample]) for z in values.pre_activations],
-        activations=[_array(a[sample]) for a in values.activations],
-        activation_names=list(spec.activations),
-        loss=values.loss,
-        loss_name=spec.loss,
-        targets=target,
-        probabilities=(
-            None if values.probabilities is None else _array(values.probabilities[sample])
-        ),
-        input_labels=config.labels.inputs,
-        hidden_labels=config.labels.hidden,
-        output_labels=config.labels.outputs,
-        title=f"{config.title}"
-        + (f" — {run.example.variant}" if config.data.standardise else "")
-        + f", step {values.step}"
-        + (f", sample {sample}" if len(run.example.inputs) > 1 else ""),
-    )
-
-
-def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -> list[Path]:
-    """config.toml, trace.json, metrics.json, steps.csv and the network picture(s)."""
-    from bpdemo.plots.network import network_picture  # matplotlib, only when drawing
-
-    trace = trace_dict(result)
-    written = [
-        run_dir.write_text("config.toml", dump_config(config)),
-        run_dir.write_json("trace.json", trace),
-    ]
-    metrics = {
-        "status": trace["status"],
+def metrics_dict(result: WorkedResult) -> dict[str, Any]:
+    """metrics.json: the run's status, the two models' agreement, final losses, claims by verdict."""
+    return {
+        "status": run_dict(result.run)["status"],
         "agreement": {r.example.variant: agreement_dict(r) for r in result.runs()},
         "final_loss": {
             r.example.variant: (r.final.loss if r.final else None) for r in result.runs()
@@ -176,6 +125,16 @@ def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -
             "not_reached": sum(1 for c in result.audit if c.agrees is None),
         },
     }
+
+
+def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -> list[Path]:
+    """config.toml, trace.json, metrics.json, steps.csv and the network pictures, one per phase."""
+    trace = trace_dict(result)
+    written = [
+        run_dir.write_text("config.toml", dump_config(config)),
+        run_dir.write_json("trace.json", trace),
+    ]
+    metrics = metrics_dict(result)
     written.append(run_dir.write_json("metrics.json", metrics))
     written.append(
         run_dir.write_csv(
@@ -193,9 +152,11 @@ def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -
             ),
         )
     )
-    for r, name in zip(result.runs(), ("network.png", "network_standardised.png"), strict=False):
-        if r.steps:
-            written.append(run_dir.save_figure(network_picture(picture_state(r)), name))
+    for run, standardised in zip(result.runs(), (False, True), strict=False):
+        for phase in dict.fromkeys(config.picture.phases) if run.steps else ():
+            with quiet_numerics():
+                figure = network_figure(run, phase=phase)
+                written.append(run_dir.save_figure(figure, picture_name(phase, standardised)))
     return written
 
 

@@ -1,16 +1,21 @@
 """The worked-example config: a network with explicit weights, its data, its training, and claims.
 
-A worked example is one TOML file (`configs/worked_*.toml`). Its sections are checked here one by
-one (types, ranges, names); `WorkedExample.from_config` then checks them against each other.
+A worked example is one TOML file (`configs/worked_*.toml`), a dict or a TOML string (`load`). Its
+sections are checked here one by one (types, ranges, names); `WorkedExample.from_config` then checks
+them against each other and against the limits below. A worked example is written out number by
+number, so it is small by nature; the limits keep a mistake (a pasted page as a title, a width of
+200,000) from running for minutes before anything is said.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from bpdemo.config import (
     ActivationName,
@@ -22,14 +27,36 @@ from bpdemo.config import (
     PositiveFloat,
     PositiveInt,
     Section,
+    apply_overrides,
     load_config,
+    read_toml,
+    validate,
 )
+from bpdemo.errors import ConfigError
+from bpdemo.worked.formula import MAX_FORMULA_LENGTH
+
+# -- limits (each refused with one line and exit status 2) ------------------------------------------
+MAX_LAYERS = 6  # layers with weights (so at most 7 widths, the inputs included)
+MAX_WIDTH = 16  # neurons in one layer (a picture stays readable up to about 8)
+MAX_ROWS = 64  # samples in [data]
+MAX_STEPS = 100_000  # train.steps
+MAX_TRACE_STEPS = 1_000  # train.max_trace_steps
+MAX_THREADS = 256  # train.threads
+MAX_CLAIMS = 500
+MAX_TITLE = 200  # characters of `title`
+MAX_SOURCE = 500  # characters of `source`
+MAX_NAME = 100  # characters of a neuron's label, a claim's name or value, the device
+# MAX_FORMULA_LENGTH (bpdemo.worked.formula): characters of a claim's formula
+
+Phase = Literal["step", "forward", "backward", "update"]
+PHASES: tuple[str, ...] = get_args(Phase)  # step: values and gradients of the step, in one picture
+EdgeLabels = Literal["auto", "all", "none"]
 
 
 class NetworkSection(Section):
     """[network]: layer widths (input first), one activation per layer after the input, the loss."""
 
-    sizes: Annotated[list[PositiveInt], Field(min_length=2)]
+    sizes: Annotated[list[Annotated[int, Field(gt=0, le=MAX_WIDTH)]], Field(min_length=2)]
     activations: list[ActivationName]
     loss: LossName = "half_sse"
     dtype: DtypeName = "float64"
@@ -47,12 +74,14 @@ class WorkedTrainSection(Section):
     """[train]: full-batch steps (every step uses all the inputs, so one step is one epoch)."""
 
     lr: PositiveFloat = 0.1
-    steps: PositiveInt = 1
+    steps: Annotated[int, Field(gt=0, le=MAX_STEPS)] = 1
     train_biases: bool = True
     optimizer: OptimizerName = "sgd"  # sgd with momentum 0 is plain gradient descent
     momentum: Fraction = 0.0
-    max_trace_steps: PositiveInt = 200  # a longer run keeps about this many steps in trace.json
-    threads: PositiveInt | None = None  # torch's CPU threads (--threads); None: torch's default
+    # A longer run keeps about this many steps in trace.json.
+    max_trace_steps: Annotated[int, Field(gt=0, le=MAX_TRACE_STEPS)] = 200
+    # torch's CPU threads (--threads); None: torch's default.
+    threads: Annotated[int, Field(gt=0, le=MAX_THREADS)] | None = None
 
 
 class StandardiseSection(Section):
@@ -83,20 +112,56 @@ class LabelsSection(Section):
 
 
 class PictureSection(Section):
-    """[picture]: which step and which sample the network picture shows."""
+    """[picture]: the network pictures: which step and sample, which phases, which edge labels.
 
-    step: PositiveInt = 1
+    One picture per phase: step (network.png: each neuron's z and a, each weight with its gradient),
+    forward (z and a, the weights), backward (dL/da and delta, the gradients) and update (each weight
+    and bias, old -> new). edge_labels: "auto" writes numbers on as many edges as have room (the
+    largest first), "all" on every edge, "none" on none.
+    """
+
+    step: Annotated[int, Field(gt=0, le=MAX_STEPS)] = 1
     sample: Annotated[int, Field(ge=0)] = 0
+    phases: Annotated[list[Phase], Field(max_length=len(PHASES))] = Field(
+        default_factory=lambda: list(PHASES)
+    )
+    edge_labels: EdgeLabels = "auto"
+
+
+class ReportSection(Section):
+    """[report]: how much the printed walk-through writes out."""
+
+    max_samples: PositiveInt = 8  # samples written out term by term; the others enter the sums
 
 
 class ClaimSection(Section):
-    """[[claims]]: a number a source states about the example, to be audited."""
+    """[[claims]]: a number a source states about the example, to be audited.
+
+    It agrees when within half a unit of its last written decimal, or within its own `tolerance`
+    (absolute) or to its own `digits` (significant digits), for a source that rounded along the way.
+    """
 
     name: str
-    step: PositiveInt = 1
+    step: Annotated[int, Field(gt=0, le=MAX_STEPS)] = 1
     sample: Annotated[int, Field(ge=0)] = 0
     value: int | float | str
     formula: str | None = None
+    tolerance: PositiveFloat | None = None
+    digits: Annotated[int, Field(ge=1, le=17)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def known_keys(cls, data: Any) -> Any:
+        """Name the valid keys of a claim (a table in a list, which the generic message misses)."""
+        if isinstance(data, Mapping):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise PydanticCustomError(
+                    "unknown_key",
+                    "unknown key {key} in [[claims]] (valid keys: {valid})",
+                    {"key": repr(unknown[0]), "valid": ", ".join(cls.model_fields)},
+                )
+        return data
 
 
 class WorkedConfig(Section):
@@ -111,9 +176,94 @@ class WorkedConfig(Section):
     data: WorkedDataSection
     labels: LabelsSection = LabelsSection()
     picture: PictureSection = PictureSection()
+    report: ReportSection = ReportSection()
     claims: list[ClaimSection] = Field(default_factory=list)
 
 
 def load_worked_config(path: Path, overrides: Sequence[Override | str] = ()) -> WorkedConfig:
     """Read and validate a worked-example TOML file (one ConfigError line on any mistake)."""
     return load_config(WorkedConfig, path, list(overrides))
+
+
+ConfigSource = WorkedConfig | Path | str | Mapping[str, Any]
+
+
+def load(source: ConfigSource, overrides: Sequence[Override | str] = ()) -> WorkedConfig:
+    """A worked-example config from a file path, a dict, or TOML text, with `--set`-style overrides.
+
+    A string is a path when it is one line ending in .toml (or with no "="), else TOML text. Overrides are
+    "section.key=value" strings, e.g. "train.steps=3". Raises ConfigError (one line) on any mistake.
+    """
+    if isinstance(source, WorkedConfig):
+        if not overrides:
+            return source
+        data, name = source.model_dump(exclude_none=True), "config"
+    elif isinstance(source, Mapping):
+        data, name = _plain(source), "config"
+    elif _is_path(source):
+        if not Path(source).is_file():
+            raise ConfigError(f"config file {source} not found")
+        data, name = read_toml(Path(source)), str(source)
+    elif isinstance(source, str):
+        try:
+            data, name = tomllib.loads(source), "config text"
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config text: not valid TOML: {error}") from None
+    else:
+        raise TypeError(f"a worked example is a path, a dict or TOML text, not {type(source)}")
+    return validate(WorkedConfig, apply_overrides(data, overrides), source=name)
+
+
+def source_name(source: ConfigSource) -> str:
+    """How messages name where a config came from: its path, or "config"."""
+    return str(source) if _is_path(source) else "config"
+
+
+def _is_path(source: object) -> bool:
+    if isinstance(source, str):  # one line that names a .toml file, or has no "key = value"
+        one_line = "\n" not in source.strip()
+        return one_line and (source.strip().endswith(".toml") or "=" not in source)
+    return isinstance(source, Path)
+
+
+def _plain(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a config dict that overrides can change without touching the caller's."""
+    return {
+        key: _plain(value) if isinstance(value, Mapping) else value for key, value in table.items()
+    }
+
+
+def check_limits(config: WorkedConfig, source: str) -> None:
+    """Refuse, with one ConfigError line, a config beyond the limits at the top of this module."""
+    counts = [
+        ("network.sizes", len(config.network.sizes) - 1, MAX_LAYERS, "layers with weights"),
+        ("data.inputs", len(config.data.inputs), MAX_ROWS, "rows"),
+        ("claims", len(config.claims), MAX_CLAIMS, "claims"),
+    ]
+    for where, count, limit, what in counts:
+        if count > limit:
+            raise ConfigError(
+                f"{source}: {where} has {count:,} {what}; at most {limit} are allowed"
+            )
+    texts = [
+        ("title", config.title, MAX_TITLE),
+        ("source", config.source, MAX_SOURCE),
+        ("network.device", config.network.device, MAX_NAME),
+    ]
+    labels = config.labels
+    for key, names in (("inputs", labels.inputs), ("outputs", labels.outputs)):
+        texts += [(f"labels.{key}[{i}]", name, MAX_NAME) for i, name in enumerate(names or [])]
+    for layer, names in enumerate(labels.hidden or []):
+        texts += [(f"labels.hidden[{layer}][{i}]", name, MAX_NAME) for i, name in enumerate(names)]
+    for number, claim in enumerate(config.claims, start=1):
+        where = f"[[claims]] #{number}"
+        texts.append((f"{where} name", claim.name, MAX_NAME))
+        if isinstance(claim.value, str):
+            texts.append((f"{where} value", claim.value, MAX_NAME))
+        if claim.formula is not None:
+            texts.append((f"{where} formula", claim.formula, MAX_FORMULA_LENGTH))
+    for where, text, limit in texts:
+        if len(text) > limit:
+            raise ConfigError(
+                f"{source}: {where} is {len(text):,} characters long; at most {limit:,} are allowed"
+            )

@@ -17,7 +17,6 @@ from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.worked.trace import StepValues, WorkedRun
 
 DETAILED_STEPS = 5  # a run of up to this many steps is printed in full; longer: first and last
-SHOWN_SAMPLES = 3  # samples written out term by term; the others enter the sums silently
 SHOWN_TERMS = 8  # terms written out in one sum before "..."
 SUMMARY_ROWS = 20  # rows of the per-step loss table of a long run
 
@@ -80,7 +79,8 @@ class Walkthrough:
         self.labels = run.example.config.labels
         self.x = run.example.inputs
         self.y = run.example.targets
-        self.samples = min(len(self.x), SHOWN_SAMPLES)
+        # Samples written out term by term ([report] max_samples); the others enter the sums.
+        self.samples = min(len(self.x), run.example.config.report.max_samples)
 
     def layer_labels(self, layer: int) -> list[str] | None:
         if layer == self.spec.num_layers - 1:
@@ -115,6 +115,11 @@ class Walkthrough:
             f", {self.run.steps_run} full-batch step(s) on {len(self.x)} sample(s), "
             f"{str(spec.dtype).removeprefix('torch.')}; indices count from 0",
         ]
+        if len(self.x) > self.samples:
+            lines.append(
+                f"samples 0 to {self.samples - 1} of {len(self.x)} are written out "
+                f"(report.max_samples = {self.samples}); the others enter every sum and the loss"
+            )
         return lines
 
     # -- one step ---------------------------------------------------------------------------------
@@ -310,24 +315,30 @@ class Walkthrough:
         return lines
 
     def final(self) -> list[str]:
+        """The loss and every written-out sample's output (and probabilities) after the last update."""
         run = self.run
         if run.final is None:
             return []
-        outputs = run.final.outputs
-        lines = [
-            f"after the last update (step {run.steps_run}): loss {fmt(run.final.loss)}, output "
-            + "; ".join(
-                "[" + ", ".join(fmt(v) for v in outputs[n].tolist()) + "]"
-                for n in range(self.samples)
-            )
+        outputs, probabilities = run.final.outputs, run.final.probabilities
+        names = self.labels.outputs or [str(k) for k in range(outputs.shape[1])]
+        shown = [
+            "[" + ", ".join(fmt(v) for v in outputs[n].tolist()) + "]" for n in range(self.samples)
         ]
-        if run.final.probabilities is not None:
-            names = self.labels.outputs or [str(k) for k in range(outputs.shape[1])]
-            p = run.final.probabilities[0].tolist()
-            lines.append(
-                "  probabilities: "
-                + ", ".join(f"{n} {fmt(v)}" for n, v in zip(names, p, strict=True))
-            )
+        first = f"after the last update (step {run.steps_run}): loss {fmt(run.final.loss)}, output "
+        lines = [first + "; ".join(shown)]
+        if len(lines[0]) > 100:  # one line per sample
+            lines = [first.removesuffix(", output ").rstrip() + ", outputs:"]
+            lines += [f"  sample {n}: {text}" for n, text in enumerate(shown)]
+        if probabilities is not None:
+            for n in range(self.samples):
+                p = ", ".join(
+                    f"{k} {fmt(v)}" for k, v in zip(names, probabilities[n].tolist(), strict=True)
+                )
+                lines.append(
+                    "  probabilities" + (f" (sample {n})" if self.samples > 1 else "") + f": {p}"
+                )
+        if len(self.x) > self.samples:
+            lines.append(f"  (samples {self.samples} to {len(self.x) - 1}: see trace.json)")
         return lines
 
     def summary(self) -> list[str]:
