@@ -4,6 +4,13 @@ A hand-written backprop MLP (`ManualMLP`) and its `torch.autograd` twin (`Autogr
 description (`MLPSpec`), trained side by side and compared step by step.
 """
 
+import sys
+
+if sys.argv[:1] == ["-m"]:  # `python -m bpdemo.<command>` is starting: Ctrl-C now ends it, one line
+    from bpdemo.interruption import exit_outside_run
+
+    exit_outside_run()
+
 from bpdemo.autograd_mlp import AutogradMLP, AutogradNetwork, twin_of
 from bpdemo.compare import TOLERANCES, Agreement, SideBySide, StepRecord
 from bpdemo.errors import (

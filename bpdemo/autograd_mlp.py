@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from bpdemo.checks import check_input, check_target
 from bpdemo.functional import ACTIVATIONS, LOSSES
-from bpdemo.manual import ManualMLP, ManualNetwork, check_target
+from bpdemo.manual import ManualMLP, ManualNetwork
 from bpdemo.spec import MLPSpec
 
 
@@ -27,6 +28,7 @@ class AutogradNetwork(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input(self.spec, x)
         for layer in self.layers:
             x = layer(x)
         return x
@@ -63,6 +65,7 @@ class AutogradMLP(AutogradNetwork):
         return model
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input(self.spec, x)
         for layer, activation in zip(self.layers, self.activation_fns, strict=True):
             x = activation(layer(x))
         return x

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bpdemo import interruption
 from bpdemo.evaluation import price_scores
 from bpdemo.functional import ACTIVATIONS
 
@@ -81,13 +82,18 @@ def mlp_settings(model: ModelSection, seed: int) -> dict[str, Any]:
 
 
 def fit_timed(estimator, x: np.ndarray, y: np.ndarray) -> float:
-    """Fit `estimator` on (x, y), quietly if it stops before converging; returns the seconds."""
+    """Fit `estimator` on (x, y), quietly if it stops before converging; returns the seconds.
+
+    scikit-learn's MLPs catch Ctrl-C inside `fit` and return early: the interruption is raised again.
+    """
     from sklearn.exceptions import ConvergenceWarning
 
+    interruption.set_phase("baselines")
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(x, y)
+    interruption.check()
     return time.perf_counter() - start
 
 

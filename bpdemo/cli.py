@@ -1,31 +1,61 @@
 """The command line shared by every demo: common flags, config loading, and the one error path.
 
 User mistakes (`UsageError`) print one line on stderr and exit 2; faults at run time (`RunError`, a disk
-that is full) print one line and exit 1. `--debug` shows the traceback instead.
+that is full, too little memory) print one line and exit 1; an interruption (Ctrl-C, SIGTERM) keeps what
+the run finished, prints one line and exits 130 or 143 (`bpdemo.interruption`). Library warnings never
+reach the terminal: what matters in them is said in the project's own words. Under torchrun only rank 0
+prints. `--debug` shows the traceback and the warnings instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from bpdemo import interruption, outputs
 from bpdemo.config import Override, SchemaT, load_config
 from bpdemo.errors import RunError, UsageError
+from bpdemo.limits import MAX_SEED, MAX_THREADS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line and exit status 2."""
+    """argparse, but a usage mistake is one line and exit status 2, and flags are not abbreviated."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `--deb` is not `--debug`: a typo stays an error
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see python -m {self.prog} --help)\n")
+        if is_rank_zero():
+            sys.stderr.write(f"error: {message} (see python -m {self.prog} --help)\n")
+        self.exit(2)
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number from `low` to `high`, else a usage error that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside the range {low:,} to {high:,}")
+        return value
+
+    return parse
 
 
 def common_parser(
@@ -67,11 +97,22 @@ def common_parser(
     common.add_argument(
         "--out", metavar="DIR", help=f"output folder (default: runs/{demo}/<timestamp>)"
     )
-    common.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
-    common.add_argument("--seed", type=int, help="random seed (config key: seed)")
+    common.add_argument(
+        "--force",
+        action="store_true",
+        help="reuse an --out folder: the files its last run wrote are replaced, others kept",
+    )
+    common.add_argument(
+        "--seed",
+        type=whole_number(0, MAX_SEED),
+        help=f"random seed, 0 to {MAX_SEED:,} (config key: seed)",
+    )
     common.add_argument("--epochs", type=int, help=f"number of epochs (config key: {epochs_key})")
     common.add_argument(
-        "--threads", type=int, metavar="N", help="torch CPU threads (config key: train.threads)"
+        "--threads",
+        type=whole_number(1, MAX_THREADS),
+        metavar="N",
+        help=f"torch CPU threads, 1 to {MAX_THREADS} (config key: train.threads)",
     )
     common.add_argument(
         "--dtype",
@@ -171,22 +212,113 @@ def printer(quiet: bool) -> Callable[..., None]:
     return say
 
 
+def is_rank_zero() -> bool:
+    """Whether this process prints errors: any process outside torchrun, rank 0 under it."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def report_error(line: str) -> None:
+    """Print one `error:` line on stderr (under torchrun, on rank 0 only)."""
+    if is_rank_zero():
+        print(f"error: {line}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def quiet_libraries(debug: bool) -> Iterator[None]:
+    """numpy, torch, matplotlib and scikit-learn warnings and log lines stay off the terminal."""
+    if debug:
+        yield
+        return
+    logger = logging.getLogger("matplotlib")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` says that memory ran out (numpy, torch on the CPU or a GPU)."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(
+        words in text for words in ("can't allocate memory", "out of memory", "not enough memory")
+    )
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a demo's `main(argv)` and turn the project's errors into one line and an exit status."""
+    """Run a demo's `main(argv)` and turn the project's errors into one line and an exit status.
+
+    The output folders the command claimed are let go of at the end, whatever happened; after an
+    interruption each first gets what the run finished (`bpdemo.outputs.RunDir.close`). A signal
+    that nothing raised (a library swallowed it, or it came as the run was closing) still ends the
+    command with its status, never 0.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    held = outputs.open_runs()  # a caller's own folders are its to close
+    try:
+        with interruption.handlers(), quiet_libraries(debug):
+            try:
+                status = _run(main, args, debug, held)
+            finally:
+                with interruption.shielded():
+                    outputs.close_runs(keep=held)
+            late = interruption.received()
+    except KeyboardInterrupt as error:  # in the instant between the run's end and the shield
+        if debug:
+            raise
+        late = interruption.as_interrupted(error).signum
+        status = 0
+    if status == 0 and late is not None:
+        report_error(
+            f"interrupted ({interruption.SIGNALS[late]}) as the command ended; "
+            "what it wrote is complete"
+        )
+        return 128 + late
+    return status
+
+
+def _run(main, args: list[str], debug: bool, held: Sequence[outputs.RunDir]) -> int:
+    """`main(args)`, each of the project's errors made one line and an exit status."""
     try:
         return main(args) or 0
+    except KeyboardInterrupt as error:
+        stop = interruption.as_interrupted(error)
+        with interruption.shielded():
+            runs = outputs.close_runs(stop, keep=held)
+        if debug:
+            raise
+        report_error(stop.describe() + kept_files(runs))
+        return stop.exit_status
     except (UsageError, RunError) as error:
         if debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        report_error(str(error))
         return error.exit_status
     except OSError as error:  # a disk that is full, a file that vanished mid-run
         if debug:
             raise
-        print(
-            f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
-            file=sys.stderr,
+        report_error(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+        return 1
+    except (MemoryError, RuntimeError) as error:
+        if debug or not out_of_memory(error):
+            raise
+        report_error(
+            "not enough memory for this run; choose a smaller model, fewer or smaller images, "
+            "or smaller batches"
         )
         return 1
+
+
+def kept_files(runs: Sequence[outputs.RunDir]) -> str:
+    """`; kept config.toml and metrics.json in runs/x`, or that nothing was written."""
+    if not runs:
+        return "; nothing was written"
+    names = list(dict.fromkeys(name for run in runs for name in run.written))
+    listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
+    return f"; kept {listed} in {runs[0].path}"

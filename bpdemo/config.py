@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -19,6 +20,16 @@ from pydantic_core import PydanticCustomError
 
 from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.limits import (
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_EPOCHS,
+    MAX_NAME,
+    MAX_PARAMETERS,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_WIDTH,
+)
 from bpdemo.optim import OPTIMIZERS, OptimizerSpec
 from bpdemo.spec import DTYPES, INITS, MLPSpec, NetworkSpec
 
@@ -47,6 +58,27 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+def in_range(low: int, high: int) -> AfterValidator:
+    """A whole number from `low` to `high` (`bpdemo.limits`); the message gives the range."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise PydanticCustomError("range", f"Input should be from {low:,} to {high:,}")
+        return value
+
+    return AfterValidator(check)
+
+
+def at_most(high: int) -> type[int]:
+    """A whole number from 1 to `high`: 0 says "greater than 0", as every positive count does."""
+    return Annotated[int, Field(gt=0), in_range(1, high)]
+
+
+Seed = Annotated[int, in_range(0, MAX_SEED)]
+Width = at_most(MAX_WIDTH)
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+
+
 class Section(BaseModel):
     """A config table: unknown keys are refused and values keep the type TOML gave them."""
 
@@ -54,9 +86,11 @@ class Section(BaseModel):
 
 
 class ModelSection(Section):
-    """[model]: the network between the data's inputs and outputs."""
+    """[model]: the network between the data's inputs and outputs (at most `MAX_PARAMETERS`)."""
 
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [16])
+    hidden: Annotated[list[Width], Field(max_length=MAX_DEPTH)] = Field(
+        default_factory=lambda: [16]
+    )
     activation: ActivationName = "tanh"
     output_activation: ActivationName = "identity"
     loss: LossName = "mse"
@@ -73,6 +107,7 @@ class ModelSection(Section):
     def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec | NetworkSpec:
         if self.layers is not None:
             return self._network_spec(n_inputs, n_outputs, seed)
+        check_size([n_inputs, *self.hidden, n_outputs])
         return MLPSpec(
             sizes=[n_inputs, *self.hidden, n_outputs],
             activations=[self.activation] * len(self.hidden) + [self.output_activation],
@@ -125,6 +160,9 @@ class ModelSection(Section):
                 f"[model] layers: the last linear layer has {units} units, but the data has "
                 f"{n_outputs} outputs; leave its units out"
             )
+        widths = [entry.get("units") for entry in linear]
+        if all(isinstance(width, int) for width in widths):  # else NetworkSpec says what is wrong
+            check_size([n_inputs, *widths])
         try:
             return NetworkSpec(n_inputs, entries, **self._training(seed))
         except ConfigError as error:
@@ -155,14 +193,25 @@ class OptimizerSection(Section):
 class TrainSection(Section):
     """[train]: how long and in what batches."""
 
-    epochs: PositiveInt = 50
-    batch_size: PositiveInt = 32
+    epochs: at_most(MAX_EPOCHS) = 50
+    batch_size: at_most(MAX_BATCH) = 32
     # torch's CPU threads; None leaves torch's default (one per core). Small networks run faster on
     # one: their matrices are too small to share out, and idle threads spin on a busy machine.
-    threads: PositiveInt | None = None
+    threads: at_most(MAX_THREADS) | None = None
 
 
 SchemaT = TypeVar("SchemaT", bound=Section)
+
+
+def check_size(sizes: Sequence[int]) -> None:
+    """Refuse a network of more than `MAX_PARAMETERS` weights and biases, before it is allocated."""
+    count = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(sizes))
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"[model] layer sizes {list(sizes)} make {count:,} weights and biases; the range is 1 "
+            f"to {MAX_PARAMETERS:,} (each is kept about 8 times: two models, their gradients and "
+            "optimizer states): choose smaller hidden layers or smaller inputs"
+        )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ on the same mini-batches (a run that diverged or was interrupted writes what it 
 `results` scores both models on the training and the test split; `metrics` and `write` put what the
 demo adds beside them into the run folder. What to score, print and draw is the demo's to say.
 
+Each part, once finished, is kept: the history is written as soon as training ends, and the run
+folder's `progress` grows with every result, so an interruption later on keeps them (`bpdemo.outputs`).
+
 In a distributed run every rank prepares and fits; only rank 0 has a run folder, scores and writes.
 """
 
@@ -17,6 +20,7 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
+from bpdemo import interruption
 from bpdemo.baselines import Baseline
 from bpdemo.compare import Evaluation, SideBySide
 from bpdemo.config import ModelSection, OptimizerSection, TrainSection, dump_config
@@ -131,8 +135,10 @@ class Experiment:
         """Train both models for the config's epochs, on the config's mini-batches and seed.
 
         On rank 0 a run that diverged or was interrupted writes history.csv, steps.csv and a
-        metrics.json with what it has, then raises (`bpdemo.report.stop_if_unfinished`).
+        metrics.json with what it has, then raises (`bpdemo.report.stop_if_unfinished`); a finished
+        run writes history.csv and steps.csv at once.
         """
+        interruption.set_phase("training")
         train, optimizer = self.config.train, self.config.optimizer
         self.history = fit(
             self.pair,
@@ -149,10 +155,19 @@ class Experiment:
             stop_if_unfinished(
                 self.run, self.history, self.pair, self.dataset, optimizer.lr, train.epochs
             )
+            write_history(self.run, self.history)
+            self.run.progress = {
+                "dataset": self.dataset,
+                "seed": self.config.seed,
+                "agreement": agreement(self.pair),
+                **run_status(self.history),
+                "history": self.history.epochs,
+            }
         return self.history
 
     def results(self, score: Score) -> dict[str, dict[str, Any]]:
         """Per model (`manual`, `autograd`): its `score` on `train` and `test`, and `train_seconds`."""
+        interruption.set_phase("evaluation")
         self.evaluations = {
             "train": self.pair.evaluate(*self.train),
             "test": self.pair.evaluate(*self.test),
@@ -171,6 +186,8 @@ class Experiment:
                 for which, evaluation in self.evaluations.items()
             }
             results[model]["train_seconds"] = seconds[model]
+        if self.run is not None:
+            self.run.progress.update(results)
         return results
 
     def outputs(self, which: str) -> dict[str, Tensor]:
@@ -197,12 +214,13 @@ class Experiment:
         }
 
     def write(self, metrics: dict[str, Any], figures: Mapping[str, Any]) -> list[str]:
-        """metrics.json, history.csv, steps.csv and the figures ({file name: Figure}).
+        """metrics.json, then the figures ({file name: a function that draws it}) one by one; then
+        the run lets go of its folder.
 
         Returns the names of every file the run wrote, config.toml first.
         """
+        interruption.set_phase("writing")
         self.run.write_json("metrics.json", metrics)
-        write_history(self.run, self.history)
-        for name, figure in figures.items():
-            self.run.save_figure(figure, name)
+        self.run.save_figures(figures)
+        self.run.close()
         return ["config.toml", "metrics.json", "history.csv", "steps.csv", *figures]

@@ -41,6 +41,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor
 
+from bpdemo import interruption
 from bpdemo.compare import SideBySide
 from bpdemo.functional import ACTIVATIONS
 from bpdemo.gradcheck import rel_diff
@@ -331,6 +332,8 @@ def train(pair: SideBySide, x: Tensor, y: Tensor, options: StudyOptions) -> Trai
         seed=options.seed,
         quiet=True,
     )
+    if history.interrupted:  # the loop kept what it had; the study stops there, not this run only
+        raise interruption.stopped()
     return TrainingRun(
         history, pair.optimizer.max_grad_norm, pair.agreement.tolerance, options.thresholds.blowup
     )

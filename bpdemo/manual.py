@@ -30,6 +30,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from bpdemo.checks import check_input, check_target
 from bpdemo.functional import ACTIVATIONS, LOSSES, Activation
 from bpdemo.spec import MLPSpec
 
@@ -271,6 +272,7 @@ class ManualNetwork:
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """x (N, inputs) -> output (N, outputs), a new tensor; keeps every layer's cache."""
+        check_input(self.spec, x)
         return self._forward(x).clone()  # the last layer's output may be a work tensor, reused
 
     __call__ = forward
@@ -294,6 +296,7 @@ class ManualNetwork:
         The gradient tensors are the model's own buffers, overwritten by the next call (as
         `p.grad` is in torch); clone them to keep them.
         """
+        check_input(self.spec, x)
         output = self._forward(x)
         check_target(self.spec, output, target)
         loss, grad_output = self.loss_fn.value_and_gradient(output, target)
@@ -338,19 +341,3 @@ def _views(flat: Tensor, like: OrderedDict[str, Tensor]) -> dict[str, Tensor]:
         name: piece.view(tensor.shape)
         for (name, tensor), piece in zip(like.items(), pieces, strict=True)
     }
-
-
-def check_target(spec: MLPSpec, output: Tensor, target: Tensor) -> None:
-    """Refuse a target whose shape would silently broadcast against the output."""
-    if LOSSES[spec.loss].classification:
-        if target.dim() != 1 or target.shape[0] != output.shape[0]:
-            raise ValueError(
-                f"{spec.loss} needs one class label per row: target shape {tuple(target.shape)}, "
-                f"output shape {tuple(output.shape)}"
-            )
-        if target.dtype != torch.long:
-            raise ValueError(f"{spec.loss} needs integer (torch.long) class labels")
-    elif target.shape != output.shape:
-        raise ValueError(
-            f"target shape {tuple(target.shape)} does not match output shape {tuple(output.shape)}"
-        )

@@ -1,16 +1,28 @@
-"""Run outputs: one folder per run, every file written atomically (temporary file, then rename).
+"""Run outputs: one folder per run, claimed by it, every file written atomically (temporary file, rename).
 
-The folder is `--out DIR`, or `runs/<demo>/<timestamp>/`. An existing folder that is not empty is
-refused (and left untouched) unless `--force` is given.
+The folder is `--out DIR`, or a new `runs/<demo>/<timestamp>/`. A run claims its folder when it starts:
+it holds the lock file `.bpdemo-lock` (the system's `flock`, which ends with the process however it
+ends, and which two runs can never both hold), so a second run aimed at the folder is refused at once
+and nothing of the first is touched. The manifest `.bpdemo-run.json` lists every file the run writes.
+A folder that is not empty is refused unless `--force` is given; then the files the previous run listed
+in its manifest are removed (files bpdemo did not write are kept), but a folder another run holds is
+never taken over. A run that ends removes its lock file; one killed outright (SIGKILL) leaves it, free.
+
+Files are written with the user's umask (0644 under umask 022), like any file a program creates.
+An interrupted run writes what it finished (`progress`) into its summary file (metrics.json, or the
+benchmark's bench.json) with `"interrupted": true`, then lets go of the folder (`close`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
 import os
+import socket
 import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -19,54 +31,172 @@ from typing import Any
 
 import torch
 
+from bpdemo import interruption
 from bpdemo.errors import UsageError
+
+LOCK = ".bpdemo-lock"
+MANIFEST = ".bpdemo-run.json"
+METRICS = "metrics.json"
+_open_runs: list[RunDir] = []  # the folders this process has claimed and not yet let go of
 
 
 class RunDir:
-    """The folder a run writes into. Create it with `RunDir.prepare`."""
+    """The folder a run writes into. Create it with `RunDir.prepare`; `close()` lets go of it.
 
-    def __init__(self, path: Path):
-        self.path = path
+    Attributes:
+        summary: the file an interrupted run writes `progress` into (metrics.json by default).
+        progress: what the run has finished so far, as its summary file would hold it; writing the
+            summary file sets it.
+        written: the names of the files written, in order.
+    """
+
+    def __init__(self, path: Path, demo: str = "", summary: str = METRICS):
+        self.path, self.demo, self.summary = Path(path), demo, summary
+        self.progress: dict[str, Any] = {}
+        self.written: list[str] = []
+        # the manifest's files: each name is listed before its file is written
+        self._listed: list[str] = []
+        self._lock_descriptor: int | None = None
 
     @classmethod
-    def prepare(cls, out: str | Path | None, demo: str, force: bool = False) -> RunDir:
-        """Check and create the output folder before any work is done."""
-        if out is None:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            path = Path("runs") / demo / stamp
-            suffix = 1
-            while path.exists():
-                path = Path("runs") / demo / f"{stamp}-{suffix}"
-                suffix += 1
-        else:
-            path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"output path {path} exists and is not a folder; choose another --out")
-        if path.is_dir() and any(path.iterdir()) and not force:
-            raise UsageError(
-                f"output folder {path} exists and is not empty; choose another --out, "
-                "or add --force to overwrite its files"
-            )
+    def prepare(
+        cls, out: str | Path | None, demo: str, force: bool = False, summary: str = METRICS
+    ) -> RunDir:
+        """Make and claim the output folder before any work is done (see the module docstring)."""
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=path):
-                pass
+            path = _new_default_folder(demo) if out is None else _own_folder(Path(out))
+            run = cls(path, demo, summary)
+            run._claim(force)
         except OSError as error:
+            where = error.filename or out
             raise UsageError(
-                f"cannot write to output folder {path}: {error.strerror or error}; "
+                f"cannot write to output folder {where}: {error.strerror or error}; "
                 "choose another --out"
             ) from None
-        return cls(path)
+        _open_runs.append(run)
+        return run
 
+    # -- the claim ----------------------------------------------------------------------------------
+    def _claim(self, force: bool) -> None:
+        left_by_killed_run = self._lock()
+        try:
+            others = [p for p in self.path.iterdir() if p.name != LOCK]
+            if others and not force:
+                if left_by_killed_run:  # its lock is free, but it never let go of the folder
+                    raise UsageError(
+                        f"output folder {self.path} holds what a run left when it was killed; add "
+                        "--force to replace its files, or choose another --out"
+                    )
+                raise _not_empty(self.path)
+            if force:
+                self._remove_previous()
+            self._write_manifest(running=True)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _lock(self) -> bool:
+        """Hold the folder's lock file for as long as the run goes on (the system's `flock`: it ends
+        with the process, however it ends). Returns whether the file was there already: the lock of
+        a run that was killed before it could remove it."""
+        path = self.path / LOCK
+        while True:
+            try:
+                descriptor, existed = (
+                    os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666),
+                    False,
+                )
+            except FileExistsError:
+                try:
+                    descriptor, existed = os.open(path, os.O_RDWR), True
+                except FileNotFoundError:
+                    continue  # removed in between by a run that gave up: try again
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_owner(descriptor)
+                os.close(descriptor)
+                raise UsageError(
+                    f"output folder {self.path} is in use by another run ({owner.get('demo', '?')}, "
+                    f"process {owner.get('pid', '?')}); choose another --out, or wait for it to end"
+                ) from None
+            try:  # still the file at that name (not one a run removed while this one opened it)
+                current = os.stat(path).st_ino == os.fstat(descriptor).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(descriptor)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, _owner_text(self.demo).encode(), 0)
+        self._lock_descriptor = descriptor
+        return existed
+
+    def _unlock(self) -> None:
+        descriptor, self._lock_descriptor = self._lock_descriptor, None
+        if descriptor is not None:
+            (self.path / LOCK).unlink(
+                missing_ok=True
+            )  # removed while held: no one takes it between
+            os.close(descriptor)
+
+    def _remove_previous(self) -> None:
+        """Remove the files the previous run's manifest lists, and its temporary files."""
+        try:
+            previous = json.loads((self.path / MANIFEST).read_text())
+            names = [str(name) for name in previous.get("files", [])]
+        except (OSError, ValueError, AttributeError):
+            return  # no manifest (or not ours): nothing here is known to be bpdemo's
+        for name in names:
+            if Path(name).name != name or name in (".", "..", LOCK, MANIFEST):
+                continue  # a manifest only lists plain names inside the folder
+            for path in [self.path / name, *self.path.glob(f".{name}.*.tmp")]:
+                if path.is_file() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+
+    def _write_manifest(self, running: bool) -> None:
+        manifest = {
+            "demo": self.demo,
+            "pid": os.getpid(),
+            "running": running,
+            "files": self._listed,
+        }
+        atomic_write(self.path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+    def close(self, stop: Any = None) -> None:
+        """Let go of the folder. After an interruption (`stop`, a `bpdemo.interruption.Interrupted`),
+        first write `progress` into the summary file with the interruption's marks."""
+        if self not in _open_runs:
+            return
+        try:
+            if stop is not None:
+                self.write_json(self.summary, {**self.progress, **stop.marks()})
+            self._write_manifest(running=False)
+        finally:
+            _open_runs.remove(self)
+            self._unlock()
+
+    # -- writing ------------------------------------------------------------------------------------
     def write_bytes(self, name: str, data: bytes) -> Path:
-        return atomic_write(self.path / name, data)
+        if name not in self._listed and self in _open_runs:
+            self._listed.append(name)  # listed first: a run killed mid-write leaves nothing unknown
+            with contextlib.suppress(OSError):  # a full disk: the file's own write says so
+                self._write_manifest(running=True)
+        path = atomic_write(self.path / name, data)
+        if name not in self.written:
+            self.written.append(name)
+        return path
 
     def write_text(self, name: str, text: str) -> Path:
         return self.write_bytes(name, text.encode("utf-8"))
 
     def write_json(self, name: str, obj: Any) -> Path:
+        """`obj` as JSON; writing the summary file (metrics.json) also makes it the `progress`."""
         text = json.dumps(jsonable(obj), indent=2, allow_nan=False)
-        return self.write_text(name, text + "\n")
+        path = self.write_text(name, text + "\n")
+        if name == self.summary:
+            self.progress = dict(obj)
+        return path
 
     def write_csv(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
         rows = list(rows)
@@ -83,25 +213,120 @@ class RunDir:
         import matplotlib.pyplot as plt
 
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(figure)
+        try:
+            figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        finally:
+            plt.close(figure)
         return self.write_bytes(name, buffer.getvalue())
 
+    def save_figures(self, figures: Mapping[str, Any]) -> list[str]:
+        """Draw and save each figure in turn ({file name: Figure, or a function that draws one}),
+        so that an interrupted run keeps the figures it finished; returns the file names."""
+        interruption.set_phase("figures")
+        for name, figure in figures.items():
+            self.save_figure(figure() if callable(figure) else figure, name)
+        return list(figures)
 
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+
+def open_runs() -> list[RunDir]:
+    """The folders this process has claimed and not yet let go of."""
+    return list(_open_runs)
+
+
+def close_runs(stop: Any = None, keep: Iterable[RunDir] = ()) -> list[RunDir]:
+    """Close every folder this process still holds but those in `keep` (see `RunDir.close`).
+
+    Returns the folders closed. One that cannot be written any more is let go of all the same.
+    """
+    kept = list(keep)
+    runs = [run for run in _open_runs if all(run is not other for other in kept)]
+    for run in runs:
+        with contextlib.suppress(OSError):
+            run.close(stop)
+    return runs
+
+
+def _not_empty(path: Path) -> UsageError:
+    return UsageError(
+        f"output folder {path} exists and is not empty; choose another --out, "
+        "or add --force to overwrite its files"
+    )
+
+
+def _new_default_folder(demo: str) -> Path:
+    """A new `runs/<demo>/<timestamp>[-k]` folder (made here, so two runs never share one)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    parent = Path("runs") / demo
+    parent.mkdir(parents=True, exist_ok=True)
+    suffix = 0
+    while True:
+        path = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            suffix += 1
+
+
+def _own_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output path {path} exists and is not a folder; choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _owner_text(demo: str) -> str:
+    started = datetime.now().isoformat(timespec="seconds")
+    owner = {"demo": demo, "pid": os.getpid(), "host": socket.gethostname(), "started": started}
+    return json.dumps(owner) + "\n"
+
+
+def _read_owner(descriptor: int) -> dict[str, Any]:
+    """What a lock file says of the run that holds it (its demo and process), as far as it says."""
+    try:
+        owner = json.loads(os.pread(descriptor, 4096, 0).decode())
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_temporary(path: Path, data: bytes) -> str:
+    """`data` in a new temporary file beside `path`, with the mode the user's umask gives files."""
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
+        os.fchmod(descriptor, 0o666 & ~_umask())
         with os.fdopen(descriptor, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return temporary
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`.
+
+    A failure (a full disk) leaves the old file as it was, and says which file it was.
+    """
+    try:
+        temporary = _write_temporary(path, data)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
     return path
 
 

@@ -136,7 +136,18 @@ class History:
     def completed(self) -> bool:
         return not self.interrupted and self.diverged_at_step is None
 
-    def divergence_message(self, lr: float | None = None) -> str:
+    @property
+    def overflowed_at_start(self) -> bool:
+        """The loss was already inf or NaN before any update (the first row of `epochs`)."""
+        start = self.epochs[0] if self.epochs else {}
+        return not math.isfinite(start.get("train_loss_manual", 0.0))
+
+    def divergence_message(self, lr: float | None = None, dtype: str = "float32") -> str:
+        if self.overflowed_at_start:  # no update was made yet: the learning rate played no part
+            return (
+                "the loss is inf or NaN before any update: the inputs or the initial weights "
+                f"overflow in {dtype}; scale the data down, or choose a smaller model.init_scale"
+            )
         advice = f" (now {lr:g})" if lr is not None else ""
         return (
             f"training diverged: the loss became inf or NaN at step {self.diverged_at_step}; "

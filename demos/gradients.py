@@ -15,89 +15,81 @@ from typing import Annotated
 
 from pydantic import Field
 
+from bpdemo import config as schema
+from bpdemo import interruption
 from bpdemo.cli import common_parser, load_demo_config, printer, run_main, torch_threads
-from bpdemo.config import (
-    ActivationName,
-    DtypeName,
-    OptimizerSection,
-    PositiveFloat,
-    PositiveInt,
-    Section,
-    TrainSection,
-    dump_config,
-    one_of,
-)
 from bpdemo.datasets.digits import small_digits
 from bpdemo.errors import ConfigError
 from bpdemo.health import STUDY_INITS, StudyOptions, Thresholds, grid, network_spec, study
+from bpdemo.limits import MAX_DEPTH
 from bpdemo.outputs import RunDir
 from bpdemo.plots.gradients import figures
 from bpdemo.report import health as report
 
 DEMO = "gradients"
-N_CLASSES = 10
-InitChoice = Annotated[str, one_of(STUDY_INITS)]  # the registry's random inits, and "large"
-Depth = Annotated[int, Field(ge=2)]
+N_CLASSES, PIXELS = 10, 64  # the digits' classes, and pixels per image
+InitChoice = Annotated[str, schema.one_of(STUDY_INITS)]  # the registry's random inits, and "large"
+Depth = Annotated[int, Field(ge=2, le=MAX_DEPTH)]
 
 
-class DataSection(Section):
-    """[data]: how many of the 1,797 bundled digit images to use."""
+class DataSection(schema.Section):
+    """[data]: how many of the 1,797 bundled digit images to use (one alone standardises to 0)."""
 
-    rows: PositiveInt = 512
+    rows: Annotated[int, Field(ge=2)] = 512
 
 
-class GridSection(Section):
+class GridSection(schema.Section):
     """[grid]: every activation x init x depth is one setting."""
 
-    activations: list[ActivationName] = Field(
+    activations: list[schema.ActivationName] = Field(
         default_factory=lambda: ["sigmoid", "tanh", "relu"], min_length=1
     )
     inits: list[InitChoice] = Field(
         default_factory=lambda: ["normal", "xavier", "he", "large"], min_length=1
     )
     depths: list[Depth] = Field(default_factory=lambda: [2, 5, 10, 20], min_length=1)
-    normal_std: PositiveFloat = 0.01
-    large_std: PositiveFloat = 1.0
+    normal_std: schema.PositiveFloat = 0.01
+    large_std: schema.PositiveFloat = 1.0
 
 
-class GradientModelSection(Section):
+class GradientModelSection(schema.Section):
     """[model]: the hidden width and the number type (the rest is the grid's)."""
 
-    width: PositiveInt = 32
-    dtype: DtypeName = "float64"
+    width: schema.Width = 32
+    dtype: schema.DtypeName = "float64"
     device: str = "cpu"
 
 
-class ClippingSection(Section):
+class ClippingSection(schema.Section):
     """[clipping]: the rerun of a diverged setting with its gradients clipped by global norm."""
 
-    max_grad_norm: PositiveFloat = 1.0
+    max_grad_norm: schema.PositiveFloat = 1.0
     rerun: bool = True
 
 
-class VerdictSection(Section):
+class VerdictSection(schema.Section):
     """[verdict]: where vanishing and exploding begin (see bpdemo.health)."""
 
     ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 10.0
-    tiny_gradient: PositiveFloat = 0.01
-    huge_gradient: PositiveFloat = 100.0
+    tiny_gradient: schema.PositiveFloat = 0.01
+    huge_gradient: schema.PositiveFloat = 100.0
     blowup: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 1e6
 
 
-class ReportSection(Section):
+class ReportSection(schema.Section):
     """[report]: the depth the heat map and the summary lines look at; whether to draw figures."""
 
     focus_depth: Depth = 10
     figures: bool = True
 
 
-class GradientsConfig(Section):
-    seed: int = 0
+class GradientsConfig(schema.Section):
+    seed: schema.Seed = 0
     data: DataSection = DataSection()
     grid: GridSection = GridSection()
     model: GradientModelSection = GradientModelSection()
-    optimizer: OptimizerSection = OptimizerSection(name="sgd", lr=0.1)
-    train: TrainSection = TrainSection(epochs=4, batch_size=64, threads=1)
+    optimizer: schema.OptimizerSection = schema.OptimizerSection(name="sgd", lr=0.1)
+    train: schema.TrainSection = schema.TrainSection(epochs=4, batch_size=64, threads=1)
     clipping: ClippingSection = ClippingSection()
     verdict: VerdictSection = VerdictSection()
     report: ReportSection = ReportSection()
@@ -113,7 +105,8 @@ examples:
 
 
 def check(config: GradientsConfig) -> None:
-    """What the schema cannot say: no repeated entries, and a focus depth that is in the grid."""
+    """What the schema cannot say: no repeated entries, a focus depth that is in the grid, and
+    networks of a size that fits."""
     for key in ("activations", "inits", "depths"):
         values = getattr(config.grid, key)
         if len(set(values)) != len(values):
@@ -123,6 +116,7 @@ def check(config: GradientsConfig) -> None:
             f"[report] focus_depth: {config.report.focus_depth} is not one of grid.depths "
             f"{config.grid.depths}; choose one of them"
         )
+    schema.check_size([PIXELS, *[config.model.width] * (max(config.grid.depths) - 1), N_CLASSES])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,16 +142,25 @@ def main(argv: list[str] | None = None) -> int:
     settings = grid(config.grid.activations, config.grid.inits, config.grid.depths)
     spec = network_spec(settings[0], digits.x.shape[1], N_CLASSES, options)  # dtype, device
     run = RunDir.prepare(args.out, DEMO, args.force)
-    run.write_text("config.toml", dump_config(config))
+    run.write_text("config.toml", schema.dump_config(config))
     say = printer(args.quiet)
 
     say(report.describe_study(settings, options, digits, config.clipping.max_grad_norm))
+    head = {  # how metrics.json begins; an interrupted run keeps the settings it finished
+        "seed": config.seed,
+        "dtype": config.model.dtype,
+        "data": {"description": digits.description, "rows": config.data.rows},
+        "optimizer": config.optimizer.model_dump(),
+        "thresholds": config.verdict.model_dump(),
+    }
     results = []
+    interruption.set_phase("study")
     with torch_threads(config.train.threads), report.progress(args.quiet, len(settings)) as advance:
         x, y = digits.tensors(spec.dtype, spec.device)
         for setting in settings:
             results.append(study(setting, x, y, N_CLASSES, options))
             advance(results[-1])
+            run.progress = {**head, "settings": [report.metrics_entry(r, options) for r in results]}
     seconds = sum(result.seconds for result in results)
 
     say(f"\n{report.TABLE_TITLE}\n{report.verdict_table(results, options)}")
@@ -166,20 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     highlights = report.highlights(results, config.report.focus_depth, config.verdict.ratio)
     say("\n" + "\n".join([*highlights, *report.agreement_lines(results)]))
 
-    run.write_json(
-        "metrics.json",
-        {
-            "seed": config.seed,
-            "dtype": config.model.dtype,
-            "data": {"description": digits.description, "rows": config.data.rows},
-            "optimizer": config.optimizer.model_dump(),
-            "thresholds": config.verdict.model_dump(),
-            "verdicts": report.verdicts(results),
-            "highlights": highlights,
-            "settings": [report.metrics_entry(r, options) for r in results],
-            "seconds": seconds,
-        },
-    )
+    interruption.set_phase("writing")
+    verdicts = {"verdicts": report.verdicts(results), "highlights": highlights}
+    settings_block = {"settings": [report.metrics_entry(r, options) for r in results]}
+    run.write_json("metrics.json", {**head, **verdicts, **settings_block, "seconds": seconds})
     tables = {
         "settings.csv": report.summary_rows(results, options),
         "steps.csv": report.step_rows(results),
@@ -188,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in tables.items():
         run.write_csv(name, rows)
     drawn = figures(results, config.report.focus_depth) if config.report.figures else {}
-    for name, figure in drawn.items():
-        run.save_figure(figure, name)
+    run.save_figures(drawn)
+    run.close()
     written = ", ".join(["config.toml", "metrics.json", *tables, *drawn])
     say(f"\n{len(settings)} settings in {seconds:.1f} s; wrote {written} to {run.path}")
     return 0

@@ -23,15 +23,23 @@ from bpdemo import cli
 from bpdemo.baselines import fit_regressors
 from bpdemo.config import (
     ModelSection,
+    Name,
     OptimizerSection,
-    PositiveFloat,
-    PositiveInt,
     Section,
+    Seed,
     TrainSection,
+    at_most,
 )
-from bpdemo.datasets.houses import DATASETS, example_house, load_houses, split_houses
+from bpdemo.datasets.houses import (
+    DATASETS,
+    SYNTHETIC_HOUSES,
+    example_house,
+    load_houses,
+    split_houses,
+)
 from bpdemo.evaluation import house_price, price_scorer
 from bpdemo.experiment import Experiment, check_model
+from bpdemo.limits import MAX_HOUSES
 from bpdemo.plots import houses as plots
 from bpdemo.report import agreement_line, files_line
 from bpdemo.report import houses as report
@@ -43,10 +51,10 @@ class HouseDataSection(Section):
     """[data]: where the houses come from, and how they are split."""
 
     dataset: Literal["synthetic", "csv", "ames", "california"] = "synthetic"
-    houses: PositiveInt = 2000
-    csv: str | None = None
-    features: list[str] = Field(default_factory=list)
-    target: str | None = None
+    houses: at_most(MAX_HOUSES) = SYNTHETIC_HOUSES  # synthetic only
+    csv: str | None = None  # csv only
+    features: list[Name] = Field(default_factory=list)
+    target: Name | None = None
     missing: Literal["drop", "refuse"] = "drop"
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
 
@@ -54,12 +62,12 @@ class HouseDataSection(Section):
 class WalkthroughSection(Section):
     """[walkthrough]: the house followed through training (the house example's: 3 bedrooms, 2,000 sq ft)."""
 
-    bedrooms: PositiveInt = 3
-    living_area_sqft: PositiveFloat = 2000.0
+    bedrooms: at_most(100) = 3
+    living_area_sqft: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 2000.0
 
 
 class HousePricesConfig(Section):
-    seed: int = 0
+    seed: Seed = 0
     data: HouseDataSection = HouseDataSection()
     model: ModelSection = ModelSection(hidden=[16], activation="relu")
     optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.003, weight_decay=0.001)

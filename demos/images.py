@@ -24,10 +24,11 @@ from pydantic import Field
 from bpdemo import cli
 from bpdemo import config as schema
 from bpdemo.baselines import fit_classifier
-from bpdemo.datasets.images import DATASETS, load_images, split_images
+from bpdemo.datasets.images import DATASETS, IMAGE_SIZE, load_images, split_images
 from bpdemo.distributed import main_process_first, process_group
 from bpdemo.evaluation import accuracy, class_scores, prediction_agreement, probabilities_of
 from bpdemo.experiment import Experiment, check_model
+from bpdemo.limits import MAX_IMAGE_SIZE
 from bpdemo.one_image import check_test_image, snapshot, walk_through
 from bpdemo.plots import images as plots
 from bpdemo.report import agreement_line, files_line
@@ -43,10 +44,10 @@ class ImageDataSection(schema.Section):
     """[data]: where the images come from, which of them, and how they are split."""
 
     dataset: Literal["digits", "cifar10", "folder"] = "digits"
-    classes: list[str] = Field(default_factory=list)
-    download: bool = False
-    root: str | None = None
-    image_size: schema.PositiveInt = 32
+    classes: list[schema.Name] = Field(default_factory=list)
+    download: bool = False  # cifar10 only
+    root: str | None = None  # folder only, as the two below
+    image_size: schema.at_most(MAX_IMAGE_SIZE) = IMAGE_SIZE
     grayscale: bool = False
     per_class: schema.PositiveInt | None = None
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25
@@ -61,7 +62,7 @@ class WalkthroughSection(schema.Section):
 
 
 class ImagesConfig(schema.Section):
-    seed: int = 0
+    seed: schema.Seed = 0
     data: ImageDataSection = ImageDataSection()
     model: schema.ModelSection = schema.ModelSection(
         hidden=[128, 64], activation="relu", loss="cross_entropy", init="he", dtype="float64"

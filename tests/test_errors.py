@@ -1,8 +1,8 @@
 """Every mistake a user can make on the command line: one line, the right exit status, nothing lost.
 
 Run through the main demo (`demos.house_prices`) as the command line runs it (`run_main`). A usage
-mistake exits 2 before anything is written; a fault during training (divergence, Ctrl-C) exits 1 and
-keeps what the run had. CSV files: tests/test_house_prices.py; image folders: tests/test_images.py;
+mistake exits 2 before anything is written; a fault during training (divergence) exits 1 and keeps
+what the run had, as Ctrl-C does (exit 130). CSV files: tests/test_house_prices.py; image folders: tests/test_images.py;
 worked-example configs: tests/test_worked_example.py.
 """
 
@@ -138,7 +138,7 @@ def test_a_diverging_run_stops_at_once_exits_1_and_keeps_its_history(tmp_path, c
     assert not list(out.glob("*.png")) and not list(out.glob(".*.tmp"))
 
 
-def test_ctrl_c_saves_the_history_and_metrics_so_far_and_exits_1(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_saves_the_history_and_metrics_so_far_and_exits_130(tmp_path, capsys, monkeypatch):
     original, calls = SideBySide.step, []
 
     def step_then_interrupt(self, x, target):
@@ -150,9 +150,10 @@ def test_ctrl_c_saves_the_history_and_metrics_so_far_and_exits_1(tmp_path, capsy
     monkeypatch.setattr(SideBySide, "step", step_then_interrupt)
     out = tmp_path / "run"
     status, _, stderr = run(["--epochs", "10", "--out", str(out), *SMALL], capsys)
-    assert status == 1
+    assert status == 130
     assert "interrupted after 2 of 10 epochs" in one_line(stderr)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["steps"] == 4
+    assert metrics["phase"] == "training" and metrics["signal"] == "SIGINT"
     assert metrics["epochs_completed"] == 2 and len(metrics["history"]) == 3
     assert (out / "history.csv").read_text().count("\n") == 1 + 3  # header, epochs 0, 1, 2

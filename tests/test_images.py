@@ -20,11 +20,11 @@ from PIL import Image
 
 from bpdemo import MLPSpec
 from bpdemo.cli import run_main
+from bpdemo.datasets.image_folder import load_folder
 from bpdemo.datasets.images import (
     CIFAR10_CLASSES,
     CIFAR10_FOLDER,
     load_cifar10,
-    load_folder,
     load_images,
     split_images,
 )

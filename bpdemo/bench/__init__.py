@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from bpdemo import interruption
 from bpdemo.bench import end_to_end, steps, summary, timing
 
 
@@ -65,31 +66,38 @@ QUICK = Settings(
 
 def run(
     settings: Settings = FULL,
-    ames_csv: Path | None = None,
+    ames_csv: Path | end_to_end.Problem | None = None,
     progress: Callable[[str], None] | None = None,
+    results: dict | None = None,
 ) -> dict:
     """Measure everything; returns the results `bench.json` holds (see `summary` for the goals).
 
-    ames_csv: the Ames sales for the regression race; None skips it (`bench.json` says why).
+    ames_csv: the Ames sales for the regression race (the CSV, or the `Problem` read from it); None
+    skips it (`bench.json` says why). results: the dict to fill, part by part as each is measured
+    (so that an interrupted run keeps what it measured); a new one if None.
     """
     started = time.perf_counter()
 
-    def say(message: str) -> None:
+    def say(message: str, phase: str) -> None:
+        interruption.set_phase(phase)
         if progress is not None:
             progress(f"[{time.perf_counter() - started:5.1f} s] {message}")
 
-    results: dict = {
-        "quick": settings.quick,
-        "settings": asdict(settings),
-        "machine": timing.machine(),
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "load_average": {"before": timing.load_average()},
-    }
+    results = {} if results is None else results
+    results.update(
+        {
+            "quick": settings.quick,
+            "settings": asdict(settings),
+            "machine": timing.machine(),
+            "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "load_average": {"before": timing.load_average()},
+        }
+    )
 
     rows = []
     for case in steps.CASES:
-        say(f"step time: {case.name} ({case.network}, batch {case.batch})")
+        say(f"step time: {case.name} ({case.network}, batch {case.batch})", "step time")
         extra = {}
         if case is steps.LARGE:
             products, flop = steps.matmul_products(case)
@@ -99,7 +107,7 @@ def run(
     results["matmul_fraction"] = results["matmul"]["manual_fraction"]
     results["step_time"] = [_microseconds(row) for row in rows]
 
-    say("scaling: step time against batch size and width")
+    say("scaling: step time against batch size and width", "scaling")
     results["scaling"] = steps.scaling(
         list(settings.batch_sizes),
         list(settings.widths),
@@ -107,23 +115,26 @@ def run(
         settings.min_block_seconds,
     )
 
-    say("end to end: digits")
+    say("end to end: digits", "end to end")
     limits = {
         "repeats": settings.race_repeats,
         "max_epochs": settings.max_epochs,
         "sklearn_max_iter": settings.sklearn_max_iter,
     }
-    races = {"digits": end_to_end.race(end_to_end.digits_problem(), **limits)}
+    races = results["end_to_end"] = {}
+    races["digits"] = end_to_end.race(end_to_end.digits_problem(), **limits)
     if ames_csv is not None:
-        say("end to end: Ames houses")
-        races["ames"] = end_to_end.race(end_to_end.ames_problem(Path(ames_csv)), **limits)
+        say("end to end: Ames houses", "end to end")
+        problem = ames_csv
+        if not isinstance(problem, end_to_end.Problem):
+            problem = end_to_end.ames_problem(Path(ames_csv))
+        races["ames"] = end_to_end.race(problem, **limits)
     else:
         races["ames"] = {
             "skipped": f"no Ames sales CSV: give --ames CSV or set {end_to_end.AMES_ENV}"
         }
-    results["end_to_end"] = races
 
-    say("peak memory of the large step")
+    say("peak memory of the large step", "memory")
     results["memory"] = steps.peak_memory(steps.LARGE, settings.memory_steps)
 
     results["load_average"]["after"] = timing.load_average()

@@ -1,14 +1,21 @@
 """`python -m bpdemo.bench [--out DIR] [--quick] [--threads N] [--ames CSV]`: measure, print the
-table, write `bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`)."""
+table, write `bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`).
+
+The Ames CSV is read and checked before anything is measured or written. An interrupted benchmark
+keeps what it measured in bench.json, marked `"interrupted": true`.
+"""
 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
+from bpdemo import interruption
 from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
 from bpdemo.cli import ArgumentParser, run_main, torch_threads
 from bpdemo.errors import UsageError
+from bpdemo.limits import MAX_THREADS
 from bpdemo.outputs import RunDir
 
 DEFAULT_THREADS = 1
@@ -22,7 +29,11 @@ def parser() -> ArgumentParser:
     parser.add_argument(
         "--out", metavar="DIR", help="output folder (default: runs/bench/<timestamp>)"
     )
-    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="reuse an --out folder: the files its last run wrote are replaced, others kept",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: fewer repeats and points"
     )
@@ -32,8 +43,9 @@ def parser() -> ArgumentParser:
         default=DEFAULT_THREADS,
         metavar="N",
         help=(
-            "torch threads (default 1: on a machine shared with other work, a second thread that "
-            "the system pauses stalls every parallel operation; try the core count on a quiet machine)"
+            f"torch threads, 1 to {MAX_THREADS} (default 1: on a machine shared with other work, a "
+            "second thread that the system pauses stalls every parallel operation; try the core "
+            "count on a quiet machine)"
         ),
     )
     parser.add_argument(
@@ -45,7 +57,9 @@ def parser() -> ArgumentParser:
             "without either, the race is skipped)"
         ),
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the table")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print nothing (the results are in bench.json)"
+    )
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
 
@@ -54,23 +68,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads > MAX_THREADS:
+        raise UsageError(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads}")
     ames = args.ames or end_to_end.ames_csv_from_environment()
     if ames is not None and not ames.is_file():
         given = "--ames" if args.ames is not None else end_to_end.AMES_ENV
         raise UsageError(f"{given} {ames}: no such file")
-    out = RunDir.prepare(args.out, "bench", force=args.force)
+    interruption.set_phase("data")
+    houses = None if ames is None else end_to_end.ames_problem(ames)  # a bad file: refused now
+    out = RunDir.prepare(args.out, "bench", force=args.force, summary="bench.json")
     with torch_threads(args.threads):
         results = run(
             QUICK if args.quick else FULL,
-            ames_csv=ames,
+            ames_csv=houses,
             progress=None if args.quiet else print_progress,
+            results=out.progress,
         )
     from bpdemo.plots.bench import scaling_figure
 
     out.write_json("bench.json", results)
-    out.save_figure(scaling_figure(results["scaling"], results["threads"]), "scaling.png")
-    print(summary.table(results))
-    print(f"\nwrote bench.json and scaling.png to {out.path} ({results['seconds']:.0f} s)")
+    out.save_figures(
+        {"scaling.png": partial(scaling_figure, results["scaling"], results["threads"])}
+    )
+    out.close()
+    if not args.quiet:
+        print(summary.table(results))
+        print(f"\nwrote bench.json and scaling.png to {out.path} ({results['seconds']:.0f} s)")
     return 0
 
 

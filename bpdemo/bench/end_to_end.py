@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bpdemo import interruption
 from bpdemo.bench.steps import model_and_optimizer
 from bpdemo.bench.timing import median
 from bpdemo.datasets.digits import digits_split
@@ -255,6 +256,7 @@ def sklearn_to_target(problem: Problem, seed: int, target: float, max_iter: int 
             model.fit(problem.x_train, y_train)
         except _TargetReached:
             reached = True
+    interruption.check()  # scikit-learn's fit catches Ctrl-C and returns: the benchmark stops
     if clock["epochs"] == 0:
         raise RuntimeError("scikit-learn's fit never reached the end-of-epoch hook")
     return {
@@ -289,6 +291,7 @@ def sklearn_fit(problem: Problem, seed: int, max_iter: int = 200) -> dict:
         start = time.perf_counter()
         model.fit(problem.x_train, y_train)
         seconds = time.perf_counter() - start
+    interruption.check()
     return {
         "seconds": seconds,
         "epochs": model.n_iter_,

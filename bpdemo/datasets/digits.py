@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bpdemo import interruption
 from bpdemo.errors import DataError
 
 DIGITS_ROWS = 1797
@@ -45,6 +46,7 @@ def small_digits(rows: int, seed: int) -> Digits:
     from sklearn.datasets import load_digits
     from sklearn.preprocessing import StandardScaler
 
+    interruption.set_phase("data")
     if not 1 <= rows <= DIGITS_ROWS:
         raise DataError(f"data.rows is {rows}; the digits data set has 1 to {DIGITS_ROWS} images")
     digits = load_digits()

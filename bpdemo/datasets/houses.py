@@ -38,6 +38,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from bpdemo import interruption
 from bpdemo.datasets import SKLEARN_CACHE
 from bpdemo.datasets.house_table import HouseData, load_csv, squeeze, table_to_houses
 from bpdemo.errors import DataError
@@ -120,6 +121,21 @@ DEFAULT_COLUMNS = {
     ),
 }
 CALIFORNIA_DOLLARS = 100_000.0  # MedHouseVal is in units of $100,000
+SYNTHETIC_HOUSES = 2000  # the default number of synthetic houses
+
+
+def check_source(dataset: str, csv: str | Path | None, houses: int) -> None:
+    """Refuse a setting that the chosen source does not use: it would be ignored without a word."""
+    if csv is not None and str(csv).strip() and dataset != "csv":
+        raise DataError(
+            f"--csv (data.csv) is for --dataset csv, but the data source is {dataset} "
+            "(data.dataset): drop --csv, or choose --dataset csv"
+        )
+    if houses != SYNTHETIC_HOUSES and dataset != "synthetic":
+        raise DataError(
+            f"data.houses ({houses:,}) is the number of synthetic houses, for --dataset synthetic, "
+            f"but the data source is {dataset} (data.dataset): drop it, or choose --dataset synthetic"
+        )
 
 
 def load_houses(
@@ -128,7 +144,7 @@ def load_houses(
     csv: str | Path | None = None,
     features: Sequence[str] = (),
     target: str | None = None,
-    houses: int = 2000,
+    houses: int = SYNTHETIC_HOUSES,
     seed: int = 0,
     missing: str = "drop",
 ) -> HouseData:
@@ -139,7 +155,11 @@ def load_houses(
         houses, seed: how many synthetic houses, and the generator's seed.
         missing: `drop` (rows with a missing value in a used column are dropped and counted) or
             `refuse` (a missing value is a `DataError`).
+
+    A setting the source does not use (`csv` for another source, `houses` for a table) is refused.
     """
+    interruption.set_phase("data")
+    check_source(dataset, csv, houses)
     features = [name.strip() for name in features if name.strip()]
     if dataset == "csv":
         if csv is None or not str(csv).strip():
@@ -249,6 +269,16 @@ class HouseSplit:
     def __post_init__(self) -> None:
         self.features = StandardScaler().fit(self.x_train)
         self.prices = StandardScaler().fit(self.y_train[:, None])
+        table = np.column_stack([self.data.x, self.data.y])
+        means = np.concatenate([self.features.mean_, self.prices.mean_])
+        scales = np.concatenate([self.features.scale_, self.prices.scale_])
+        for i, column in enumerate([*self.data.features, self.data.target]):
+            if not (np.isfinite(means[i]) and np.isfinite(scales[i])):
+                raise DataError(
+                    f"{self.data.description}: column {column!r} is too large to standardise (values "
+                    f"up to {np.abs(table[:, i]).max():.3g}: their mean or spread overflows float64); "
+                    "rescale it, e.g. into thousands"
+                )
 
     @property
     def x_train(self) -> np.ndarray:

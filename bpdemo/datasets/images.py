@@ -13,14 +13,16 @@ Sources (`load_images(dataset=...)`):
 - `cifar10`: torchvision's CIFAR-10 (60,000 colour photos of 32x32 pixels, 10 classes; its own
   train and test parts are pooled, then split like every other source), cached under `data/cifar10/`.
   By default only the classes of the dog image example: dog, cat and automobile (its "car").
-- `folder`: torchvision's `ImageFolder` on a folder with one subfolder per class (the folder's name is
-  the label), e.g. `photos/dog/1.jpg`, `photos/cat/2.png`, `photos/car/3.jpg`. Each image is resized to
-  size x size pixels (squeezed if not square), optionally made grayscale, turned into a tensor by
+- `folder`: a folder with one subfolder per class (the folder's name is the label), e.g.
+  `photos/dog/1.jpg`, `photos/cat/2.png`, `photos/car/3.jpg`, read as torchvision's `ImageFolder`
+  reads it, but without following links (`image_folder.py`). Each image is resized to size x size
+  pixels (squeezed if not square), optionally made grayscale, turned into a tensor by
   `transforms.ToTensor` and flattened.
 
 `classes` picks and orders classes by name for any source ("car" is read as CIFAR-10's "automobile");
-`per_class` keeps at most that many images of each class, drawn from the seed. Every problem with the
-data is one `DataError` line: what is wrong, where, and what to do.
+`per_class` keeps at most that many images of each class, drawn from the seed. A setting that the
+chosen source does not use (`root`, `image_size`, `grayscale` for a folder; `download` for CIFAR-10)
+is refused. Every problem with the data is one `DataError` line: what is wrong, where, and what to do.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpdemo import datasets
+from bpdemo import datasets, interruption
 from bpdemo.errors import DataError
 
 DATASETS = ("digits", "cifar10", "folder")
@@ -55,6 +57,14 @@ CLASS_ALIASES = {"car": "automobile", "plane": "airplane"}
 CIFAR10_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 unpacks under its root
 CIFAR10_MEGABYTES = 170  # cifar-10-python.tar.gz: 170,498,071 bytes
 DIGITS_LEVELS = 16.0  # load_digits pixels are counts 0..16 of a 4x4 block of a 32x32 bitmap
+IMAGE_SIZE = 32  # the default size of a folder's images
+# The settings that one source alone uses: (the source, the flag that sets it, its default).
+SOURCE_SETTINGS = {
+    "root": ("folder", "--root", None),
+    "image_size": ("folder", "--image-size", IMAGE_SIZE),
+    "grayscale": ("folder", "data.grayscale", False),
+    "download": ("cifar10", "--download", False),
+}
 
 
 @dataclass
@@ -102,12 +112,12 @@ def load_images(
     classes: Sequence[str] = (),
     root: str | Path | None = None,
     download: bool = False,
-    image_size: int = 32,
+    image_size: int = IMAGE_SIZE,
     grayscale: bool = False,
     per_class: int | None = None,
     seed: int = 0,
 ) -> ImageData:
-    """Load images from one of `DATASETS`.
+    """Load images from one of `DATASETS`; a setting the source does not use is refused.
 
     Args:
         classes: class names to keep, in this order (empty: all, or for cifar10 dog, cat, automobile).
@@ -116,6 +126,16 @@ def load_images(
         image_size, grayscale: how a folder's images are resized (size x size) and coloured.
         per_class: keep at most this many images of each class, drawn at random from `seed`.
     """
+    interruption.set_phase("data")
+    given = {"root": root, "image_size": image_size, "grayscale": grayscale, "download": download}
+    for key, value in given.items():
+        source, flag, default = SOURCE_SETTINGS[key]
+        if value != default and dataset != source:
+            also = "" if flag == f"data.{key}" else f" (data.{key})"
+            raise DataError(
+                f"{flag}{also} is for --dataset {source}, but the data source is {dataset} "
+                f"(data.dataset): drop it, or choose --dataset {source}"
+            )
     classes = [name.strip() for name in classes if name.strip()]
     if dataset == "digits":
         return load_digits(classes, per_class, seed)
@@ -127,6 +147,8 @@ def load_images(
                 "--dataset folder needs the folder: --root PATH, with one subfolder of images per "
                 "class (e.g. PATH/dog/, PATH/cat/, PATH/car/)"
             )
+        from bpdemo.datasets.image_folder import load_folder
+
         return load_folder(root, classes, image_size, grayscale, per_class, seed)
     raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
@@ -254,121 +276,6 @@ def load_cifar10(
         classes=[CIFAR10_CLASSES[i] for i in chosen],
         image_shape=(3, 32, 32),
     )
-
-
-def image_extensions() -> tuple[str, ...]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    return IMG_EXTENSIONS
-
-
-def load_folder(
-    root: str | Path,
-    classes: Sequence[str] = (),
-    image_size: int = 32,
-    grayscale: bool = False,
-    per_class: int | None = None,
-    seed: int = 0,
-) -> ImageData:
-    """A folder with one subfolder of images per class, read with torchvision's `ImageFolder`.
-
-    Refused with a `DataError`: a missing or empty folder, images directly in the folder (no class
-    subfolders), a class subfolder without images, fewer than two classes, and a file that has an
-    image's extension but cannot be read as one (the message names it).
-    """
-    from torchvision import transforms
-    from torchvision.datasets import ImageFolder
-
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"image folder {root} not found; check the path given to --root")
-    if not root.is_dir():
-        raise DataError(
-            f"{root} is a file; --root needs a folder with one subfolder of images per class"
-        )
-    extensions = image_extensions()
-    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
-    subfolders = sorted(p.name for p in entries if p.is_dir())
-    if not subfolders:
-        loose = [p for p in entries if p.suffix.lower() in extensions]
-        if loose:
-            raise DataError(
-                f"{root} holds {len(loose)} images directly, but the label of an image is the name "
-                f"of its subfolder: move them into one subfolder per class, e.g. {root / 'dog'}/, "
-                f"{root / 'cat'}/, {root / 'car'}/"
-            )
-        raise DataError(
-            f"{root} has no class subfolders; put each class's images in a subfolder named after "
-            f"the class, e.g. {root / 'dog' / '1.jpg'} and {root / 'cat' / '2.jpg'}"
-        )
-    where = f"image folder {root}"
-    chosen = [subfolders[i] for i in select_classes(subfolders, classes, where)]
-    steps = [transforms.Resize((image_size, image_size))]
-    if grayscale:
-        steps.append(transforms.Grayscale(num_output_channels=1))
-    steps.append(transforms.ToTensor())
-
-    class ChosenFolders(ImageFolder):
-        def find_classes(self, directory):
-            return chosen, {name: i for i, name in enumerate(chosen)}
-
-    folder = ChosenFolders(str(root), transform=transforms.Compose(steps), allow_empty=True)
-    labels = np.asarray(folder.targets, dtype=np.int64)
-    counts = np.bincount(labels, minlength=len(chosen))
-    empty = [name for name, count in zip(chosen, counts, strict=True) if count == 0]
-    if empty:
-        raise DataError(
-            f"class folder {root / empty[0]} holds no images (files ending in "
-            f"{', '.join(extensions)}); add images to it, or remove it"
-        )
-    if len(chosen) < 2:
-        raise DataError(
-            f"{where} has one class only ({chosen[0]}); a classifier needs at least two: add a "
-            f"subfolder per class, e.g. {root / 'cat'}/ beside {root / chosen[0]}/"
-        )
-    notes = []
-    ignored = sum(
-        1
-        for name in chosen
-        for p in (root / name).rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in extensions
-    )
-    if ignored:
-        notes.append(f"ignored {ignored} files that are not images (by their extension)")
-
-    kept = pick_per_class(labels, per_class, seed)
-    rows = []
-    for index in kept:
-        path = folder.samples[index][0]
-        try:
-            tensor, _ = folder[int(index)]
-        except (OSError, ValueError, SyntaxError) as error:  # what PIL raises on a bad file
-            raise DataError(
-                f"{path} cannot be read as an image ({unreadable_reason(error, path)}); replace it "
-                "or remove it"
-            ) from None
-        rows.append(tensor.flatten().double().numpy())
-    channels = 1 if grayscale else 3
-    return ImageData(
-        name="folder",
-        description=(
-            f"{where} ({image_size}x{image_size} {'grayscale' if grayscale else 'colour'})"
-        ),
-        x=np.stack(rows),
-        y=labels[kept],
-        classes=chosen,
-        image_shape=(channels, image_size, image_size),
-        notes=notes,
-    )
-
-
-def unreadable_reason(error: Exception, path: str) -> str:
-    """Why PIL could not read `path`, in words, without repeating the path."""
-    from PIL import UnidentifiedImageError
-
-    if isinstance(error, UnidentifiedImageError):
-        return "not in an image format Pillow knows, or cut short"
-    return str(error).replace(str(path), "").strip(" :'\"") or type(error).__name__
 
 
 # -- split and scaling -------------------------------------------------------------------------------------

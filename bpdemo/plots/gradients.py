@@ -11,7 +11,8 @@ thick one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,17 +36,20 @@ AUTOGRAD = {"linewidth": 1.0, "linestyle": "--"}
 LOSS_CEILING = 1e3  # loss axes stop at this multiple of the largest first loss in the panel
 
 
-def figures(results: Sequence[SettingResult], focus_depth: int) -> dict[str, Figure]:
-    """The study's three figures by file name; the heat map shows the settings at `focus_depth`."""
+def figures(results: Sequence[SettingResult], focus_depth: int) -> dict[str, Callable[[], Figure]]:
+    """The study's three figures by file name, each as the function that draws it; the heat map
+    shows the settings at `focus_depth`."""
     return {
-        "grad_norms_by_layer.png": norms_by_layer(
+        "grad_norms_by_layer.png": partial(
+            norms_by_layer,
             results,
             "Gradient norm of every layer at initialisation (log scale), one line per setting",
         ),
-        "loss_curves.png": loss_curves(
-            results, "Training loss per step (log scale): stalls and divergences"
+        "loss_curves.png": partial(
+            loss_curves, results, "Training loss per step (log scale): stalls and divergences"
         ),
-        "grad_norm_heatmap.png": norm_heatmaps(
+        "grad_norm_heatmap.png": partial(
+            norm_heatmaps,
             results,
             focus_depth,
             f"Gradient norm of every layer over training, depth {focus_depth} (hand-written "

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
@@ -133,8 +134,9 @@ def figures(
     split: HouseSplit,
     results: Mapping[str, Mapping[str, Any]],
     baselines: Mapping[str, Baseline],
-) -> dict[str, Figure]:
-    """loss.png, gradient_difference.png, predicted_vs_actual.png and errors.png of a finished run.
+) -> dict[str, Callable[[], Figure]]:
+    """loss.png, gradient_difference.png, predicted_vs_actual.png and errors.png of a finished run,
+    each as the function that draws it (so a run saves each figure as soon as it is drawn).
 
     results: both networks' (`Experiment.results`); baselines: `linear` and `sklearn_mlp`.
     """
@@ -148,21 +150,24 @@ def figures(
     test_scores = {MODEL_LABELS[key]: test_scores[key] for key in order}
     shown = ("scikit-learn MLP", "hand-written", "autograd")  # drawn in this order, the pair on top
     return {
-        "loss.png": loss_curves(
+        "loss.png": partial(
+            loss_curves,
             history,
             title=f"Loss per epoch, hand-written and autograd\n{name}",
             ylabel=f"{experiment.config.model.loss} of the standardised price",
         ),
-        "gradient_difference.png": gradient_difference(
-            history, agreement.tolerance, agreement.dtype
+        "gradient_difference.png": partial(
+            gradient_difference, history, agreement.tolerance, agreement.dtype
         ),
-        "predicted_vs_actual.png": predicted_vs_actual(
+        "predicted_vs_actual.png": partial(
+            predicted_vs_actual,
             split.y_test,
             {label: predicted[label] for label in shown},
             title=f"Predicted against actual price, {len(split.y_test):,} test houses\n{name}",
             r2={label: test_scores[label]["r2"] for label in shown},
         ),
-        "errors.png": error_distribution(
+        "errors.png": partial(
+            error_distribution,
             {label: values - split.y_test for label, values in predicted.items()},
             title=f"Prediction errors on the test houses\n{name}",
             mae={label: scores["mae"] for label, scores in test_scores.items()},

@@ -6,7 +6,8 @@ norm of each layer are `bpdemo.plots.training`'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
@@ -205,8 +206,9 @@ def figures(
     probabilities: Mapping[str, np.ndarray],
     walk: OneImageStep,
     predictions: Mapping[str, Any],
-) -> dict[str, Figure]:
-    """The six figures of a finished run, by file name (`FIGURES`), of the hand-written model.
+) -> dict[str, Callable[[], Figure]]:
+    """The six figures of a finished run, by file name (`FIGURES`), of the hand-written model, each as
+    the function that draws it (so a run saves each figure as soon as it is drawn).
 
     results: both networks' (`Experiment.results`); probabilities: each model's test probabilities
     (N_test, K); predictions: `bpdemo.evaluation.prediction_agreement`.
@@ -220,11 +222,12 @@ def figures(
     shown, which = grid_images(labels, predicted)
     loss_accuracy, differences, confusion_matrix, test_images, norms, walkthrough = FIGURES
     return {
-        loss_accuracy: loss_and_accuracy(
-            history, title=f"Hand-written and autograd, per epoch: {name}"
+        loss_accuracy: partial(
+            loss_and_accuracy, history, title=f"Hand-written and autograd, per epoch: {name}"
         ),
-        differences: gradient_difference(history, agreement.tolerance, agreement.dtype),
-        confusion_matrix: confusion(
+        differences: partial(gradient_difference, history, agreement.tolerance, agreement.dtype),
+        confusion_matrix: partial(
+            confusion,
             labels,
             predicted,
             data.classes,
@@ -232,7 +235,8 @@ def figures(
             f"accuracy {test_accuracy:.4f}; autograd predicts the same for "
             f"{predictions['same_test_predictions']:,}",
         ),
-        test_images: image_grid(
+        test_images: partial(
+            image_grid,
             data.pictures(data.x[split.test_index[shown]]),
             labels[shown],
             predicted[shown],
@@ -242,8 +246,9 @@ def figures(
             "pred = predicted class and its probability",
             numbers=shown.tolist(),
         ),
-        norms: layer_gradient_norms(history, title=f"Gradient norm of each layer: {name}"),
-        walkthrough: one_image_step(
+        norms: partial(layer_gradient_norms, history, title=f"Gradient norm of each layer: {name}"),
+        walkthrough: partial(
+            one_image_step,
             data.pictures(data.x[split.test_index[[walk.test_image]]])[0],
             data.classes,
             walk.true_class,

@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from bpdemo import interruption
 from bpdemo.compare import SideBySide
-from bpdemo.errors import DivergenceError, RunError
+from bpdemo.errors import DivergenceError
 from bpdemo.outputs import RunDir
 from bpdemo.train import History
 
@@ -59,28 +60,29 @@ def stop_if_unfinished(
     """If the run diverged or was interrupted: write what it has, then raise the matching error.
 
     Writes `history.csv`, `steps.csv` and a `metrics.json` with `dataset`, `agreement`, the run's
-    status (`interrupted`, `diverged_at_step`, ...) and the epoch history so far.
+    status (`interrupted`, `diverged_at_step`, ...) and the epoch history so far; an interruption
+    adds its phase and signal, and raises `bpdemo.interruption.Interrupted`.
     """
     if history.completed:
         return
-    write_history(run, history)
-    run.write_json(
-        "metrics.json",
-        {
+    with interruption.shielded():
+        write_history(run, history)
+        metrics = {
             "dataset": dataset,
             "agreement": agreement(pair),
             **run_status(history),
             "history": history.epochs,
-        },
-    )
-    if history.diverged_at_step is not None:
-        raise DivergenceError(
-            history.divergence_message(lr) + f"; the history so far is in {run.path}",
-            history.diverged_at_step,
-        )
-    raise RunError(
-        f"interrupted after {len(history.epochs) - 1} of {epochs} epochs; "
-        f"the partial history and metrics.json are in {run.path}"
+        }
+        if history.interrupted:
+            stop = interruption.stopped(f"after {len(history.epochs) - 1} of {epochs} epochs")
+            metrics.update(stop.marks())
+        run.write_json("metrics.json", metrics)
+        if history.interrupted:
+            raise stop
+    raise DivergenceError(
+        history.divergence_message(lr, pair.agreement.dtype)
+        + f"; the history so far is in {run.path}",
+        history.diverged_at_step,
     )
 
 

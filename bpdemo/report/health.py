@@ -297,7 +297,8 @@ def highlights(results: Sequence[SettingResult], depth: int, ratio: float) -> li
             norms = result.initial.norms_manual
             lines.append(
                 f"  sigmoid / {init}: the first layer's gradient is "
-                f"{1 / result.initial.first_last_ratio:,.3g} times smaller than the last layer's "
+                f"{_inverse(result.initial.first_last_ratio):,.3g} times smaller than the last "
+                "layer's "
                 f"({norms[0]:.2e} against {norms[-1]:.2e}): {result.verdict.name}"
             )
     result = at.get(("relu", "he"))
@@ -322,6 +323,11 @@ def highlights(results: Sequence[SettingResult], depth: int, ratio: float) -> li
                 f"{how_it_ended(clipped)}, loss {run_summary(result.initial.loss_manual, clipped)}"
             )
     return [f"at depth {depth}:", *lines] if lines else []
+
+
+def _inverse(ratio: float) -> float:
+    """1 / ratio, inf where the first layer's gradient is 0 (it underflowed, or the inputs are 0)."""
+    return math.inf if ratio == 0 else 1 / ratio
 
 
 def agreement_lines(results: Sequence[SettingResult]) -> list[str]:

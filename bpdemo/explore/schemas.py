@@ -1,0 +1,121 @@
+"""The explorer's limits and request bodies, validated like the configs (strict, unknown keys refused).
+
+Every request body is a `Section`, so a wrong key, a string where a number goes, an inf or a NaN, or
+a size past a limit is refused before any work starts, with one line naming the field. The limits
+keep every answer small and quick: a request never runs longer than a fraction of a second, and
+never makes a tensor larger than a few megabytes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError
+
+from bpdemo.config import ActivationName, DtypeName, OptimizerName, Section
+from bpdemo.errors import UsageError
+
+# -- limits (docs/explore.md lists them) -----------------------------------------------------------
+MAX_LAYERS = 6  # layers with weights, in a worked example (so at most 7 widths, input included)
+MAX_UNITS = 16  # neurons in one layer, input and output included
+MAX_SAMPLES = 16  # rows of a worked example's data
+MAX_STEP = 300  # the last step a worked example can be stepped to
+MAX_MAGNITUDE = 1e6  # largest |value| of an edited input, target or weight
+MAX_LR = 100.0  # largest learning rate, in both parts
+MAX_HIDDEN_LAYERS = 4  # hidden layers of a playground network
+MIN_POINTS, MAX_POINTS = 10, 1000  # points of a playground data set
+MAX_EPOCHS_PER_REQUEST = 50  # epochs one training request may ask for
+MAX_STEPS_PER_REQUEST = 2000  # mini-batch steps one training request may run (epochs × batches)
+MIN_GRID, MAX_GRID = 10, 150  # the decision boundary's grid: GRID × GRID points
+MAX_SESSIONS = 32  # open pages at once; the least recently used one is closed beyond that
+SESSION_IDLE_SECONDS = 3600  # a page silent this long is closed
+MAX_BODY_BYTES = 64 * 1024  # largest request body
+
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+Index = Annotated[int, Field(ge=0, lt=MAX_UNITS)]
+LearningRate = Annotated[float, Field(gt=0, le=MAX_LR, allow_inf_nan=False)]
+
+
+# -- the worked example ----------------------------------------------------------------------------
+class StepRequest(Section):
+    """POST /api/worked/step: show step `step` (1 = before the first update) for sample `sample`."""
+
+    step: Annotated[int, Field(ge=1, le=MAX_STEP)] = 1
+    sample: Annotated[int, Field(ge=0, lt=MAX_SAMPLES)] = 0
+
+
+class EditRequest(Section):
+    """POST /api/worked/edit: change one starting value of the example; every step is recomputed.
+
+    what = input: inputs[row][column]; target: targets[row][column] (a class: targets[row]);
+    weight: layers.{layer}.weight[row, column]; bias: layers.{layer}.bias[row]; lr: the learning rate.
+    """
+
+    what: Literal["input", "target", "weight", "bias", "lr"]
+    layer: Annotated[int, Field(ge=0, lt=MAX_LAYERS)] = 0
+    row: Index = 0
+    column: Index = 0
+    value: Finite
+    sample: Annotated[int, Field(ge=0, lt=MAX_SAMPLES)] = 0  # the sample shown afterwards
+
+
+# -- the playground --------------------------------------------------------------------------------
+Dataset = Literal["xor", "moons", "circles", "spiral"]
+
+
+class PlaygroundSettings(Section):
+    """POST /api/playground/setup: a 2-D data set and a network with one sigmoid output (bce loss)."""
+
+    dataset: Dataset = "xor"
+    points: Annotated[int, Field(ge=MIN_POINTS, le=MAX_POINTS)] = 200
+    noise: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.1
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
+    hidden: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_UNITS)]], Field(max_length=MAX_HIDDEN_LAYERS)
+    ] = Field(default_factory=lambda: [8, 8])
+    activation: ActivationName = "tanh"
+    optimizer: OptimizerName = "adam"
+    lr: LearningRate = 0.03
+    batch_size: Annotated[int, Field(ge=1, le=MAX_POINTS)] = 10
+    grid: Annotated[int, Field(ge=MIN_GRID, le=MAX_GRID)] = 100
+    dtype: DtypeName = "float64"
+
+    def steps_per_epoch(self) -> int:
+        return -(-self.points // self.batch_size)
+
+
+class TrainRequest(Section):
+    """POST /api/playground/train: train both models for `epochs` epochs, then answer one frame."""
+
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS_PER_REQUEST)] = 1
+
+
+def check_worked_size(sizes: list[int], samples: int, source: str) -> None:
+    """Refuse a worked example larger than the explorer draws (UsageError, one line)."""
+    layers = len(sizes) - 1
+    if layers > MAX_LAYERS or max(sizes) > MAX_UNITS or samples > MAX_SAMPLES:
+        raise UsageError(
+            f"{source}: the explorer draws up to {MAX_LAYERS} layers of at most {MAX_UNITS} "
+            f"neurons and {MAX_SAMPLES} samples; this example has sizes {sizes} and {samples} "
+            "sample(s)"
+        )
+
+
+def one_line(error: ValidationError | list[dict], where: str = "") -> str:
+    """The first problem of a validation error as one line: field, what is wrong, what was given."""
+    errors = error.errors() if isinstance(error, ValidationError) else error
+    first = errors[0]
+    parts = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    field = parts[0] if parts else ""
+    for part in parts[1:]:
+        field += f"[{part}]" if part.isdigit() else f".{part}"
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    if first.get("type") == "missing" and parts[:1] == ["header"]:
+        return f"{where}the request has no {parts[-1]} header: reload the page"
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "extra_forbidden":
+        message = "unknown field"
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    return f"{where}{field + ': ' if field else ''}{message}{shown}"

@@ -1,0 +1,118 @@
+"""The explorer: step through a worked example and train small networks live, in the browser.
+
+    python -m demos.explore [--config configs/worked_321.toml] [--port N] [--no-browser]
+
+Starts a web server on 127.0.0.1 (this computer only), prints its address and opens the page. Every
+number on the page is computed here, by the hand-written model and by autograd, and sent as JSON;
+the library side is `bpdemo.explore`. Ctrl-C stops the server: it prints one line and exits with
+status 130, as a program stopped by Ctrl-C does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+import threading
+import webbrowser
+from pathlib import Path
+
+import uvicorn
+
+from bpdemo.cli import CONFIG_DIR, ArgumentParser, run_main, torch_threads
+from bpdemo.errors import RunError, UsageError
+from bpdemo.explore import create_app, tcp_socket
+from bpdemo.worked import load_worked_config
+
+DEFAULT_CONFIG = CONFIG_DIR / "worked_321.toml"
+HOST = "127.0.0.1"  # never another address: the page is for the person at this computer
+INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+THREADS = 1  # small networks run fastest on one torch thread; requests run side by side anyway
+EPILOG = """\
+examples:
+  python -m demos.explore                                        the 3-2-1 example, and the playground
+  python -m demos.explore --config configs/worked_image.toml     start from the dog image example
+  python -m demos.explore --no-browser --port 8765               serve on a fixed port, open nothing
+"""
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="demos.explore",
+        description="Backpropagation in the browser: a worked example step by step, and a "
+        "playground, every number computed by both models.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="worked-example TOML file to start from (default: configs/worked_321.toml)",
+    )
+    parser.add_argument(
+        "--port", type=int, metavar="N", help="port to serve on (default: a free one)"
+    )
+    parser.add_argument("--no-browser", action="store_true", help="do not open the browser")
+    parser.add_argument("--quiet", action="store_true", help="print only the address")
+    parser.add_argument(
+        "--debug", action="store_true", help="log every request, and show tracebacks"
+    )
+    return parser
+
+
+def listening_socket(port: int | None) -> socket.socket:
+    """A socket listening on HOST:port (a free port if None): the address is known, and can be
+    connected to, before the server starts."""
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is a number from 1 to 65535")
+    sock = tcp_socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port or 0))
+        sock.listen()  # from now on a browser can connect: it waits until the server answers
+    except OSError as error:
+        sock.close()
+        raise UsageError(
+            f"--port {port}: cannot serve there ({error.strerror}); choose another port, or leave "
+            "--port out to take a free one"
+        ) from None
+    return sock
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+
+    # Everything the user could get wrong is checked before the server starts.
+    config = load_worked_config(args.config)
+    sock = listening_socket(args.port)
+    level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    server = None
+    try:
+        with torch_threads(THREADS):
+            app = create_app(config, str(args.config))  # refuses an example it cannot draw
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app, log_level=level, access_log=args.debug, timeout_graceful_shutdown=2
+                )
+            )
+            url = f"http://{HOST}:{sock.getsockname()[1]}/"
+            print(f"bpdemo explorer: {url}  (Ctrl-C stops it)", flush=True)
+            if not args.no_browser:
+                threading.Timer(0.5, webbrowser.open, [url]).start()
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # the server re-raises Ctrl-C once it has shut down
+    finally:
+        sock.close()
+    if server is not None and not server.started:
+        raise RunError(f"the server could not start on {url}")
+    # The server returns only when Ctrl-C (SIGINT) has stopped it.
+    print("explorer stopped", flush=True)
+    return INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
