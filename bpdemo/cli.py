@@ -94,14 +94,7 @@ def common_parser(
         metavar="SECTION.KEY=VALUE",
         help="override one config value, e.g. --set optimizer.lr=0.05 (repeatable)",
     )
-    common.add_argument(
-        "--out", metavar="DIR", help=f"output folder (default: runs/{demo}/<timestamp>)"
-    )
-    common.add_argument(
-        "--force",
-        action="store_true",
-        help="reuse an --out folder: the files its last run wrote are replaced, others kept",
-    )
+    output_arguments(common, demo)
     common.add_argument(
         "--seed",
         type=whole_number(0, MAX_SEED),
@@ -132,6 +125,18 @@ def common_parser(
     common.add_argument("--quiet", action="store_true", help="no progress output")
     common.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
+
+
+def output_arguments(group, command: str) -> None:
+    """`--out` and `--force`, as every command that writes a run folder takes them."""
+    group.add_argument(
+        "--out", metavar="DIR", help=f"output folder (default: runs/{command}/<timestamp>)"
+    )
+    group.add_argument(
+        "--force",
+        action="store_true",
+        help="reuse an --out folder: the files its last run wrote are replaced, others kept",
+    )
 
 
 def _shown(path: Path) -> str:

@@ -399,7 +399,11 @@ def test_7_force_removes_the_previous_runs_files_and_keeps_the_users(tmp_path, c
             ["--set", "model.width=100000"],
             "width: Input should be from 1 to 65,536",
         ),
-        (bench_cli.main, ["--threads", "100000"], "--threads must be from 1 to 256"),
+        (
+            bench_cli.main,
+            ["--threads", "100000"],
+            "--threads: 100000 is outside the range 1 to 256",
+        ),
     ],
     ids=[
         "seed-negative",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bpdemo import interruption
 from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
-from bpdemo.cli import ArgumentParser, run_main, torch_threads
+from bpdemo.cli import ArgumentParser, output_arguments, run_main, torch_threads, whole_number
 from bpdemo.errors import UsageError
 from bpdemo.limits import MAX_THREADS
 from bpdemo.outputs import RunDir
@@ -26,20 +26,13 @@ def parser() -> ArgumentParser:
         prog="bpdemo.bench",
         description="Speed and memory of the hand-written model against autograd and scikit-learn.",
     )
-    parser.add_argument(
-        "--out", metavar="DIR", help="output folder (default: runs/bench/<timestamp>)"
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="reuse an --out folder: the files its last run wrote are replaced, others kept",
-    )
+    output_arguments(parser, "bench")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: fewer repeats and points"
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=whole_number(1, MAX_THREADS),
         default=DEFAULT_THREADS,
         metavar="N",
         help=(
@@ -66,10 +59,6 @@ def parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    if args.threads > MAX_THREADS:
-        raise UsageError(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads}")
     ames = args.ames or end_to_end.ames_csv_from_environment()
     if ames is not None and not ames.is_file():
         given = "--ames" if args.ames is not None else end_to_end.AMES_ENV

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.worked import StepValues, Walkthrough, WorkedRun, factor, fmt
+from bpdemo.worked.walkthrough import neuron_fields
 
 SHOWN_PATHS = 4  # chain-rule paths written out for one gradient; the others are counted
 Factor = tuple[str, float]
@@ -38,17 +39,6 @@ def row(quantity: str, hand: float, autograd: float | None) -> dict[str, Any]:
             "–" if autograd is None else fmt(autograd),
             "–" if difference is None or math.isnan(difference) else f"{difference:.1e}",
         ],
-    }
-
-
-def neuron_fields(z: float, a: float) -> dict[str, str]:
-    """The fields of an activation's `value_text` and `derivative_text` (see bpdemo.functional)."""
-    return {
-        "z": fmt(z),
-        "a": fmt(a),
-        "z_factor": factor(z),
-        "minus_z": factor(-z),
-        "a_factor": factor(a),
     }
 
 
