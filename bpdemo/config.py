@@ -8,6 +8,7 @@ out as one `ConfigError` line naming the file, the key, and what is expected.
 from __future__ import annotations
 
 import tomllib
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -291,19 +292,32 @@ def describe_error(schema: type[Section], error: ValidationError, source: str) -
     where = f"[{section}] " if section else ""
     if first["type"] == "extra_forbidden":
         valid = ", ".join(_fields_at(schema, loc[:-1]))
-        return f"{source}: unknown key {key!r} in {where or 'the top level '}(valid keys: {valid})"
+        listed = f" (valid keys: {valid})" if valid else ""
+        return f"{source}: unknown key {key!r} in {where.rstrip() or 'the top level'}{listed}"
     value = first.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict) else ""
     return f"{source}: {where}{key}: {first['msg']}{shown}"
 
 
 def _fields_at(schema: type[BaseModel], path: list[str]) -> list[str]:
+    """The keys of the section at `path` (through lists and optional sections); [] if unknown."""
     for part in path:
         annotation = schema.model_fields[part].annotation if part in schema.model_fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        schema = _section_in(annotation)
+        if schema is None:
             return []
-        schema = annotation
     return list(schema.model_fields)
+
+
+def _section_in(annotation: Any) -> type[BaseModel] | None:
+    """The section class an annotation holds: `Sec`, `Sec | None`, `list[Sec]`, ...; else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _section_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def dump_config(config: Section) -> str:

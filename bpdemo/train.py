@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain: the notebook widgets need ipywidgets
 
 from bpdemo.compare import SideBySide, StepRecord
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from pydantic import Field
 
 from bpdemo.cli import common_parser, load_demo_config, run_main
 from bpdemo.config import (
@@ -209,3 +210,22 @@ def test_numpy_arrays_and_scalars_become_json(tmp_path):
         "n": 3,
         "f": 2.0,
     }
+
+
+def test_an_unknown_key_in_a_list_of_tables_or_an_optional_table_lists_that_tables_keys(tmp_path):
+    class Entry(Section):
+        name: str
+        value: float = 0.0
+
+    class Nested(Section):
+        entries: list[Entry] = Field(default_factory=list)
+        extra: Entry | None = None
+
+    for text in ('[[entries]]\nname = "a"\nvalu = 1\n', '[extra]\nname = "a"\nvalu = 1\n'):
+        with pytest.raises(ConfigError) as error:
+            load_config(Nested, write(tmp_path, text))
+        assert str(error.value).endswith(
+            "unknown key 'valu' in ["
+            + ("entries" if "entries" in text else "extra")
+            + "] (valid keys: name, value)"
+        )

@@ -1,6 +1,8 @@
 """Figures, one module per subject. Every function returns a matplotlib Figure; `RunDir.save_figure`
-writes it. The Agg backend is used, so nothing needs a screen."""
+writes it. Outside a notebook the Agg backend is used, so nothing needs a screen; in a notebook the
+figures show inline as usual."""
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "inline" not in matplotlib.get_backend():
+    matplotlib.use("Agg")

@@ -202,7 +202,7 @@ def describe_study(
 def progress(quiet: bool, total: int) -> Iterator[Callable[[SettingResult], None]]:
     """`advance(result)` after each setting: a tqdm bar on a terminal, about ten plain lines in a
     log or a pipe, nothing when quiet."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain: the notebook widgets need ipywidgets
 
     terminal = sys.stderr.isatty()
     bar = tqdm(total=total, desc="settings", disable=quiet or not terminal, unit="setting")

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from bpdemo import interruption
 from bpdemo.config import dump_config
-from bpdemo.errors import DivergenceError, RunError
+from bpdemo.errors import DivergenceError
 from bpdemo.outputs import RunDir
 from bpdemo.worked.audit import AUDIT_LEGEND
 from bpdemo.worked.picture import network_figure, picture_name, quiet_numerics
@@ -161,7 +162,8 @@ def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -
 
 
 def raise_on_failure(result: WorkedResult, run_dir: RunDir) -> None:
-    """After everything is written: divergence -> DivergenceError, Ctrl-C -> RunError (exit 1)."""
+    """After everything is written: divergence -> DivergenceError (exit 1); Ctrl-C or SIGTERM ->
+    the interruption, which the command line ends with exit 130 / 143."""
     for run in result.runs():
         if run.diverged_at_step is not None:
             which = f"{run.example.variant}: " if result.standardised is not None else ""
@@ -171,8 +173,5 @@ def raise_on_failure(result: WorkedResult, run_dir: RunDir) -> None:
                 f"the steps so far are in {run_dir.path / 'trace.json'}",
                 run.diverged_at_step,
             )
-    if result.run.interrupted:
-        raise RunError(
-            f"interrupted after step {result.run.steps_run}; partial results are in "
-            f"{run_dir.path / 'trace.json'}"
-        )
+    if result.run.interrupted:  # exit 130/143, and metrics.json marked as interrupted
+        raise interruption.stopped(f"after step {result.run.steps_run}")
