@@ -25,7 +25,8 @@ import torch
 from bpdemo import interruption, outputs
 from bpdemo.config import Override, SchemaT, load_config
 from bpdemo.errors import RunError, UsageError
-from bpdemo.limits import MAX_SEED, MAX_THREADS
+from bpdemo.limits import MAX_DPI, MAX_SEED, MAX_THREADS, MIN_DPI
+from bpdemo.outputs import FIGURE_FORMATS, FigureFormat
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -128,7 +129,8 @@ def common_parser(
 
 
 def output_arguments(group, command: str) -> None:
-    """`--out` and `--force`, as every command that writes a run folder takes them."""
+    """`--out`, `--force`, `--format` and `--dpi`, as every command that writes a run folder takes
+    them (`figure_format(args)` reads the last two)."""
     group.add_argument(
         "--out", metavar="DIR", help=f"output folder (default: runs/{command}/<timestamp>)"
     )
@@ -137,6 +139,24 @@ def output_arguments(group, command: str) -> None:
         action="store_true",
         help="reuse an --out folder: the files its last run wrote are replaced, others kept",
     )
+    group.add_argument(
+        "--format",
+        choices=FIGURE_FORMATS,
+        default="png",
+        help="figure files: png (default), or svg / pdf for slides and print",
+    )
+    group.add_argument(
+        "--dpi",
+        type=whole_number(MIN_DPI, MAX_DPI),
+        default=FigureFormat.dpi,
+        metavar="N",
+        help=f"resolution of png figures ({MIN_DPI} to {MAX_DPI}, default {FigureFormat.dpi})",
+    )
+
+
+def figure_format(args: argparse.Namespace) -> FigureFormat:
+    """The figure format `--format` and `--dpi` chose."""
+    return FigureFormat(args.format, args.dpi)
 
 
 def _shown(path: Path) -> str:

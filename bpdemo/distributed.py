@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from bpdemo.compare import SideBySide
 from bpdemo.errors import UsageError
 from bpdemo.functional import LOSSES
-from bpdemo.outputs import RunDir
+from bpdemo.outputs import FigureFormat, RunDir
 from bpdemo.spec import resolve_device
 
 TORCHRUN_HINT = "torchrun --standalone --nproc_per_node=2 -m demos.images --distributed"
@@ -174,7 +174,9 @@ def from_main_process(value: Any) -> Any:
     return box[0]
 
 
-def prepare_run_dir(out: str | None, demo: str, force: bool) -> tuple[RunDir | None, bool]:
+def prepare_run_dir(
+    out: str | None, demo: str, force: bool, figures: FigureFormat | None = None
+) -> tuple[RunDir | None, bool]:
     """(the output folder, made by rank 0 only; whether rank 0 could make it), on every rank.
 
     Rank 0 raises the `UsageError` if not; the other ranks learn of it and stop quietly.
@@ -183,7 +185,7 @@ def prepare_run_dir(out: str | None, demo: str, force: bool) -> tuple[RunDir | N
     run, failure = None, None
     if is_main_process():
         try:
-            run = RunDir.prepare(out, demo, force)
+            run = RunDir.prepare(out, demo, force, figures=figures)
         except UsageError as error:
             failure = error
     failed = from_main_process(failure is not None)

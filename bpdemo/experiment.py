@@ -27,7 +27,7 @@ from bpdemo.config import ModelSection, OptimizerSection, TrainSection, dump_con
 from bpdemo.distributed import DistributedSideBySide, prepare_run_dir
 from bpdemo.errors import ConfigError
 from bpdemo.functional import LOSSES
-from bpdemo.outputs import RunDir
+from bpdemo.outputs import FigureFormat, RunDir
 from bpdemo.report import agreement, run_status, stop_if_unfinished, write_history
 from bpdemo.train import History, Metrics, Split, fit
 
@@ -104,6 +104,7 @@ class Experiment:
         demo: str,
         force: bool = False,
         distributed: bool = False,
+        figures: FigureFormat | None = None,
     ) -> Experiment | None:
         """The pair for `inputs` -> `outputs`, the run folder (`--out`) and config.toml in it.
 
@@ -113,7 +114,7 @@ class Experiment:
         spec = config.model.spec(inputs, outputs, config.seed)
         pair_type = DistributedSideBySide if distributed else SideBySide
         pair = pair_type(spec, config.optimizer.spec())
-        run, ready = prepare_run_dir(out, demo, force)
+        run, ready = prepare_run_dir(out, demo, force, figures)
         if not ready:
             return None
         if run is not None:
@@ -221,6 +222,6 @@ class Experiment:
         """
         interruption.set_phase("writing")
         self.run.write_json("metrics.json", metrics)
-        self.run.save_figures(figures)
+        saved = self.run.save_figures(figures)
         self.run.close()
-        return ["config.toml", "metrics.json", "history.csv", "steps.csv", *figures]
+        return ["config.toml", "metrics.json", "history.csv", "steps.csv", *saved]

@@ -17,3 +17,4 @@ MAX_HOUSES = 1_000_000  # synthetic houses
 MAX_IMAGE_SIZE = 256  # a folder's images are resized to N x N: 256 x 256 x 3 = 196,608 inputs
 MAX_SOURCE_PIXELS = 89_478_485  # of one image file: Pillow's own limit against decompression bombs
 MAX_NAME = 200  # characters of a class, feature or column name
+MIN_DPI, MAX_DPI = 30, 600  # of png figures: a thumbnail to print quality

@@ -25,6 +25,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,29 @@ import torch
 from bpdemo import interruption
 from bpdemo.errors import UsageError
 
+FIGURE_FORMATS = ("png", "svg", "pdf")
 LOCK = ".bpdemo-lock"
 MANIFEST = ".bpdemo-run.json"
 METRICS = "metrics.json"
 _open_runs: list[RunDir] = []  # the folders this process has claimed and not yet let go of
+
+
+@dataclass(frozen=True)
+class FigureFormat:
+    """How a run saves its figures: PNG at `dpi` for screens, SVG or PDF (vector) for slides and print.
+
+    A figure's file name keeps its stem and takes the format's suffix (loss.png -> loss.svg).
+    """
+
+    format: str = "png"
+    dpi: int = 120
+
+    def name(self, name: str) -> str:
+        return f"{Path(name).stem}.{self.format}"
+
+
+# A vector file records no date, so that the same run writes the same bytes.
+_NO_DATE = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
 
 
 class RunDir:
@@ -50,8 +70,14 @@ class RunDir:
         written: the names of the files written, in order.
     """
 
-    def __init__(self, path: Path, demo: str = "", summary: str = METRICS):
-        self.path, self.demo, self.summary = Path(path), demo, summary
+    def __init__(
+        self,
+        path: Path,
+        demo: str = "",
+        summary: str = METRICS,
+        figures: FigureFormat = FigureFormat(),
+    ):
+        self.path, self.demo, self.summary, self.figures = Path(path), demo, summary, figures
         self.progress: dict[str, Any] = {}
         self.written: list[str] = []
         # the manifest's files: each name is listed before its file is written
@@ -60,12 +86,17 @@ class RunDir:
 
     @classmethod
     def prepare(
-        cls, out: str | Path | None, demo: str, force: bool = False, summary: str = METRICS
+        cls,
+        out: str | Path | None,
+        demo: str,
+        force: bool = False,
+        summary: str = METRICS,
+        figures: FigureFormat | None = None,
     ) -> RunDir:
         """Make and claim the output folder before any work is done (see the module docstring)."""
         try:
             path = _new_default_folder(demo) if out is None else _own_folder(Path(out))
-            run = cls(path, demo, summary)
+            run = cls(path, demo, summary, figures or FigureFormat())
             run._claim(force)
         except OSError as error:
             where = error.filename or out
@@ -208,24 +239,33 @@ class RunDir:
             writer.writerows(rows)
         return self.write_text(name, buffer.getvalue())
 
-    def save_figure(self, figure, name: str, dpi: int = 120) -> Path:
-        """Save a matplotlib figure as PNG, atomically, and close it."""
+    def save_figure(self, figure, name: str) -> Path:
+        """Save a matplotlib figure atomically, in the run's format (`name`'s suffix becomes it),
+        and close it."""
         import matplotlib.pyplot as plt
 
+        form = self.figures
         buffer = io.BytesIO()
         try:
-            figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+            figure.savefig(
+                buffer,
+                format=form.format,
+                dpi=form.dpi,
+                bbox_inches="tight",
+                metadata=_NO_DATE[form.format],
+            )
         finally:
             plt.close(figure)
-        return self.write_bytes(name, buffer.getvalue())
+        return self.write_bytes(form.name(name), buffer.getvalue())
 
     def save_figures(self, figures: Mapping[str, Any]) -> list[str]:
         """Draw and save each figure in turn ({file name: Figure, or a function that draws one}),
-        so that an interrupted run keeps the figures it finished; returns the file names."""
+        so that an interrupted run keeps the figures it finished; returns the file names written."""
         interruption.set_phase("figures")
-        for name, figure in figures.items():
-            self.save_figure(figure() if callable(figure) else figure, name)
-        return list(figures)
+        return [
+            self.save_figure(figure() if callable(figure) else figure, name).name
+            for name, figure in figures.items()
+        ]
 
 
 def open_runs() -> list[RunDir]:

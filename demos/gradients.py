@@ -17,7 +17,14 @@ from pydantic import Field
 
 from bpdemo import config as schema
 from bpdemo import interruption
-from bpdemo.cli import common_parser, load_demo_config, printer, run_main, torch_threads
+from bpdemo.cli import (
+    common_parser,
+    figure_format,
+    load_demo_config,
+    printer,
+    run_main,
+    torch_threads,
+)
 from bpdemo.datasets.digits import small_digits
 from bpdemo.errors import ConfigError
 from bpdemo.health import STUDY_INITS, StudyOptions, Thresholds, grid, network_spec, study
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = grid(config.grid.activations, config.grid.inits, config.grid.depths)
     spec = network_spec(settings[0], digits.x.shape[1], N_CLASSES, options)  # dtype, device
-    run = RunDir.prepare(args.out, DEMO, args.force)
+    run = RunDir.prepare(args.out, DEMO, args.force, figures=figure_format(args))
     run.write_text("config.toml", schema.dump_config(config))
     say = printer(args.quiet)
 
@@ -181,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in tables.items():
         run.write_csv(name, rows)
     drawn = figures(results, config.report.focus_depth) if config.report.figures else {}
-    run.save_figures(drawn)
+    saved = run.save_figures(drawn)
     run.close()
-    written = ", ".join(["config.toml", "metrics.json", *tables, *drawn])
+    written = ", ".join(["config.toml", "metrics.json", *tables, *saved])
     say(f"\n{len(settings)} settings in {seconds:.1f} s; wrote {written} to {run.path}")
     return 0
 

@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             demo=DEMO,
             force=args.force,
+            figures=cli.figure_format(args),
         )
         say = cli.printer(args.quiet)
         say(report.describe_run(config, split))

@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             demo=DEMO,
             force=args.force,
+            figures=cli.figure_format(args),
             distributed=args.distributed,
         )
         if experiment is None:  # rank 0 could not make the output folder, and says why

@@ -19,6 +19,7 @@ from bpdemo.cli import (
     CONFIG_DIR,
     common_overrides,
     common_parser,
+    figure_format,
     flag_override,
     printer,
     run_main,
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     # Everything the user could get wrong is checked before the output folder is made.
     config = load_worked_config(args.config, command_line_overrides(args))
     example = WorkedExample.from_config(config, source=str(args.config))
-    run_dir = RunDir.prepare(args.out, DEMO, args.force)
+    run_dir = RunDir.prepare(args.out, DEMO, args.force, figures=figure_format(args))
 
     say = printer(args.quiet)
     with torch_threads(config.train.threads):

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from bpdemo import interruption
 from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
-from bpdemo.cli import ArgumentParser, output_arguments, run_main, torch_threads, whole_number
+from bpdemo.cli import (
+    ArgumentParser,
+    figure_format,
+    output_arguments,
+    run_main,
+    torch_threads,
+    whole_number,
+)
 from bpdemo.errors import UsageError
 from bpdemo.limits import MAX_THREADS
 from bpdemo.outputs import RunDir
@@ -65,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{given} {ames}: no such file")
     interruption.set_phase("data")
     houses = None if ames is None else end_to_end.ames_problem(ames)  # a bad file: refused now
-    out = RunDir.prepare(args.out, "bench", force=args.force, summary="bench.json")
+    out = RunDir.prepare(
+        args.out, "bench", force=args.force, summary="bench.json", figures=figure_format(args)
+    )
     with torch_threads(args.threads):
         results = run(
             QUICK if args.quick else FULL,
@@ -76,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     from bpdemo.plots.bench import scaling_figure
 
     out.write_json("bench.json", results)
-    out.save_figures(
+    (figure,) = out.save_figures(
         {"scaling.png": partial(scaling_figure, results["scaling"], results["threads"])}
     )
     out.close()
     if not args.quiet:
         print(summary.table(results))
-        print(f"\nwrote bench.json and scaling.png to {out.path} ({results['seconds']:.0f} s)")
+        print(f"\nwrote bench.json and {figure} to {out.path} ({results['seconds']:.0f} s)")
     return 0
 
 

@@ -6,3 +6,6 @@ import matplotlib
 
 if "inline" not in matplotlib.get_backend():
     matplotlib.use("Agg")
+
+# Element ids in an svg are random unless salted; salted, the same figure writes the same file.
+matplotlib.rcParams["svg.hashsalt"] = "bpdemo"

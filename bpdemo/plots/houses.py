@@ -103,12 +103,18 @@ def error_distribution(
     """
     figure, ax = plt.subplots(figsize=(7.5, 4.5))
     everything = np.concatenate(list(errors.values()))
-    # The bins cover the central 99% of all errors; the rare extreme ones are counted in the end bins.
+    # The bins cover the central 99% of all errors; the rare extreme ones are counted in the end bins,
+    # and the figure says how many (a pile in an end bin is not a bump of the distribution).
     low, high = np.percentile(everything, [0.5, 99.5])
     bins = np.linspace(low, high, 41)
     widths = {"hand-written": 3.0, "autograd": 1.5}
+    piled = {label: (int((v < low).sum()), int((v > high).sum())) for label, v in errors.items()}
     for label, values in errors.items():
         style = "--" if label == "autograd" else "-"
+        shown = f"{label} (MAE {_dollars(mae[label])})" if mae and label in mae else label
+        below, above = piled[label]
+        if below or above:
+            shown += f"; {below} below, {above} above the range, in the end bins"
         ax.hist(
             np.clip(values, low, high),
             bins=bins,
@@ -117,9 +123,22 @@ def error_distribution(
             linestyle=style,
             color=COLORS.get(label),
             alpha=0.75 if label == "hand-written" else 1.0,
-            label=f"{label} (MAE {_dollars(mae[label])})" if mae and label in mae else label,
+            label=shown,
         )
     ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
+    if any(below or above for below, above in piled.values()):
+        bounds = f"{_dollars(low)} or above {_dollars(high)}".replace("$", r"\$")  # not math
+        ax.annotate(
+            f"the end bins also hold every error below {bounds}",
+            xy=(0.5, 0.0),
+            xycoords="axes fraction",
+            xytext=(0, -42),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="dimgray",
+        )
     ax.xaxis.set_major_formatter(DOLLARS)
     ax.set_xlabel("prediction error: predicted − actual price (US dollars)")
     ax.set_ylabel("number of test houses")

@@ -63,7 +63,8 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
     """Largest absolute and relative gradient difference at each step, log scale, with the tolerance.
 
     A log scale has no 0, and identical bits give exactly 0: such steps are drawn on a floor a decade
-    below the smallest non-zero difference (1e-20 if every difference is 0), and the legend counts them.
+    below the smallest non-zero difference (1e-20 if every difference is 0), the absolute series on a
+    floor of its own a little lower, so that neither line hides the other; the legend counts them.
     """
     figure, ax = plt.subplots(figsize=(7, 4.5))
     steps = np.array([r.step for r in history.steps])
@@ -73,20 +74,28 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
     }
     nonzero = np.concatenate([v[v > 0] for v in series.values()])
     floor = nonzero.min() / 10 if nonzero.size else 1e-20
-    for key, label, color in (
-        ("max_rel_grad_diff", "relative: max|Δg| / max Σ|terms of g|", "tab:purple"),
-        ("max_abs_grad_diff", "absolute: max|Δg|", "tab:green"),
+    floors = {"max_rel_grad_diff": floor, "max_abs_grad_diff": floor / 4}
+    for key, label, color, style in (
+        ("max_rel_grad_diff", "relative: max|Δg| / max Σ|terms of g|", "tab:purple", "-"),
+        ("max_abs_grad_diff", "absolute: max|Δg|", "tab:green", "--"),
     ):
-        values = series[key]
+        values, at = series[key], floors[key]
         zeros = int((values == 0).sum())
         if zeros:
-            label += f" ({zeros} of {len(values)} steps exactly 0, drawn at {floor:.0e})"
-        ax.plot(steps, np.where(values > 0, values, floor), label=label, color=color, linewidth=1)
+            label += f" ({zeros} of {len(values)} steps exactly 0, drawn at {at:.0e})"
+        ax.plot(
+            steps,
+            np.where(values > 0, values, at),
+            label=label,
+            color=color,
+            linewidth=1.2,
+            linestyle=style,
+        )
     ax.axhline(
         tolerance, color="tab:red", linestyle=":", label=f"tolerance ({dtype}): {tolerance:g}"
     )
     ax.set_yscale("log")
-    ax.set_ylim(floor / 3, 10 * max(tolerance, nonzero.max() if nonzero.size else tolerance))
+    ax.set_ylim(floor / 12, 10 * max(tolerance, nonzero.max() if nonzero.size else tolerance))
     ax.set_xlabel("training step (mini-batch)")
     ax.set_ylabel("hand-written − autograd gradient")
     ax.set_title(f"Gradient difference between the two models per step ({dtype})")
