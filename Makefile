@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bpdemo.bench
+
+# Rerun every command whose output or figure the pages show, and paste the results in (docs/build.py).
+docs: $(STAMP)
+	$(PY) docs/build.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

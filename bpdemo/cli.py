@@ -325,6 +325,9 @@ def _run(main, args: list[str], debug: bool, held: Sequence[outputs.RunDir]) -> 
             raise
         report_error(str(error))
         return error.exit_status
+    except BrokenPipeError:  # the reader stopped reading (`| head`): end quietly, as a pipe does
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python flushes it at exit: nothing to say)
+        return 128 + 13  # SIGPIPE
     except OSError as error:  # a disk that is full, a file that vanished mid-run
         if debug:
             raise

@@ -462,3 +462,19 @@ def test_the_image_demo_trains_a_layer_list_from_the_command_line(tmp_path):
     assert metrics["agreement"]["within_tolerance"]
     assert metrics["predictions"]["same_test_predictions"] == metrics["predictions"]["test_images"]
     assert metrics["walkthrough"]["max_model_difference"] < 1e-12
+
+
+def test_a_worked_example_writes_out_a_registered_activation_with_its_formula(registries):
+    from bpdemo.worked import run
+
+    register_silu()
+    config = {
+        "network": {"sizes": [2, 2, 1], "activations": ["silu", "identity"]},
+        "init": {"weights": [[[0.5, -1.0], [0.25, 0.5]], [[1.0, -2.0]]]},
+        "data": {"inputs": [[1.0, 2.0]], "targets": [[1.0]]},
+    }
+    result = run(config)
+    text = result.text()
+    # z[0] = 0.5·1 + (-1)·2 + 0 = -1.5: silu's formula with the neuron's own z
+    assert "a = (-1.5)·σ((-1.5)) = " in text
+    assert result.metrics()["agreement"]["raw inputs"]["within_tolerance"]

@@ -179,7 +179,7 @@ def load_houses(
     target = target or default_target
     if dataset == "synthetic":
         frame = synthetic_houses(houses, seed)
-        where = f"the synthetic houses (data.houses = {houses})"
+        where = f"synthetic houses (seed {seed})"
         return table_to_houses(frame, features, target, "synthetic", where, missing=missing)
     if dataset == "ames":
         return load_ames(features, target, missing=missing)

@@ -32,7 +32,7 @@ def describe_run(config: TrainingConfig, split: HouseSplit) -> str:
         f"{len(split.test_index):,} test, split with seed {config.seed}); "
         f"features {', '.join(data.features)}; target {data.target} (dollars)",
         f"network {network}, loss {model.loss} "
-        f"on the standardised price; {opt.name} lr {opt.lr:g}{decay}; {train.epochs} epochs of batches of "
+        f"on the standardised price; {opt.name} lr {opt.lr:g}{decay}; {train.epochs} epoch{'s' if train.epochs != 1 else ''} of batches of "
         f"{train.batch_size}; {model.dtype}",
     ]
     notes = [*data.notes, activation_note(model.hidden_activation)]

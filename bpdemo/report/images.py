@@ -29,7 +29,7 @@ def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1)
         f"{channels}x{height}x{width} pixels flattened and standardised on the training images",
         f"network {model.layer_text() or sizes} ({model.hidden_activation}; softmax and "
         f"cross-entropy on the {len(data.classes)} logits); {opt.name} lr {opt.lr:g}; "
-        f"{train.epochs} epochs of batches of "
+        f"{train.epochs} epoch{'s' if train.epochs != 1 else ''} of batches of "
         f"{train.batch_size}; {model.dtype}",
     ]
     if world_size > 1:
