@@ -1,4 +1,4 @@
-"""Every Python example in the docs runs as it is written."""
+"""Every Python example in the README and the docs runs as it is written."""
 
 import re
 from pathlib import Path
@@ -10,7 +10,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def examples():
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
         for number, code in enumerate(BLOCK.findall(page.read_text(encoding="utf-8")), start=1):
             yield pytest.param(code, id=f"{page.stem}-{number}")
 
