@@ -99,7 +99,7 @@ def test_softmax_cross_entropy_gradient_at_the_logits_is_p_minus_onehot_over_n()
     assert torch.allclose(gradient, expected, atol=1e-15)
 
 
-def test_the_seed_3_2_1_network_by_hand():
+def test_the_3_2_1_example_by_hand():
     """Linear 3-2-1 network, half squared error: every gradient worked out by hand.
 
     x = (1, 2, 3); W1 = [[0.5, 0.1, 0.2], [0.5, 0.2, 0.1]], b1 = (0.2, 0.2); W2 = [[0.3, 0.3]],

@@ -360,7 +360,7 @@ def small_run(tmp_path_factory):
     return out, metrics, printed.getvalue()
 
 
-def test_metrics_json_holds_what_the_issue_lists(small_run):
+def test_metrics_json_holds_every_block_of_the_run(small_run):
     out, metrics, _ = small_run
     assert metrics["dataset"]["name"] == "digits"
     assert metrics["dataset"]["rows"] == 240

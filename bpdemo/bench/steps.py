@@ -71,8 +71,9 @@ class Case:
         }
 
 
-# The four benchmark networks, tiny to large. tiny is the 3-2-1 example (sigmoid, squared error, plain
-# gradient descent); the others are classifiers with ReLU hidden layers, cross-entropy and Adam.
+# The four benchmark networks, tiny to large. tiny has the shape of the 3-2-1 example, with a sigmoid
+# hidden layer, squared error and plain gradient descent; the others are classifiers with ReLU hidden
+# layers, cross-entropy and Adam.
 CASES = (
     Case("tiny", (3, 2, 1), 1, hidden_activation="sigmoid", loss="mse", optimizer="sgd", lr=0.1),
     Case("small", (64, 32, 10), 64),

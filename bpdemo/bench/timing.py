@@ -39,8 +39,9 @@ def interleaved(
     """Seconds per call of each function, one value per repeat, measured interleaved.
 
     Each function is first warmed up (and its block length found) with `calls_per_block`; then each
-    repeat times one block of every function, the order rotating from one repeat to the next. The
-    garbage collector is off inside a block, as `timeit` does.
+    repeat times one block of every function, the order rotating from one repeat to the next and
+    running backwards every other full rotation, so that each function goes first, last and in between
+    equally often. The garbage collector is off inside a block, as `timeit` does.
     """
     names = list(functions)
     calls = {name: calls_per_block(functions[name], min_block_seconds) for name in names}
@@ -48,7 +49,7 @@ def interleaved(
     for repeat in range(repeats):
         shift = repeat % len(names)
         order = names[shift:] + names[:shift]
-        if repeat % 2:
+        if (repeat // len(names)) % 2:
             order.reverse()
         for name in order:
             function, count = functions[name], calls[name]

@@ -26,7 +26,8 @@ class HouseData:
 
     Attributes:
         name: the source, one of `bpdemo.datasets.houses.DATASETS`.
-        description: where the rows came from, for messages ("CSV file houses.csv").
+        description: where the rows came from, for printed lines and figure titles ("CSV file
+            houses.csv", the file's name only).
         features: the input column names, F of them.
         target: the price column's name.
         x: (N, F) float64 features.
@@ -43,6 +44,12 @@ class HouseData:
     y: np.ndarray
     dropped_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    where: str = ""  # where the rows came from, for messages (the path as given); description if ""
+
+    @property
+    def source(self) -> str:
+        """How error messages name where the rows came from."""
+        return self.where or self.description
 
     @property
     def rows(self) -> int:
@@ -74,7 +81,11 @@ def load_csv(
         raise DataError(f"{where} cannot be read: {error.strerror or error}") from None
     if frame.empty:
         raise DataError(f"{where} has a header but no data rows; add one row per house")
-    return table_to_houses(frame, features, target, "csv", where, missing=missing, first_line=2)
+    # a title names the file, not the folders it sits in on this computer
+    shown = f"CSV file {path.name}"
+    return table_to_houses(
+        frame, features, target, "csv", where, missing=missing, first_line=2, description=shown
+    )
 
 
 def table_to_houses(
@@ -85,6 +96,7 @@ def table_to_houses(
     where: str,
     missing: str = "drop",
     first_line: int | None = None,
+    description: str | None = None,
 ) -> HouseData:
     """Check and convert the used columns of a table into a `HouseData`.
 
@@ -92,6 +104,8 @@ def table_to_houses(
     text in a column that must be numeric, a value that is not finite, a missing value when
     `missing="refuse"`, and a target with one value only. `first_line` is the file line of the first
     data row, so messages can point at lines (2 for a CSV file with a header); else rows are counted.
+    `where` names the source in messages; `description`, in printed lines and figure titles
+    (`where` if None).
     """
     features = list(features)
     if not features:
@@ -143,7 +157,8 @@ def table_to_houses(
         )
     return HouseData(
         name=name,
-        description=where,
+        description=where if description is None else description,
+        where=where,
         features=features,
         target=target,
         x=table[features].to_numpy(dtype=np.float64),

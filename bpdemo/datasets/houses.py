@@ -275,7 +275,7 @@ class HouseSplit:
         for i, column in enumerate([*self.data.features, self.data.target]):
             if not (np.isfinite(means[i]) and np.isfinite(scales[i])):
                 raise DataError(
-                    f"{self.data.description}: column {column!r} is too large to standardise (values "
+                    f"{self.data.source}: column {column!r} is too large to standardise (values "
                     f"up to {np.abs(table[:, i]).max():.3g}: their mean or spread overflows float64); "
                     "rescale it, e.g. into thousands"
                 )
@@ -328,7 +328,7 @@ def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> 
     n_test = round(test_fraction * n)
     if n_test < MIN_TEST_ROWS or n - n_test < MIN_TRAIN_ROWS:
         raise DataError(
-            f"{data.description}: too few rows to split: {n} usable rows give {n_test} test and "
+            f"{data.source}: too few rows to split: {n} usable rows give {n_test} test and "
             f"{n - n_test} training rows (data.test_fraction = {test_fraction:g}); at least "
             f"{MIN_TEST_ROWS} test and {MIN_TRAIN_ROWS} training rows are needed, so add rows"
         )
@@ -336,7 +336,7 @@ def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> 
     split = HouseSplit(data, train_index=np.sort(train_index), test_index=np.sort(test_index))
     if np.all(split.y_train == split.y_train[0]):
         raise DataError(
-            f"{data.description}: the target {data.target!r} has one value in every training row; "
+            f"{data.source}: the target {data.target!r} has one value in every training row; "
             "add rows with other prices"
         )
     return split

@@ -117,7 +117,8 @@ def load_folder(
     return ImageData(
         name="folder",
         description=(
-            f"{where} ({image_size}x{image_size} {'grayscale' if grayscale else 'colour'})"
+            f"image folder {root.name or root} ({image_size}x{image_size} "
+            f"{'grayscale' if grayscale else 'colour'})"
         ),
         x=np.stack(rows),
         y=labels[kept],

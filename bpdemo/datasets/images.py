@@ -215,7 +215,7 @@ def load_digits(classes: Sequence[str] = (), per_class: int | None = None, seed:
     rows, labels = rows[kept], labels[kept]
     return ImageData(
         name="digits",
-        description=f"{where} (8x8 grayscale scans, UCI)",
+        description=f"{where} (8x8 grayscale scans of handwritten digits)",
         x=bunch.data[rows] / DIGITS_LEVELS,
         y=labels,
         classes=[names[i] for i in chosen],

@@ -37,7 +37,7 @@ def _dollars(value: float, _position=None) -> str:
     value = abs(value)
     if value >= 1e6:
         return f"{sign}${value / 1e6:g}M"
-    return f"{sign}${value / 1e3:,.0f}k" if value >= 1e3 or value == 0 else f"{sign}${value:,.0f}"
+    return f"{sign}${value / 1e3:,.0f}k" if value >= 1e3 else f"{sign}${value:,.0f}"
 
 
 DOLLARS = FuncFormatter(_dollars)
@@ -126,25 +126,17 @@ def error_distribution(
             label=shown,
         )
     ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
+    ax.xaxis.set_major_formatter(DOLLARS)
+    xlabel = "prediction error: predicted − actual price (US dollars)"
     if any(below or above for below, above in piled.values()):
         bounds = f"{_dollars(low)} or above {_dollars(high)}".replace("$", r"\$")  # not math
-        ax.annotate(
-            f"the end bins also hold every error below {bounds}",
-            xy=(0.5, 0.0),
-            xycoords="axes fraction",
-            xytext=(0, -42),
-            textcoords="offset points",
-            ha="center",
-            va="top",
-            fontsize=8,
-            color="dimgray",
-        )
-    ax.xaxis.set_major_formatter(DOLLARS)
-    ax.set_xlabel("prediction error: predicted − actual price (US dollars)")
+        xlabel += f"\nthe end bins also hold every error below {bounds}"
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("number of test houses")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=9)
+    # below the axes: inside, it would hide the tallest bins
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return figure
 
 

@@ -192,7 +192,7 @@ def describe_study(
         f"{options.width}, cross-entropy loss, {dtype}\n"
         f"each trained for {steps} steps ({options.epochs} epochs of batches of "
         f"{options.batch_size}), {optimizer.name} lr {optimizer.lr:g}; a run that explodes (loss "
-        f"inf/NaN, or above {options.thresholds.blowup:g}x its start) is rerun with its gradients "
+        f"inf/NaN, or above {_count(options.thresholds.blowup)} times its start) is rerun with its gradients "
         f"clipped to global norm {max_grad_norm:g}"
         + ("" if options.clip_norm is not None else " (reruns switched off)")
     )
@@ -347,7 +347,7 @@ def agreement_lines(results: Sequence[SettingResult]) -> list[str]:
             "They agree at initialisation; but where each layer multiplies a perturbation by "
             "about 1 or more (the regime where gradients explode, or its edge), the rounding "
             f"difference between their weights (about {eps:.0e}) is amplified too, step after "
-            "step, until the runs part ways (per step: max_rel_grad_diff in steps.csv)"
+            "step, until the runs part ways (steps.csv has the difference at every step)"
         )
     else:
         lines.append(
@@ -387,3 +387,8 @@ def layer_norm_rows(results: Sequence[SettingResult]) -> Iterator[dict[str, Any]
                         "norm_manual": m,
                         "norm_autograd": a,
                     }
+
+
+def _count(value: float) -> str:
+    """A threshold as a reader writes it: 1,000,000 rather than 1e+06, 2.5 as it is."""
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
