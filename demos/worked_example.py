@@ -27,6 +27,7 @@ from bpdemo.cli import (
 )
 from bpdemo.config import Override
 from bpdemo.errors import ConfigError
+from bpdemo.extend import import_extensions
 from bpdemo.outputs import RunDir
 from bpdemo.worked import (
     WorkedExample,
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # Everything the user could get wrong is checked before the output folder is made.
+    import_extensions(args.imports)  # what they register may be named in the config
     config = load_worked_config(args.config, command_line_overrides(args))
     example = WorkedExample.from_config(config, source=str(args.config))
     run_dir = RunDir.prepare(args.out, DEMO, args.force, figures=figure_format(args))

@@ -478,3 +478,18 @@ def test_a_worked_example_writes_out_a_registered_activation_with_its_formula(re
     # z[0] = 0.5·1 + (-1)·2 + 0 = -1.5: silu's formula with the neuron's own z
     assert "a = (-1.5)·σ((-1.5)) = " in text
     assert result.metrics()["agreement"]["raw inputs"]["within_tolerance"]
+
+
+def test_the_worked_example_takes_import_too(registries, tmp_path, capsys):
+    from bpdemo.cli import run_main
+    from demos.worked_example import main
+
+    extension = tmp_path / "silu_activation.py"
+    extension.write_text(
+        "import torch\nimport torch.nn.functional as F\nfrom bpdemo import register_activation\n"
+        "register_activation('silu', lambda z: z * torch.sigmoid(z), lambda z, a: torch.sigmoid(z)"
+        " * (1 + z * (1 - torch.sigmoid(z))), F.silu, formula='z·σ(z)')\n"
+    )
+    argv = ["--import", str(extension), "--set", 'network.activations=["silu", "identity"]']
+    assert run_main(main, [*argv, "--out", str(tmp_path / "run")]) == 0
+    assert "a = 0.9·σ(0.9) = 0.639855" in capsys.readouterr().out
