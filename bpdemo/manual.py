@@ -120,12 +120,10 @@ class Linear:
     def forward(self, x: Tensor) -> Tensor:
         """x (N, in) -> a (N, out), keeping x, z and a for the backward pass."""
         rows = x.shape[0]
-        self.input = x
-        self.pre_activation = torch.addmm(
-            self.bias, x, self._weight_t, out=self._work("z", rows)
-        )  # z = x W^T + b
-        self.output = self.activation.forward(self.pre_activation, out=self._work("a", rows))
-        return self.output  # a = f(z)
+        z = torch.addmm(self.bias, x, self._weight_t, out=self._work("z", rows))  # z = x W^T + b
+        a = self.activation.forward(z, out=self._work("a", rows))  # a = f(z)
+        self.input, self.pre_activation, self.output = x, z, a
+        return a
 
     def backward(self, grad_output: Tensor) -> Tensor | None:
         """dL/da (N, out) -> dL/dx (N, in), or None without `needs_input_grad`; fills the gradients."""

@@ -166,9 +166,8 @@ class RunDir:
     def _unlock(self) -> None:
         descriptor, self._lock_descriptor = self._lock_descriptor, None
         if descriptor is not None:
-            (self.path / LOCK).unlink(
-                missing_ok=True
-            )  # removed while held: no one takes it between
+            # removed while still held, so that no other run can take it in between
+            (self.path / LOCK).unlink(missing_ok=True)
             os.close(descriptor)
 
     def _remove_previous(self) -> None:
