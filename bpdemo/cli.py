@@ -345,8 +345,8 @@ def _run(main, args: list[str], debug: bool, held: Sequence[outputs.RunDir]) -> 
 
 def kept_files(runs: Sequence[outputs.RunDir]) -> str:
     """`; kept config.toml and metrics.json in runs/x`, or that nothing was written."""
-    if not runs:
-        return "; nothing was written"
     names = list(dict.fromkeys(name for run in runs for name in run.written))
+    if not names:
+        return "; nothing was written"
     listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
     return f"; kept {listed} in {runs[0].path}"

@@ -100,28 +100,28 @@ class Experiment:
         *,
         inputs: int,
         outputs: int,
-        out: str | None,
-        demo: str,
-        force: bool = False,
+        run: RunDir | None,
         distributed: bool = False,
-        figures: FigureFormat | None = None,
-    ) -> Experiment | None:
-        """The pair for `inputs` -> `outputs`, the run folder (`--out`) and config.toml in it.
-
-        Returns None on the other ranks of a distributed run when rank 0 could not make the folder
-        (rank 0 raises the `UsageError`, which says why).
-        """
+    ) -> Experiment:
+        """The pair for `inputs` -> `outputs`, and config.toml in the run folder `run` (claimed
+        with `claim_folder` when the run started; None on the other ranks of a distributed run)."""
         spec = config.model.spec(inputs, outputs, config.seed)
         pair_type = DistributedSideBySide if distributed else SideBySide
         pair = pair_type(spec, config.optimizer.spec())
-        run, ready = prepare_run_dir(out, demo, force, figures)
-        if not ready:
-            return None
         if run is not None:
             run.write_text("config.toml", dump_config(config))
         train = data.tensors("train", spec.dtype, spec.device)
         test = data.tensors("test", spec.dtype, spec.device)
         return cls(config, dataset, pair, train, test, run)
+
+    @staticmethod
+    def claim_folder(
+        out: str | None, demo: str, force: bool = False, figures: FigureFormat | None = None
+    ) -> tuple[RunDir | None, bool]:
+        """Claim the run's output folder as the run starts, on rank 0 of a distributed run:
+        (the folder, or None on the other ranks; whether rank 0 could claim it). A mistake found
+        later, before the first file is written, leaves the folder as it was."""
+        return prepare_run_dir(out, demo, force, figures)
 
     @property
     def is_main_process(self) -> bool:

@@ -5,8 +5,10 @@ it holds the lock file `.bpdemo-lock` (the system's `flock`, which ends with the
 ends, and which two runs can never both hold), so a second run aimed at the folder is refused at once
 and nothing of the first is touched. The manifest `.bpdemo-run.json` lists every file the run writes.
 A folder that is not empty is refused unless `--force` is given; then the files the previous run listed
-in its manifest are removed (files bpdemo did not write are kept), but a folder another run holds is
-never taken over. A run that ends removes its lock file; one killed outright (SIGKILL) leaves it, free.
+in its manifest are removed when this run writes its first file (files bpdemo did not write are kept),
+so a mistake found before that costs nothing; a folder another run holds is never taken over. A run
+that ends removes its lock file (and the folder, if it made it and wrote nothing); one killed outright
+(SIGKILL) leaves the lock file, free.
 
 Files are written with the user's umask (0644 under umask 022), like any file a program creates.
 An interrupted run writes what it finished (`progress`) into its summary file (metrics.json, or the
@@ -83,6 +85,8 @@ class RunDir:
         # the manifest's files: each name is listed before its file is written
         self._listed: list[str] = []
         self._lock_descriptor: int | None = None
+        self._replace_previous = False  # --force: the previous run's files go at the first write
+        self.made = False  # whether this run made the folder (it removes it again if unused)
 
     @classmethod
     def prepare(
@@ -95,8 +99,10 @@ class RunDir:
     ) -> RunDir:
         """Make and claim the output folder before any work is done (see the module docstring)."""
         try:
+            made = out is None or not Path(out).exists()
             path = _new_default_folder(demo) if out is None else _own_folder(Path(out))
             run = cls(path, demo, summary, figures or FigureFormat())
+            run.made = made
             run._claim(force)
         except OSError as error:
             where = error.filename or out
@@ -119,9 +125,9 @@ class RunDir:
                         "--force to replace its files, or choose another --out"
                     )
                 raise _not_empty(self.path)
-            if force:
-                self._remove_previous()
-            self._write_manifest(running=True)
+            # A mistake found before the first write (a bad data file) must cost nothing: the previous
+            # run's files are replaced only when this run writes its first file.
+            self._replace_previous = force
         except BaseException:
             self._unlock()
             raise
@@ -195,19 +201,28 @@ class RunDir:
 
     def close(self, stop: Any = None) -> None:
         """Let go of the folder. After an interruption (`stop`, a `bpdemo.interruption.Interrupted`),
-        first write `progress` into the summary file with the interruption's marks."""
+        first write `progress` into the summary file with the interruption's marks. A run that wrote
+        nothing leaves the folder as it found it (and removes it if it made it)."""
         if self not in _open_runs:
             return
         try:
+            if not self._listed and not (stop is not None and self.progress):
+                return  # it wrote nothing, and has nothing to keep
             if stop is not None:
                 self.write_json(self.summary, {**self.progress, **stop.marks()})
             self._write_manifest(running=False)
         finally:
             _open_runs.remove(self)
             self._unlock()
+            if not self._listed and self.made:
+                with contextlib.suppress(OSError):  # only if empty: nothing of anyone's is lost
+                    self.path.rmdir()
 
     # -- writing ------------------------------------------------------------------------------------
     def write_bytes(self, name: str, data: bytes) -> Path:
+        if self._replace_previous:
+            self._replace_previous = False
+            self._remove_previous()
         if name not in self._listed and self in _open_runs:
             self._listed.append(name)  # listed first: a run killed mid-write leaves nothing unknown
             with contextlib.suppress(OSError):  # a full disk: the file's own write says so

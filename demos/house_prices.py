@@ -119,10 +119,12 @@ def data_overrides(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Everything a user can get wrong (config, data, columns) is checked before the folder is made.
+    # The config is checked before the output folder is claimed; a mistake in the data, found
+    # after, leaves the folder as it was.
     config = cli.load_demo_config(HousePricesConfig, args, data_overrides(args))
     check_model(config.model, "numbers", "a price needs one of {losses}")
     with cli.torch_threads(config.train.threads):  # small matrices: more threads cost more
+        run, _ = Experiment.claim_folder(args.out, DEMO, args.force, cli.figure_format(args))
         data = config.data
         # every [data] key but test_fraction says which houses to load
         houses = load_houses(**data.model_dump(exclude={"test_fraction"}), seed=config.seed)
@@ -133,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             report.dataset_block(split),
             inputs=len(houses.features),
             outputs=1,
-            out=args.out,
-            demo=DEMO,
-            force=args.force,
-            figures=cli.figure_format(args),
+            run=run,
         )
         say = cli.printer(args.quiet)
         say(report.describe_run(config, split))

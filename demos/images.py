@@ -126,7 +126,8 @@ def data_overrides(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Everything a user can get wrong (config, data, classes) is checked before the folder is made.
+    # The config is checked before the output folder is claimed; a mistake in the data, found
+    # after, leaves the folder as it was.
     config = cli.load_demo_config(ImagesConfig, args, data_overrides(args))
     check_model(config.model, "classes", CLASS_LOSS_ADVICE)
     with (
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         process_group(args.distributed, config.model.device) as device,
     ):
         config.model.device = device  # with --distributed, each rank's own
+        run, ready = Experiment.claim_folder(args.out, DEMO, args.force, cli.figure_format(args))
+        if not ready:  # rank 0 could not claim the output folder, and says why
+            return 2
         data = config.data
         with main_process_first():  # a download happens once, into the shared cache
             # every [data] key but test_fraction says which images to load
@@ -146,14 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             report.dataset_block(split),
             inputs=images.x.shape[1],
             outputs=len(images.classes),
-            out=args.out,
-            demo=DEMO,
-            force=args.force,
-            figures=cli.figure_format(args),
+            run=run,
             distributed=args.distributed,
         )
-        if experiment is None:  # rank 0 could not make the output folder, and says why
-            return 2
         say = cli.printer(args.quiet or not experiment.is_main_process)
         say(report.describe_run(config, split, experiment.world_size))
 

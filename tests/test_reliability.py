@@ -616,3 +616,33 @@ def test_a_manifest_never_removes_anything_outside_the_folder(tmp_path):
     (out / MANIFEST).write_text(json.dumps({"files": ["../precious.txt", "..", "/etc/passwd"]}))
     RunDir.prepare(out, "demo", force=True).close()
     assert (tmp_path / "precious.txt").read_text() == "keep"
+
+
+# -- a folder is claimed when the run starts, and a mistake found after costs nothing ----------------
+SMALL = ["--set", "data.houses=100", "--epochs", "1", "--quiet"]
+
+
+def test_1_the_folder_is_claimed_before_the_data_is_read(tmp_path, capsys):
+    out = tmp_path / "run"
+    held = RunDir.prepare(out, "house_prices")  # another run, still going
+    try:
+        status, _, stderr = run(houses_main, ["--csv", "missing.csv", "--out", str(out)], capsys)
+    finally:
+        held.close()
+    assert status == 2 and "is in use by another run" in one_line(stderr)  # not the CSV's error
+
+
+def test_7_force_with_a_mistake_in_the_data_keeps_the_previous_runs_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(houses_main, [*SMALL, "--out", str(out)], capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = ["--csv", "missing.csv", "--features", "a,b", "--target", "price", "--force"]
+    status, _, stderr = run(houses_main, [*bad, "--out", str(out)], capsys)
+    assert status == 2 and "missing.csv not found" in one_line(stderr)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_mistake_in_the_data_leaves_no_folder_behind(tmp_path, capsys):
+    out = tmp_path / "new"
+    status, _, _ = run(houses_main, ["--csv", "missing.csv", "--out", str(out)], capsys)
+    assert status == 2 and not out.exists()
