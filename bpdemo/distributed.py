@@ -19,6 +19,10 @@ shard loss is scaled by W * n_r / N first. Uneven shards (a last batch not divis
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +33,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
+from bpdemo import interruption
 from bpdemo.compare import SideBySide
 from bpdemo.errors import UsageError
 from bpdemo.functional import LOSSES
@@ -150,19 +155,35 @@ def rank_device(device: torch.device) -> torch.device:
     return device
 
 
+class StoppedWithRankZero(UsageError):
+    """A rank other than 0 stops because rank 0 stopped (rank 0 says why, in one line)."""
+
+
 @contextmanager
 def main_process_first():
     """Run the body on rank 0 first, then on the other ranks (e.g. a download into a shared cache).
 
-    Outside a distributed run it just runs the body. If rank 0 fails inside, the others wait until
-    torchrun stops them, as it does when any rank fails.
+    Outside a distributed run it just runs the body. If rank 0 fails inside (a data folder that is
+    not there), the others learn of it and stop quietly with the same exit status, rather than
+    waiting for it, or failing on a connection it closed.
     """
-    waiting = dist.is_initialized() and dist.get_world_size() > 1
-    if waiting and not is_main_process():
-        dist.barrier()
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        yield
+        return
+    if is_main_process():
+        try:
+            yield
+        except BaseException as error:
+            from_main_process(getattr(error, "exit_status", 1))  # the others stop too
+            raise
+        from_main_process(None)
+        return
+    status = from_main_process(None)  # rank 0's outcome: None when it went well
+    if status is not None:
+        stop = StoppedWithRankZero("rank 0 stopped")
+        stop.exit_status = status
+        raise stop
     yield
-    if waiting and is_main_process():
-        dist.barrier()
 
 
 def from_main_process(value: Any) -> Any:
@@ -198,3 +219,55 @@ def leave_process_group() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def launch_local(module: str, argv: list[str], processes: int, flag: str = "--processes") -> int:
+    """Run `python -m module *argv --distributed` on `processes` local processes, as torchrun would
+    start them, and return the command's exit status: rank 0's, or the first non-zero one. `flag`
+    (the option that asked for this, with its value) is left out of the processes' arguments.
+
+    The processes meet on a free port of this computer's loopback interface (gloo). Every rank
+    checks its config and data; only rank 0 prints an error, so a mistake is one line, with the
+    usual exit status 2. Ctrl-C reaches every process (they share the terminal); each stops, rank 0
+    keeps what was finished and says so, and this waits for them all.
+    """
+    with socket.socket() as probe:  # a port that is free now, for the processes to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = list(argv)
+    for i, word in enumerate(argv):
+        if word == flag:
+            del argv[i : i + 2]
+            break
+        if word.startswith(f"{flag}="):
+            del argv[i]
+            break
+    command = [sys.executable, "-m", module, *argv, "--distributed"]
+    children = []
+    for rank in range(processes):
+        environment = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(processes),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        environment.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        children.append(subprocess.Popen(command, env=environment))
+    statuses: list[int] = []
+    for child in children:
+        while True:
+            try:
+                statuses.append(child.wait())
+                break
+            except KeyboardInterrupt as error:
+                # Ctrl-C reached the children from the terminal; a kill of this process only,
+                # not: pass it on. Then wait, so that they keep what they finished.
+                signum = interruption.as_interrupted(error).signum
+                if signum != signal.SIGINT:
+                    for other in children:
+                        if other.poll() is None:
+                            other.send_signal(signum)
+    failed = [status for status in statuses if status != 0]
+    return statuses[0] if statuses[0] != 0 else (failed[0] if failed else 0)

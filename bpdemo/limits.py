@@ -18,3 +18,4 @@ MAX_IMAGE_SIZE = 256  # a folder's images are resized to N x N: 256 x 256 x 3 = 
 MAX_SOURCE_PIXELS = 89_478_485  # of one image file: Pillow's own limit against decompression bombs
 MAX_NAME = 200  # characters of a class, feature or column name
 MIN_DPI, MAX_DPI = 30, 600  # of png figures: a thumbnail to print quality
+MAX_PROCESSES = 64  # of one data-parallel run started with --processes

@@ -25,10 +25,10 @@ from bpdemo import cli
 from bpdemo import config as schema
 from bpdemo.baselines import fit_classifier
 from bpdemo.datasets.images import DATASETS, IMAGE_SIZE, load_images, split_images
-from bpdemo.distributed import main_process_first, process_group
+from bpdemo.distributed import launch_local, main_process_first, process_group
 from bpdemo.evaluation import accuracy, class_scores, prediction_agreement, probabilities_of
 from bpdemo.experiment import Experiment, check_model
-from bpdemo.limits import MAX_IMAGE_SIZE
+from bpdemo.limits import MAX_IMAGE_SIZE, MAX_PROCESSES
 from bpdemo.one_image import check_test_image, snapshot, walk_through
 from bpdemo.plots import images as plots
 from bpdemo.report import agreement_line, files_line
@@ -80,6 +80,7 @@ examples:
   python -m demos.images --dataset cifar10 --classes "ship,truck,horse" --set data.per_class=1000
   python -m demos.images --root photos/ --image-size 24    photos/dog/*.jpg, photos/cat/*.jpg, ...
   python -m demos.images --set model.hidden=[256,128,64] --set optimizer.lr=0.0005
+  python -m demos.images --processes 2                      data-parallel on 2 processes
   GLOO_SOCKET_IFNAME=lo torchrun --standalone --nproc_per_node=2 -m demos.images --distributed
 
 --root PATH alone implies --dataset folder. --classes picks and orders classes by name for any data
@@ -104,10 +105,15 @@ def parse_args(argv: list[str] | None):
     data.add_argument(
         "--image-size", type=int, metavar="N", help="folder images become NxN (data.image_size)"
     )
-    parser.add_argument(
-        "--distributed",
-        action="store_true",
-        help="data-parallel training across the processes torchrun starts",
+    parallel = parser.add_argument_group("data-parallel training")
+    parallel.add_argument(
+        "--processes",
+        type=cli.whole_number(2, MAX_PROCESSES),
+        metavar="N",
+        help=f"train on N processes of this computer (2 to {MAX_PROCESSES}), started by bpdemo",
+    )
+    parallel.add_argument(
+        "--distributed", action="store_true", help="one of the processes torchrun starts"
     )
     return parser.parse_args(argv)
 
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     # after, leaves the folder as it was.
     config = cli.load_demo_config(ImagesConfig, args, data_overrides(args))
     check_model(config.model, "classes", CLASS_LOSS_ADVICE)
+    if args.processes and not args.distributed:  # the config is right: start the processes
+        return launch_local("demos.images", sys.argv[1:] if argv is None else argv, args.processes)
     with (
         cli.torch_threads(config.train.threads),  # small matrices: more threads cost more
         process_group(args.distributed, config.model.device) as device,

@@ -100,3 +100,46 @@ def test_distributed_without_torchrun_is_a_usage_error_before_any_output(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--distributed needs to be started by torchrun" in err
     assert not out.exists()
+
+
+# -- --processes N: bpdemo starts the processes itself, so a mistake keeps its exit status ----------
+def processes_run(argv: list[str], tmp_path) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "demos.images", *argv]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_processes_gives_the_single_process_test_loss(tmp_path):
+    small = [arg for arg in SMALL_RUN if arg != "--quiet"]
+    single, distributed = tmp_path / "single", tmp_path / "distributed"
+    assert main([*SMALL_RUN, "--out", str(single)]) == 0
+    status, _, stderr = processes_run(
+        [*small, "--processes", "2", "--quiet", "--out", str(distributed)], tmp_path
+    )
+    assert status == 0, stderr
+    one, two = (json.loads((out / "metrics.json").read_text()) for out in (single, distributed))
+    assert two["distributed"]["world_size"] == 2
+    assert two["manual"]["test"]["loss"] == pytest.approx(one["manual"]["test"]["loss"], rel=1e-12)
+
+
+def test_a_mistake_found_by_the_processes_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "run"
+    status, stdout, stderr = processes_run(
+        ["--processes", "2", "--root", str(tmp_path / "missing"), "--out", str(out)], tmp_path
+    )
+    assert status == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "not found; check the path given to --root" in stderr
+    assert not out.exists()
+
+
+def test_a_config_mistake_with_processes_is_refused_before_any_process_starts(tmp_path, capsys):
+    from bpdemo.cli import run_main
+
+    argv = ["--processes", "2", "--set", 'model.loss="mse"', "--out", str(tmp_path / "run")]
+    assert run_main(main, argv) == 2
+    assert "model.loss 'mse' is for numbers" in capsys.readouterr().err
