@@ -13,15 +13,6 @@ from torch import Tensor
 from bpdemo.functional import LOSSES
 
 
-def input_width(spec) -> int:
-    """The number of inputs of an `MLPSpec` or a `NetworkSpec`."""
-    return spec.sizes[0] if hasattr(spec, "sizes") else spec.inputs
-
-
-def output_width(spec) -> int:
-    return spec.sizes[-1] if hasattr(spec, "sizes") else spec.outputs
-
-
 def on_device(x: Tensor, device: torch.device) -> bool:
     """Whether `x` is on `device` ("cuda" without an index takes any GPU)."""
     where = x.device
@@ -34,11 +25,11 @@ def check_input(spec, x: Tensor) -> None:
         isinstance(x, Tensor)
         and x.dtype is spec.dtype
         and x.ndim == 2
-        and x.shape[1] == input_width(spec)
+        and x.shape[1] == spec.inputs
         and (x.device == spec.device or on_device(x, spec.device))
     ):
         return
-    expected = f"{_name(spec.dtype)} inputs of shape (N, {input_width(spec)}) on {spec.device}"
+    expected = f"{_name(spec.dtype)} inputs of shape (N, {spec.inputs}) on {spec.device}"
     raise ValueError(f"this model takes {expected}; {_given(x, spec.dtype)}")
 
 

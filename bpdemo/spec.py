@@ -139,6 +139,16 @@ class MLPSpec:
         return len(self.sizes) - 1
 
     @property
+    def inputs(self) -> int:
+        """The width of the input (as `NetworkSpec.inputs`)."""
+        return self.sizes[0]
+
+    @property
+    def outputs(self) -> int:
+        """The width of the output (as `NetworkSpec.outputs`)."""
+        return self.sizes[-1]
+
+    @property
     def parameter_names(self) -> list[str]:
         return parameter_names(self.num_layers)
 

@@ -14,10 +14,11 @@ from pydantic import Field, ValidationError
 
 from bpdemo.config import ActivationName, DtypeName, OptimizerName, Section
 from bpdemo.errors import UsageError
+from bpdemo.worked import schema as worked_limits
 
 # -- limits (docs/explore.md lists them) -----------------------------------------------------------
-MAX_LAYERS = 6  # layers with weights, in a worked example (so at most 7 widths, input included)
-MAX_UNITS = 16  # neurons in one layer, input and output included
+# A worked example's own limits (layers with weights, neurons in one layer) hold in the explorer too.
+MAX_LAYERS, MAX_UNITS = worked_limits.MAX_LAYERS, worked_limits.MAX_WIDTH
 MAX_SAMPLES = 16  # rows of a worked example's data
 MAX_STEP = 300  # the last step a worked example can be stepped to
 MAX_MAGNITUDE = 1e6  # largest |value| of an edited input, target or weight

@@ -33,6 +33,7 @@ from bpdemo.config import (
     validate,
 )
 from bpdemo.errors import ConfigError
+from bpdemo.limits import MAX_THREADS  # train.threads
 from bpdemo.worked.formula import MAX_FORMULA_LENGTH
 
 # -- limits (each refused with one line and exit status 2) ------------------------------------------
@@ -41,7 +42,6 @@ MAX_WIDTH = 16  # neurons in one layer (a picture stays readable up to about 8)
 MAX_ROWS = 64  # samples in [data]
 MAX_STEPS = 100_000  # train.steps
 MAX_TRACE_STEPS = 1_000  # train.max_trace_steps
-MAX_THREADS = 256  # train.threads
 MAX_CLAIMS = 500
 MAX_TITLE = 200  # characters of `title`
 MAX_SOURCE = 500  # characters of `source`
