@@ -68,10 +68,6 @@ def thinned(values: list, count: int) -> list:
     return values[::stride] + ([values[-1]] if (len(values) - 1) % stride else [])
 
 
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 class Playground:
     """One page's playground: the data, the pair of models, the loss curves so far."""
 
