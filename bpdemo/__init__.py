@@ -7,13 +7,15 @@ description (`MLPSpec`), trained side by side and compared step by step.
 import sys
 
 if sys.argv[:1] == ["-m"]:  # `python -m bpdemo.<command>` is starting: Ctrl-C now ends it, one line
-    from bpdemo.interruption import exit_outside_run
+    from bpdemo.infra.interruption import exit_outside_run
 
     exit_outside_run()
 
+from bpdemo.agreement import TOLERANCES, Agreement, StepRecord, rel_diff
 from bpdemo.autograd_mlp import AutogradMLP, AutogradNetwork, twin_of
-from bpdemo.compare import TOLERANCES, Agreement, SideBySide, StepRecord
-from bpdemo.errors import (
+from bpdemo.compare import SideBySide
+from bpdemo.gradcheck import GradientReport, check_gradients, finite_difference_grads
+from bpdemo.infra.errors import (
     BpdemoError,
     ConfigError,
     DataError,
@@ -21,11 +23,10 @@ from bpdemo.errors import (
     RunError,
     UsageError,
 )
-from bpdemo.extend import register_activation, register_loss
-from bpdemo.gradcheck import GradientReport, check_gradients, finite_difference_grads, rel_diff
 from bpdemo.layers import ManualSequential
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec, clip_grad_norm
+from bpdemo.register import register_activation, register_loss
 from bpdemo.spec import MLPSpec, NetworkSpec
 from bpdemo.train import History, fit
 

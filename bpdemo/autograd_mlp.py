@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import Tensor, nn
 
-from bpdemo.checks import check_input, check_target
-from bpdemo.functional import ACTIVATIONS, LOSSES
-from bpdemo.manual import ManualMLP, ManualNetwork
-from bpdemo.spec import MLPSpec
+from bpdemo.functional import ACTIVATIONS, LOSSES, draw_mask
+from bpdemo.spec import MLPSpec, check_input, check_target
 
 
+# -- the twins of single hand-written layers (each layer's `torch_module()` makes one) --------------
+class LinearActivation(nn.Linear):
+    """`nn.Linear` followed by an activation: the autograd twin of a `Linear` layer."""
+
+    def __init__(self, in_features, out_features, activation, dtype, device):
+        super().__init__(in_features, out_features, dtype=dtype, device=device)
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(super().forward(x))
+
+
+class SharedMaskDropout(nn.Module):
+    """The autograd twin of `Dropout`: the same masks, from a generator in the same state."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.generator = torch.Generator()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * draw_mask(x, self.p, self.generator)
+
+
+class TorchFunction(nn.Module):
+    """A parameter-free function as a module (the autograd twin of an `ActivationLayer`)."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
+
+
+# -- whole networks -------------------------------------------------------------------------------
 class AutogradNetwork(nn.Module):
     """The autograd twin of a hand-written network: each layer's `torch_module()`, the same weights,
     in a `ModuleList` called `layers`, so that the parameter names match the hand-written model's."""
@@ -21,7 +60,7 @@ class AutogradNetwork(nn.Module):
         self.loss_fn = LOSSES[spec.loss].torch_fn
 
     @classmethod
-    def from_manual(cls, manual: ManualNetwork) -> AutogradNetwork:
+    def from_manual(cls, manual) -> AutogradNetwork:
         """The autograd twin of a hand-written network, with copies of its weights and state."""
         return cls(manual.spec, [layer.torch_module() for layer in manual.layers]).train(
             manual.training
@@ -58,7 +97,7 @@ class AutogradMLP(AutogradNetwork):
         self.load_state_dict(spec.initial_parameters())
 
     @classmethod
-    def from_manual(cls, manual: ManualMLP) -> AutogradMLP:
+    def from_manual(cls, manual) -> AutogradMLP:
         """The autograd twin of a hand-written model, with identical (copied) weights."""
         model = cls(manual.spec)
         model.load_state_dict(manual.state_dict())
@@ -71,8 +110,8 @@ class AutogradMLP(AutogradNetwork):
         return x
 
 
-def twin_of(manual: ManualNetwork) -> AutogradNetwork:
+def twin_of(manual) -> AutogradNetwork:
     """The autograd twin of any hand-written network, with copies of its weights."""
-    if isinstance(manual, ManualMLP):
+    if isinstance(manual.spec, MLPSpec):
         return AutogradMLP.from_manual(manual)
     return AutogradNetwork.from_manual(manual)

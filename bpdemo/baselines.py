@@ -3,7 +3,7 @@
 Prices get a linear regression and an `MLPRegressor`, images an `MLPClassifier`. Each MLP has the
 networks' hidden sizes, activation (by its scikit-learn name) and seed, and trains until its own
 convergence test is met or `SKLEARN_MAX_ITER` epochs have run. They are scored as the networks are
-(`bpdemo.evaluation`), so a results table compares like with like.
+(`bpdemo.scores`), so a results table compares like with like.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bpdemo import interruption
-from bpdemo.evaluation import price_scores
 from bpdemo.functional import ACTIVATIONS
+from bpdemo.infra import interruption
+from bpdemo.scores import price_scores
 
 if TYPE_CHECKING:
-    from bpdemo.config import ModelSection
     from bpdemo.datasets.houses import HouseSplit
     from bpdemo.datasets.images import ImageSplit
+    from bpdemo.infra.config import ModelSection
 
 SKLEARN_MAX_ITER = 1000  # its default 200 can stop before its own convergence test is met
 SKLEARN_FALLBACK = "relu"  # scikit-learn's default, for an activation it does not have

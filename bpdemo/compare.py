@@ -5,108 +5,29 @@ difference between the hand-written and the autograd gradient, the norm of each,
 difference between the parameters after the update. The models are never re-synchronised: any
 disagreement accumulates and shows.
 
-The relative gradient difference of a parameter is measured against the size of the numbers that were
-added up to make its gradient, not against the gradient itself:
-
-    relative difference = max |g_manual - g_autograd| / max S,
-    S = |delta|^T |a_prev|  for a weight,   S = sum over the batch of |delta|  for a bias
-
-A gradient is a sum over the batch, and rounding errs by about eps * S, however much the terms cancel.
-Near a minimum they cancel almost entirely (a bias gradient is a mean residual, close to 0), so dividing
-by |g| would report large "differences" that are rounding and nothing else. S >= |g| entry by entry,
-so this measure is never stricter than max|g_manual - g_autograd| / max|g|, which `rel_diff` gives.
-
-Tolerances (relative gradient difference at every step): float64 at or below 1e-10, float32 at or
-below 1e-4. Both models do the same arithmetic in a different order, so they differ by rounding only:
-about 1e-16 (float64) or 1e-7 (float32) per operation, amplified mildly over a training run.
+How the differences are measured, and the tolerances: `bpdemo.agreement`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from bpdemo.agreement import (
+    TOLERANCES,
+    Agreement,
+    StepRecord,
+    max_abs_diff,
+    relative_to,
+    summand_scales,
+)
 from bpdemo.autograd_mlp import AutogradNetwork, twin_of
-from bpdemo.gradcheck import max_abs_diff
 from bpdemo.manual import ManualMLP, ManualNetwork
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import MLPSpec, NetworkSpec
-
-TOLERANCES: dict[torch.dtype, float] = {torch.float64: 1e-10, torch.float32: 1e-4}
-
-
-@dataclass
-class StepRecord:
-    """What one training step of both models looked like. Norms and differences are floats."""
-
-    step: int
-    loss_manual: float
-    loss_autograd: float
-    grad_abs_diff: dict[str, float]
-    grad_rel_diff: dict[str, float]
-    param_abs_diff: dict[str, float]
-    grad_norm_manual: dict[str, float]
-    grad_norm_autograd: dict[str, float]
-
-    @property
-    def finite(self) -> bool:
-        """Both losses are finite numbers (not inf, not NaN)."""
-        return math.isfinite(self.loss_manual) and math.isfinite(self.loss_autograd)
-
-    @property
-    def max_abs_grad_diff(self) -> float:
-        return max(self.grad_abs_diff.values())
-
-    @property
-    def max_rel_grad_diff(self) -> float:
-        return max(self.grad_rel_diff.values())
-
-    @property
-    def max_abs_param_diff(self) -> float:
-        return max(self.param_abs_diff.values())
-
-    def row(self) -> dict[str, float]:
-        """A flat row for `steps.csv`: the losses and the maxima over parameters."""
-        return {
-            "step": self.step,
-            "loss_manual": self.loss_manual,
-            "loss_autograd": self.loss_autograd,
-            "max_abs_grad_diff": self.max_abs_grad_diff,
-            "max_rel_grad_diff": self.max_rel_grad_diff,
-            "max_abs_param_diff": self.max_abs_param_diff,
-        }
-
-
-@dataclass
-class Agreement:
-    """The maxima over every step compared so far, and whether they are within tolerance."""
-
-    dtype: str
-    tolerance: float
-    steps_compared: int = 0
-    max_abs_grad_diff: float = 0.0
-    max_rel_grad_diff: float = 0.0
-    max_abs_loss_diff: float = 0.0
-    max_abs_param_diff: float = 0.0
-
-    @property
-    def within_tolerance(self) -> bool:
-        return self.max_rel_grad_diff <= self.tolerance
-
-    def add(self, record: StepRecord) -> None:
-        self.steps_compared += 1
-        self.max_abs_grad_diff = max(self.max_abs_grad_diff, record.max_abs_grad_diff)
-        self.max_rel_grad_diff = max(self.max_rel_grad_diff, record.max_rel_grad_diff)
-        self.max_abs_param_diff = max(self.max_abs_param_diff, record.max_abs_param_diff)
-        loss_diff = abs(record.loss_manual - record.loss_autograd)
-        self.max_abs_loss_diff = max(self.max_abs_loss_diff, loss_diff)
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "within_tolerance": self.within_tolerance}
 
 
 @dataclass
@@ -221,28 +142,3 @@ def manual_model(spec: MLPSpec | NetworkSpec) -> ManualNetwork:
     from bpdemo.layers import ManualSequential  # the layer kinds build on the core
 
     return ManualSequential(spec)
-
-
-def summand_scales(manual: ManualNetwork) -> dict[str, Tensor]:
-    """Per parameter, the sum of the absolute values of the terms its last gradient added up.
-
-    Read from the hand-written model's cache of its last pass: a weight's gradient is
-    dL/dW = delta^T a_prev (BP4), so S = |delta|^T |a_prev|, shaped like W; a bias's is
-    dL/db = sum_n delta (BP3), so S = sum_n |delta|, shaped like b. Each layer says its own
-    (`summand_scales()`); a layer that does not is measured against its gradient itself.
-    """
-    scales: dict[str, Tensor] = {}
-    for i, layer in enumerate(manual.layers):
-        own = layer.summand_scales() if hasattr(layer, "summand_scales") else {}
-        for local in layer.parameter_names:
-            grad = getattr(layer, f"grad_{local}")
-            scales[f"layers.{i}.{local}"] = own.get(local, grad.abs())
-    return scales
-
-
-def relative_to(abs_diff: float, scale: Tensor) -> float:
-    """`abs_diff / max(scale)`; 0 when both are 0 (nothing was added, nothing differs)."""
-    largest = float(scale.max()) if scale.numel() else 0.0
-    if largest == 0.0:
-        return 0.0 if abs_diff == 0.0 else float("inf")
-    return abs_diff / largest

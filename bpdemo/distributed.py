@@ -33,11 +33,11 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from bpdemo import interruption
 from bpdemo.compare import SideBySide
-from bpdemo.errors import UsageError
 from bpdemo.functional import LOSSES
-from bpdemo.outputs import FigureFormat, RunDir
+from bpdemo.infra import interruption
+from bpdemo.infra.errors import UsageError
+from bpdemo.infra.outputs import FigureFormat, RunDir
 from bpdemo.spec import resolve_device
 
 TORCHRUN_HINT = "torchrun --standalone --nproc_per_node=2 -m demos.images --distributed"

@@ -7,7 +7,7 @@ on the same mini-batches (a run that diverged or was interrupted writes what it 
 demo adds beside them into the run folder. What to score, print and draw is the demo's to say.
 
 Each part, once finished, is kept: the history is written as soon as training ends, and the run
-folder's `progress` grows with every result, so an interruption later on keeps them (`bpdemo.outputs`).
+folder's `progress` grows with every result, so an interruption later on keeps them (`bpdemo.infra.outputs`).
 
 In a distributed run every rank prepares and fits; only rank 0 has a run folder, scores and writes.
 """
@@ -20,14 +20,14 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
-from bpdemo import interruption
 from bpdemo.baselines import Baseline
 from bpdemo.compare import Evaluation, SideBySide
-from bpdemo.config import ModelSection, OptimizerSection, TrainSection, dump_config
 from bpdemo.distributed import DistributedSideBySide, prepare_run_dir
-from bpdemo.errors import ConfigError
 from bpdemo.functional import LOSSES
-from bpdemo.outputs import FigureFormat, RunDir
+from bpdemo.infra import interruption
+from bpdemo.infra.config import ModelSection, OptimizerSection, TrainSection, dump_config
+from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.outputs import FigureFormat, RunDir
 from bpdemo.report import agreement, run_status, stop_if_unfinished, write_history
 from bpdemo.train import History, Metrics, Split, fit
 

@@ -287,3 +287,10 @@ LOSSES: dict[str, Loss] = {
     ]
 }
 # fmt: on
+
+
+# -- dropout's mask, drawn alike by the hand-written layer and its twin ------------------------------
+def draw_mask(x: Tensor, p: float, generator: torch.Generator) -> Tensor:
+    """1 / (1 - p) where a unit is kept (probability 1 - p), 0 where it is dropped; shaped like x."""
+    kept = torch.empty(x.shape, dtype=x.dtype).bernoulli_(1 - p, generator=generator)
+    return kept.div_(1 - p).to(x.device)

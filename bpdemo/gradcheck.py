@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-# A hand-written gradient against finite differences (float64, h = 1e-6): their error is about
-# h² for the truncation and 1e-16 / h for the rounding, 1e-9 to 1e-10 relative in practice.
-FINITE_DIFFERENCE_TOLERANCE = 1e-6
+from bpdemo.agreement import FINITE_DIFFERENCE_TOLERANCE, TOLERANCES, max_abs_diff, rel_diff
 
 
 @torch.no_grad()
@@ -57,21 +55,6 @@ def numeric_gradient(value: Callable[[], float], tensor: Tensor, step: float = 1
         flat[i] = original
         flat_grad[i] = (plus - minus) / (2 * step)
     return grad
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    return float((a.to(torch.float64) - b.to(torch.float64)).abs().max()) if a.numel() else 0.0
-
-
-def rel_diff(a: Tensor, b: Tensor) -> float:
-    """Largest absolute difference relative to the size of the reference `b`.
-
-    max|a - b| / max|b|: 0 when equal, about 1e-16 for float64 rounding, about 1e-7 for float32.
-    Elementwise |a - b| / |b| would blow up where a gradient is near zero, so the scale is the
-    largest entry of `b` (and the smallest normal number when `b` is all zeros).
-    """
-    scale = float(b.to(torch.float64).abs().max()) if b.numel() else 0.0
-    return max_abs_diff(a, b) / max(scale, torch.finfo(torch.float64).tiny)
 
 
 # -- check_gradients -----------------------------------------------------------------------------------
@@ -189,7 +172,7 @@ def check_gradients(
     random (seeded by `seed`) unless given, so every entry of the output counts.
 
     tolerance: the largest relative difference max|Δ| / max|reference| that passes; by default
-    1e-6 against finite differences, and `bpdemo.compare.TOLERANCES` (by dtype) against autograd.
+    1e-6 against finite differences, and `bpdemo.agreement.TOLERANCES` (by dtype) against autograd.
     """
     if hasattr(fn, "loss_and_grads"):
         return _check_model(fn, *inputs, step=step, tolerance=tolerance)
@@ -200,8 +183,6 @@ def check_gradients(
 
 
 def _tolerances(dtype: torch.dtype, given: float | None) -> dict[str, float]:
-    from bpdemo.compare import TOLERANCES
-
     return {
         "finite differences": given or FINITE_DIFFERENCE_TOLERANCE,
         "autograd": given or TOLERANCES.get(dtype, TOLERANCES[torch.float32]),

@@ -41,10 +41,10 @@ from itertools import pairwise
 import torch
 from torch import Tensor
 
-from bpdemo import interruption
+from bpdemo.agreement import rel_diff
 from bpdemo.compare import SideBySide
 from bpdemo.functional import ACTIVATIONS
-from bpdemo.gradcheck import rel_diff
+from bpdemo.infra import interruption
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import INITS, MLPSpec

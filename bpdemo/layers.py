@@ -17,12 +17,12 @@ standard derivation (CS231n's batch-normalisation exercise), written next to its
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from bpdemo.functional import ACTIVATIONS
+from bpdemo.autograd_mlp import SharedMaskDropout, TorchFunction
+from bpdemo.functional import ACTIVATIONS, draw_mask
 from bpdemo.manual import Linear, ManualNetwork, Workspace
 from bpdemo.spec import INITS, NetworkSpec
 
@@ -182,26 +182,6 @@ class Dropout:
         return twin.train(self.training)
 
 
-def draw_mask(x: Tensor, p: float, generator: torch.Generator) -> Tensor:
-    """1 / (1 - p) where a unit is kept (probability 1 - p), 0 where it is dropped; shaped like x."""
-    kept = torch.empty(x.shape, dtype=x.dtype).bernoulli_(1 - p, generator=generator)
-    return kept.div_(1 - p).to(x.device)
-
-
-class SharedMaskDropout(nn.Module):
-    """The autograd twin of `Dropout`: the same masks, from a generator in the same state."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-        self.generator = torch.Generator()
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return x * draw_mask(x, self.p, self.generator)
-
-
 class ActivationLayer:
     """An activation on its own, a = f(z), for a network that puts one after a normalisation."""
 
@@ -224,24 +204,10 @@ class ActivationLayer:
         return TorchFunction(self.activation.torch_fn)
 
 
-class TorchFunction(nn.Module):
-    """A parameter-free function as a module (the autograd twin of an `ActivationLayer`)."""
-
-    def __init__(self, fn: Callable[[Tensor], Tensor]):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fn(x)
-
-
 # -- building a stack from its description --------------------------------------------------------------
-@dataclass(frozen=True)
-class LayerType:
-    """A kind of layer a `NetworkSpec` may list: its keys (with defaults) and how to build it."""
-
-    keys: dict[str, object]  # key -> default (None: required)
-    build: Callable  # (entry, width_in, spec, context) -> (layer, width_out)
+# How each kind of layer in `bpdemo.spec.LAYER_KEYS` is built:
+# build(entry, width_in, spec, context) -> (layer, width_out).
+Build = Callable[[dict, int, NetworkSpec, dict], tuple[object, int]]
 
 
 def _linear(entry, width, spec, context):
@@ -258,26 +224,19 @@ def _linear(entry, width, spec, context):
     return layer, units
 
 
-LAYER_TYPES: dict[str, LayerType] = {
-    "linear": LayerType({"units": None, "activation": "identity"}, _linear),
-    "batchnorm": LayerType(
-        {"eps": 1e-5, "momentum": 0.1},
-        lambda e, width, spec, c: (
-            BatchNorm1d(width, e["eps"], e["momentum"], spec.dtype, spec.device),
-            width,
-        ),
+LAYER_TYPES: dict[str, Build] = {
+    "linear": _linear,
+    "batchnorm": lambda e, width, spec, c: (
+        BatchNorm1d(width, e["eps"], e["momentum"], spec.dtype, spec.device),
+        width,
     ),
-    "layernorm": LayerType(
-        {"eps": 1e-5},
-        lambda e, width, spec, c: (LayerNorm(width, e["eps"], spec.dtype, spec.device), width),
+    "layernorm": lambda e, width, spec, c: (
+        LayerNorm(width, e["eps"], spec.dtype, spec.device),
+        width,
     ),
     # each dropout layer draws from its own seed: the network's seed plus its position
-    "dropout": LayerType(
-        {"p": None}, lambda e, width, spec, c: (Dropout(e["p"], spec.seed + c["index"]), width)
-    ),
-    "activation": LayerType(
-        {"name": None}, lambda e, width, spec, c: (ActivationLayer(e["name"]), width)
-    ),
+    "dropout": lambda e, width, spec, c: (Dropout(e["p"], spec.seed + c["index"]), width),
+    "activation": lambda e, width, spec, c: (ActivationLayer(e["name"]), width),
 }
 
 
@@ -289,6 +248,6 @@ class ManualSequential(ManualNetwork):
         layers, width = [], spec.inputs
         for index, entry in enumerate(spec.layers):
             context = {"generator": generator, "index": index}
-            layer, width = LAYER_TYPES[entry["type"]].build(entry, width, spec, context)
+            layer, width = LAYER_TYPES[entry["type"]](entry, width, spec, context)
             layers.append(layer)
         super().__init__(spec, layers)

@@ -30,9 +30,9 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from bpdemo.checks import check_input, check_target
+from bpdemo.autograd_mlp import LinearActivation
 from bpdemo.functional import ACTIVATIONS, LOSSES, Activation
-from bpdemo.spec import MLPSpec
+from bpdemo.spec import MLPSpec, check_input, check_target
 
 
 class Workspace:
@@ -166,17 +166,6 @@ class Linear:
         if self.workspace is None:
             return None
         return self.workspace.rows(name, rows, self.weight.shape[0] if columns is None else columns)
-
-
-class LinearActivation(torch.nn.Linear):
-    """`torch.nn.Linear` followed by an activation: the autograd twin of a `Linear` layer."""
-
-    def __init__(self, in_features, out_features, activation, dtype, device):
-        super().__init__(in_features, out_features, dtype=dtype, device=device)
-        self.activation = activation
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.activation(super().forward(x))
 
 
 class ManualNetwork:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bpdemo.errors import ConfigError
+from bpdemo.infra.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")  # MANUAL_OPTIMIZERS below, and torch.optim in `torch()`
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.errors import ConfigError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_NORMAL_STD = 0.01
@@ -66,6 +66,16 @@ INITS: dict[str, Init] = {
     ]
 }
 EXPLICIT = "explicit"  # not drawn: the weights are given
+
+# The kinds of layer a `NetworkSpec` may list, each with its keys and their defaults (None: required).
+# `bpdemo.layers.LAYER_TYPES` builds each kind; the description needs only its keys.
+LAYER_KEYS: dict[str, dict[str, object]] = {
+    "linear": {"units": None, "activation": "identity"},
+    "batchnorm": {"eps": 1e-5, "momentum": 0.1},
+    "layernorm": {"eps": 1e-5},
+    "dropout": {"p": None},
+    "activation": {"name": None},
+}
 
 
 def parameter_names(num_layers: int) -> list[str]:
@@ -275,7 +285,7 @@ class NetworkSpec:
         layers: one dict per layer, with a `type` and that type's keys, e.g.
             `{"type": "linear", "units": 64, "activation": "relu"}`, `{"type": "batchnorm"}`,
             `{"type": "layernorm"}`, `{"type": "dropout", "p": 0.2}`,
-            `{"type": "activation", "name": "relu"}` (see `bpdemo.layers.LAYER_TYPES`).
+            `{"type": "activation", "name": "relu"}` (see `LAYER_KEYS`).
         loss, init, init_scale, seed, dtype, device: as for `MLPSpec`; `init` draws the linear
             layers' weights in layer order, normalisations start at γ = 1, β = 0, and dropout layer
             i draws its masks from seed + i.
@@ -291,8 +301,6 @@ class NetworkSpec:
     device: torch.device | str = "cpu"
 
     def __post_init__(self) -> None:
-        from bpdemo.layers import LAYER_TYPES  # the layer kinds know their own keys
-
         self.inputs = int(self.inputs)
         self.dtype = resolve_dtype(self.dtype)
         self.device = resolve_device(self.device)
@@ -303,11 +311,11 @@ class NetworkSpec:
         entries = []
         for i, entry in enumerate(self.layers):
             kind = entry.get("type")
-            if kind not in LAYER_TYPES:
+            if kind not in LAYER_KEYS:
                 raise ConfigError(
-                    f"layers[{i}]: unknown type {kind!r}; choose one of {', '.join(LAYER_TYPES)}"
+                    f"layers[{i}]: unknown type {kind!r}; choose one of {', '.join(LAYER_KEYS)}"
                 )
-            keys = LAYER_TYPES[kind].keys
+            keys = LAYER_KEYS[kind]
             unknown = sorted(set(entry) - set(keys) - {"type"})
             if unknown:
                 raise ConfigError(
@@ -344,3 +352,74 @@ class NetworkSpec:
         """The width of the last layer that sets one (linear), else of the input."""
         units = [entry["units"] for entry in self.layers if entry["type"] == "linear"]
         return units[-1] if units else self.inputs
+
+
+# -- what a model is given, checked where it enters ------------------------------------------------
+# A model calls `check_input` on every forward pass and `check_target` on every loss, so the passing
+# case is a few comparisons; only a refusal builds a message (a `ValueError` that says what it takes,
+# rather than an error deep inside torch).
+def on_device(x: Tensor, device: torch.device) -> bool:
+    """Whether `x` is on `device` ("cuda" without an index takes any GPU)."""
+    where = x.device
+    return where.type == device.type and (device.index is None or where.index == device.index)
+
+
+def check_input(spec, x: Tensor) -> None:
+    """Refuse inputs that are not `spec.dtype` numbers of shape (N, inputs) on `spec.device`."""
+    if (
+        isinstance(x, Tensor)
+        and x.dtype is spec.dtype
+        and x.ndim == 2
+        and x.shape[1] == spec.inputs
+        and (x.device == spec.device or on_device(x, spec.device))
+    ):
+        return
+    expected = f"{_name(spec.dtype)} inputs of shape (N, {spec.inputs}) on {spec.device}"
+    raise ValueError(f"this model takes {expected}; {_given(x, spec.dtype)}")
+
+
+def check_target(spec, output: Tensor, target: Tensor) -> None:
+    """Refuse a target of the wrong type, or of a shape that would silently broadcast."""
+    loss = LOSSES[spec.loss]
+    if loss.classification:
+        if (
+            isinstance(target, Tensor)
+            and target.dtype is torch.long
+            and target.ndim == 1
+            and target.shape[0] == output.shape[0]
+        ):
+            return
+        raise ValueError(
+            f"this model ({spec.loss}) takes one class label per row: torch.long of shape "
+            f"({output.shape[0]},), values 0 to {output.shape[1] - 1}; "
+            f"{_given(target, torch.long)}"
+        )
+    if isinstance(target, Tensor) and target.shape == output.shape and target.dtype is output.dtype:
+        return
+    shape = tuple(output.shape)
+    if isinstance(target, Tensor) and target.shape != output.shape:
+        raise ValueError(
+            f"target shape {tuple(target.shape)} does not match output shape {shape}: this model "
+            f"takes {_name(spec.dtype)} targets of shape {shape}"
+        )
+    raise ValueError(
+        f"this model takes {_name(spec.dtype)} targets of shape {shape}; "
+        f"{_given(target, spec.dtype)}"
+    )
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _given(value, dtype: torch.dtype) -> str:
+    """What was given instead, and how to convert it."""
+    if not isinstance(value, Tensor):
+        return (
+            f"got a {type(value).__name__}: make it a tensor, e.g. "
+            f"torch.as_tensor(values, dtype=torch.{_name(dtype)})"
+        )
+    given = f"got {_name(value.dtype)} of shape {tuple(value.shape)} on {value.device}"
+    if value.dtype is not dtype:
+        given += f": convert it with .to(torch.{_name(dtype)})"
+    return given

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,7 +25,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm  # plain: the notebook widgets need ipywidgets
 
-from bpdemo.compare import SideBySide, StepRecord
+from bpdemo.agreement import StepRecord
+from bpdemo.compare import SideBySide
 
 Metrics = Callable[[Tensor, Tensor], dict[str, float]]
 Split = tuple[Tensor, Tensor]
@@ -240,3 +242,19 @@ def progress_summary(row: dict[str, float], pair: SideBySide) -> str:
         parts.append(f"test loss {row['test_loss_manual']:.4g}")
     parts.append(f"max grad diff {pair.agreement.max_rel_grad_diff:.1e}")
     return ", ".join(parts)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run torch on `count` CPU threads inside the block (None: torch's default), then restore.
+
+    Small networks run faster on one: their matrices are too small to share out, and on a busy
+    machine the threads wait for each other.
+    """
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

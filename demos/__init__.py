@@ -4,6 +4,6 @@ import sys
 
 # `python -m demos.<name>` is starting (torch is still loading): a Ctrl-C now ends it with one line.
 if sys.argv[:1] == ["-m"]:
-    from bpdemo.interruption import exit_outside_run
+    from bpdemo.infra.interruption import exit_outside_run
 
     exit_outside_run()

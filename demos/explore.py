@@ -20,9 +20,10 @@ from pathlib import Path
 
 import uvicorn
 
-from bpdemo.cli import CONFIG_DIR, ArgumentParser, run_main, torch_threads
-from bpdemo.errors import RunError, UsageError
 from bpdemo.explore import create_app, tcp_socket
+from bpdemo.infra.cli import CONFIG_DIR, ArgumentParser, run_main
+from bpdemo.infra.errors import RunError, UsageError
+from bpdemo.train import torch_threads
 from bpdemo.worked import load_worked_config
 
 DEFAULT_CONFIG = CONFIG_DIR / "worked_321.toml"

@@ -15,23 +15,17 @@ from typing import Annotated
 
 from pydantic import Field
 
-from bpdemo import config as schema
-from bpdemo import interruption
-from bpdemo.cli import (
-    common_parser,
-    figure_format,
-    load_demo_config,
-    printer,
-    run_main,
-    torch_threads,
-)
 from bpdemo.datasets.digits import small_digits
-from bpdemo.errors import ConfigError
 from bpdemo.health import STUDY_INITS, StudyOptions, Thresholds, grid, network_spec, study
-from bpdemo.limits import MAX_DEPTH
-from bpdemo.outputs import RunDir
+from bpdemo.infra import config as schema
+from bpdemo.infra import interruption
+from bpdemo.infra.cli import common_parser, figure_format, load_demo_config, printer, run_main
+from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.limits import MAX_DEPTH
+from bpdemo.infra.outputs import RunDir
 from bpdemo.plots.gradients import figures
 from bpdemo.report import health as report
+from bpdemo.train import torch_threads
 
 DEMO = "gradients"
 N_CLASSES, PIXELS = 10, 64  # the digits' classes, and pixels per image

@@ -19,9 +19,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from bpdemo import cli
 from bpdemo.baselines import fit_regressors
-from bpdemo.config import (
+from bpdemo.datasets.houses import (
+    DATASETS,
+    SYNTHETIC_HOUSES,
+    example_house,
+    load_houses,
+    split_houses,
+)
+from bpdemo.experiment import Experiment, check_model
+from bpdemo.infra import cli
+from bpdemo.infra.config import (
     ModelSection,
     Name,
     OptimizerSection,
@@ -30,19 +38,12 @@ from bpdemo.config import (
     TrainSection,
     at_most,
 )
-from bpdemo.datasets.houses import (
-    DATASETS,
-    SYNTHETIC_HOUSES,
-    example_house,
-    load_houses,
-    split_houses,
-)
-from bpdemo.evaluation import house_price, price_scorer
-from bpdemo.experiment import Experiment, check_model
-from bpdemo.limits import MAX_HOUSES
+from bpdemo.infra.limits import MAX_HOUSES
 from bpdemo.plots import houses as plots
 from bpdemo.report import agreement_line, files_line
 from bpdemo.report import houses as report
+from bpdemo.scores import house_price, price_scorer
+from bpdemo.train import torch_threads
 
 DEMO = "house_prices"
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     # after, leaves the folder as it was.
     config = cli.load_demo_config(HousePricesConfig, args, data_overrides(args))
     check_model(config.model, "numbers", "a price needs one of {losses}")
-    with cli.torch_threads(config.train.threads):  # small matrices: more threads cost more
+    with torch_threads(config.train.threads):  # small matrices: more threads cost more
         run, _ = Experiment.claim_folder(args.out, DEMO, args.force, cli.figure_format(args))
         data = config.data
         # every [data] key but test_fraction says which houses to load

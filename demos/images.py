@@ -9,7 +9,7 @@ The dog image example's classifier: softmax turns the network's scores (logits) 
 probabilities, cross-entropy measures the error, backpropagation sends it back. Both models start
 from the same weights, see the same mini-batches and are compared at every step; scikit-learn's
 MLPClassifier (same hidden sizes) is fitted on the same split. Then one test image the network gets
-wrong goes through the example's four steps (`bpdemo.one_image`). Prints progress, a results table
+wrong goes through the example's four steps (`bpdemo.image_step`). Prints progress, a results table
 and the agreement of the two models; writes config.toml, metrics.json, history.csv, steps.csv and
 six figures (`bpdemo.plots.images`).
 """
@@ -21,18 +21,19 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from bpdemo import cli
-from bpdemo import config as schema
 from bpdemo.baselines import fit_classifier
 from bpdemo.datasets.images import DATASETS, IMAGE_SIZE, load_images, split_images
 from bpdemo.distributed import launch_local, main_process_first, process_group
-from bpdemo.evaluation import accuracy, class_scores, prediction_agreement, probabilities_of
 from bpdemo.experiment import Experiment, check_model
-from bpdemo.limits import MAX_IMAGE_SIZE, MAX_PROCESSES
-from bpdemo.one_image import check_test_image, snapshot, walk_through
+from bpdemo.image_step import check_test_image, snapshot, walk_through
+from bpdemo.infra import cli
+from bpdemo.infra import config as schema
+from bpdemo.infra.limits import MAX_IMAGE_SIZE, MAX_PROCESSES
 from bpdemo.plots import images as plots
 from bpdemo.report import agreement_line, files_line
 from bpdemo.report import images as report
+from bpdemo.scores import accuracy, class_scores, prediction_agreement, probabilities_of
+from bpdemo.train import torch_threads
 
 DEMO = "images"
 CLASS_LOSS_ADVICE = (
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes and not args.distributed:  # the config is right: start the processes
         return launch_local("demos.images", sys.argv[1:] if argv is None else argv, args.processes)
     with (
-        cli.torch_threads(config.train.threads),  # small matrices: more threads cost more
+        torch_threads(config.train.threads),  # small matrices: more threads cost more
         process_group(args.distributed, config.model.device) as device,
     ):
         config.model.device = device  # with --distributed, each rank's own

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bpdemo.cli import (
+from bpdemo.infra.cli import (
     CONFIG_DIR,
     common_overrides,
     common_parser,
@@ -23,12 +23,12 @@ from bpdemo.cli import (
     flag_override,
     printer,
     run_main,
-    torch_threads,
 )
-from bpdemo.config import Override
-from bpdemo.errors import ConfigError
-from bpdemo.extend import import_extensions
-from bpdemo.outputs import RunDir
+from bpdemo.infra.config import Override
+from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.outputs import RunDir
+from bpdemo.register import import_extensions
+from bpdemo.train import torch_threads
 from bpdemo.worked import (
     WorkedExample,
     load_worked_config,

@@ -3,7 +3,7 @@
 import torch
 
 from bpdemo import MLPSpec, OptimizerSpec, SideBySide, rel_diff
-from bpdemo.compare import relative_to, summand_scales
+from bpdemo.agreement import relative_to, summand_scales
 from tests.conftest import make_data
 
 

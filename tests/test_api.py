@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bpdemo import AutogradMLP, ManualMLP, MLPSpec
-from bpdemo.errors import ConfigError
+from bpdemo.infra.errors import ConfigError
 
 SPEC = MLPSpec(sizes=[3, 5, 4, 2], activations=["relu", "tanh", "identity"], loss="mse", seed=7)
 

@@ -14,8 +14,8 @@ import bpdemo.bench.__main__ as bench_cli
 from bpdemo import AutogradMLP, ManualMLP, MLPSpec
 from bpdemo.bench import QUICK, Settings, end_to_end
 from bpdemo.bench.steps import Case, _profiled_peak, cache_bytes, matmul_products, scratch_bytes
-from bpdemo.cli import run_main
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.cli import run_main
 
 # --quick takes about 20 s here; the test runs the same code on fewer repeats and points.
 SMOKE = Settings(

@@ -5,8 +5,8 @@ import json
 import pytest
 from pydantic import Field
 
-from bpdemo.cli import common_parser, load_demo_config, run_main
-from bpdemo.config import (
+from bpdemo.infra.cli import common_parser, load_demo_config, run_main
+from bpdemo.infra.config import (
     ModelSection,
     OptimizerSection,
     Section,
@@ -14,8 +14,8 @@ from bpdemo.config import (
     dump_config,
     load_config,
 )
-from bpdemo.errors import ConfigError, UsageError
-from bpdemo.outputs import RunDir, atomic_write
+from bpdemo.infra.errors import ConfigError, UsageError
+from bpdemo.infra.outputs import RunDir, atomic_write
 
 
 class DemoConfig(Section):

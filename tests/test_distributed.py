@@ -113,7 +113,7 @@ def test_shard_weights_make_the_full_batch_gradient():
 
 def test_without_torchrun_distributed_is_a_clear_error(monkeypatch):
     from bpdemo.distributed import init_from_torchrun
-    from bpdemo.errors import UsageError
+    from bpdemo.infra.errors import UsageError
 
     for name in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from bpdemo.cli import run_main
 from bpdemo.compare import SideBySide
+from bpdemo.infra.cli import run_main
 from demos.house_prices import main
 
 SMALL = ["--set", "data.houses=300", "--quiet"]

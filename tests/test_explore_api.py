@@ -25,10 +25,10 @@ with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; h
     warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient
 
-from bpdemo.cli import run_main
-from bpdemo.compare import TOLERANCES
+from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import SESSION_HEADER, create_app, serving
 from bpdemo.explore.schemas import MAX_STEP
+from bpdemo.infra.cli import run_main
 from bpdemo.worked import WorkedExample, load_worked_config, run_worked_example
 from demos.explore import main
 

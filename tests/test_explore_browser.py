@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bpdemo.cli import run_main
-from bpdemo.compare import TOLERANCES
+from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import create_app, serving
+from bpdemo.infra.cli import run_main
 from bpdemo.worked import fmt, load_worked_config
 from demos.worked_example import main as worked_example_main
 

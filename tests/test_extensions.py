@@ -19,9 +19,9 @@ from bpdemo import (
     register_loss,
     twin_of,
 )
-from bpdemo.compare import TOLERANCES
-from bpdemo.config import ModelSection, Section, load_config
+from bpdemo.agreement import TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.config import ModelSection, Section, load_config
 from bpdemo.layers import ActivationLayer, BatchNorm1d, Dropout, LayerNorm
 from bpdemo.manual import Linear
 
@@ -96,7 +96,7 @@ def test_registered_names_work_in_a_config(registries, tmp_path):
 
 
 def test_an_unregistered_name_is_refused_in_a_config_with_the_valid_names(tmp_path):
-    from bpdemo.errors import ConfigError
+    from bpdemo.infra.errors import ConfigError
 
     class Config(Section):
         model: ModelSection = ModelSection()
@@ -110,7 +110,7 @@ def test_an_unregistered_name_is_refused_in_a_config_with_the_valid_names(tmp_pa
 
 
 def test_registered_names_work_on_the_command_line_through_import(registries, tmp_path, capsys):
-    from bpdemo.cli import run_main
+    from bpdemo.infra.cli import run_main
     from demos.house_prices import main
 
     extension = tmp_path / "my_activations.py"
@@ -418,7 +418,7 @@ def test_a_layer_list_in_a_config_builds_the_same_network(tmp_path):
     ],
 )
 def test_bad_layer_lists_are_refused_with_one_line(entries, message):
-    from bpdemo.errors import ConfigError
+    from bpdemo.infra.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         ModelSection(layers=entries).spec(4, 3, seed=0)
@@ -448,7 +448,7 @@ def test_a_network_with_batchnorm_and_dropout_passes_the_whole_model_gradient_ch
 def test_the_image_demo_trains_a_layer_list_from_the_command_line(tmp_path):
     import json
 
-    from bpdemo.cli import run_main
+    from bpdemo.infra.cli import run_main
     from demos.images import main
 
     layers = (
@@ -481,7 +481,7 @@ def test_a_worked_example_writes_out_a_registered_activation_with_its_formula(re
 
 
 def test_the_worked_example_takes_import_too(registries, tmp_path, capsys):
-    from bpdemo.cli import run_main
+    from bpdemo.infra.cli import run_main
     from demos.worked_example import main
 
     extension = tmp_path / "silu_activation.py"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bpdemo.cli import run_main
-from bpdemo.compare import StepRecord
+from bpdemo.agreement import StepRecord
+from bpdemo.infra.cli import run_main
 from bpdemo.plots.houses import error_distribution
 from bpdemo.plots.training import gradient_difference
 from bpdemo.train import History

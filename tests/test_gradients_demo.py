@@ -11,12 +11,13 @@ from itertools import pairwise
 import pytest
 import torch
 
-from bpdemo.cli import run_main, torch_threads
 from bpdemo.datasets.digits import small_digits
 from bpdemo.health import STUDY_INITS, Setting, StudyOptions, network_spec, study
+from bpdemo.infra.cli import run_main
 from bpdemo.optim import OptimizerSpec
 from bpdemo.report.health import init_description, metrics_entry, reason
 from bpdemo.spec import INITS, MLPSpec
+from bpdemo.train import torch_threads
 from demos.gradients import main
 
 N_CLASSES = 10

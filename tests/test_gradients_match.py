@@ -8,7 +8,8 @@ import itertools
 import pytest
 import torch
 
-from bpdemo import TOLERANCES, AutogradMLP, ManualMLP, MLPSpec, finite_difference_grads, rel_diff
+from bpdemo import AutogradMLP, ManualMLP, MLPSpec, finite_difference_grads, rel_diff
+from bpdemo.agreement import TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from tests.conftest import make_data
 

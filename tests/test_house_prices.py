@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from bpdemo.baselines import SKLEARN_MAX_ITER, activation_note, fit_regressors, sklearn_activation
-from bpdemo.cli import run_main
-from bpdemo.config import ModelSection
 from bpdemo.datasets import DATA_DIR, houses
 from bpdemo.datasets.houses import load_houses, rule_price, split_houses, synthetic_houses
-from bpdemo.errors import DataError
+from bpdemo.infra.cli import run_main
+from bpdemo.infra.config import ModelSection
+from bpdemo.infra.errors import DataError
 from demos.house_prices import main
 
 QUICK = ["--epochs", "3", "--set", "data.houses=300", "--quiet"]

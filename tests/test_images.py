@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from bpdemo import MLPSpec
-from bpdemo.cli import run_main
 from bpdemo.datasets.image_folder import load_folder
 from bpdemo.datasets.images import (
     CIFAR10_CLASSES,
@@ -28,8 +27,9 @@ from bpdemo.datasets.images import (
     load_images,
     split_images,
 )
-from bpdemo.errors import DataError
-from bpdemo.one_image import Snapshot, choose_and_step, choose_image, step_on_one_image
+from bpdemo.image_step import Snapshot, choose_and_step, choose_image, step_on_one_image
+from bpdemo.infra.cli import run_main
+from bpdemo.infra.errors import DataError
 from bpdemo.plots import images as image_plots
 from demos.images import main
 

@@ -91,7 +91,7 @@ def test_two_processes_give_the_single_process_test_loss(tmp_path, monkeypatch, 
 def test_distributed_without_torchrun_is_a_usage_error_before_any_output(
     tmp_path, monkeypatch, capsys
 ):
-    from bpdemo.cli import run_main
+    from bpdemo.infra.cli import run_main
 
     for name in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
@@ -138,7 +138,7 @@ def test_a_mistake_found_by_the_processes_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_config_mistake_with_processes_is_refused_before_any_process_starts(tmp_path, capsys):
-    from bpdemo.cli import run_main
+    from bpdemo.infra.cli import run_main
 
     argv = ["--processes", "2", "--set", 'model.loss="mse"', "--out", str(tmp_path / "run")]
     assert run_main(main, argv) == 2

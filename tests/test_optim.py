@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bpdemo import MLPSpec, OptimizerSpec, SideBySide, clip_grad_norm
-from bpdemo.errors import ConfigError
+from bpdemo.infra.errors import ConfigError
 from tests.conftest import make_data
 
 SETTINGS = {

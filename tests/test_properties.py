@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpdemo import AutogradMLP, ManualMLP, MLPSpec, finite_difference_grads, rel_diff
-from bpdemo.config import load_config
-from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.config import load_config
+from bpdemo.infra.errors import ConfigError
 from tests.test_config_and_outputs import DemoConfig
 
 PROPERTY_SETTINGS = settings(

@@ -25,11 +25,12 @@ import torch
 from PIL import Image
 
 import bpdemo.bench.__main__ as bench_cli
-from bpdemo import AutogradMLP, ManualMLP, MLPSpec, OptimizerSpec, SideBySide, baselines, outputs
-from bpdemo.cli import run_main
+from bpdemo import AutogradMLP, ManualMLP, MLPSpec, OptimizerSpec, SideBySide, baselines
 from bpdemo.datasets.image_folder import load_folder
-from bpdemo.errors import UsageError
-from bpdemo.outputs import LOCK, MANIFEST, RunDir
+from bpdemo.infra import outputs
+from bpdemo.infra.cli import run_main
+from bpdemo.infra.errors import UsageError
+from bpdemo.infra.outputs import LOCK, MANIFEST, RunDir
 from demos.gradients import main as gradients_main
 from demos.house_prices import main as houses_main
 from demos.images import main as images_main
@@ -593,7 +594,7 @@ def test_13_labels_of_the_wrong_type_are_refused_with_what_the_loss_takes():
 def test_13_the_check_keeps_the_step_cheap():
     import timeit
 
-    from bpdemo.checks import check_input
+    from bpdemo.spec import check_input
 
     x = torch.randn(1, 3, dtype=torch.float64)
     seconds = min(timeit.repeat(lambda: check_input(SPEC64, x), number=2000, repeat=5)) / 2000

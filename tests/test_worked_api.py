@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from bpdemo.errors import ConfigError
+from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import PHASES, WorkedConfig, load, run
 from demos.worked_example import main
 

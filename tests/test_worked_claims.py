@@ -8,8 +8,8 @@ import time
 import pytest
 import tomli_w
 
-from bpdemo.cli import run_main
-from bpdemo.errors import ConfigError
+from bpdemo.infra.cli import run_main
+from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import (
     MAX_FORMULA_LENGTH,
     FormulaError,

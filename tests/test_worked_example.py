@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bpdemo.cli import run_main
-from bpdemo.config import load_config
-from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.cli import run_main
+from bpdemo.infra.config import load_config
+from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import (
     WorkedConfig,
     WorkedExample,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from bpdemo.cli import run_main
+from bpdemo.infra.cli import run_main
 from bpdemo.worked import run
 from demos.worked_example import main
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from bpdemo import interruption
 from bpdemo.bench import end_to_end, steps, summary, timing
+from bpdemo.infra import interruption
 
 
 @dataclass(frozen=True)

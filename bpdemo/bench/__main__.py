@@ -11,19 +11,13 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from bpdemo import interruption
 from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
-from bpdemo.cli import (
-    ArgumentParser,
-    figure_format,
-    output_arguments,
-    run_main,
-    torch_threads,
-    whole_number,
-)
-from bpdemo.errors import UsageError
-from bpdemo.limits import MAX_THREADS
-from bpdemo.outputs import RunDir
+from bpdemo.infra import interruption
+from bpdemo.infra.cli import ArgumentParser, figure_format, output_arguments, run_main, whole_number
+from bpdemo.infra.errors import UsageError
+from bpdemo.infra.limits import MAX_THREADS
+from bpdemo.infra.outputs import RunDir
+from bpdemo.train import torch_threads
 
 DEFAULT_THREADS = 1
 

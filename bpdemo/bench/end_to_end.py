@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bpdemo import interruption
 from bpdemo.bench.steps import model_and_optimizer
 from bpdemo.bench.timing import median
 from bpdemo.datasets.digits import digits_split
 from bpdemo.functional import ACTIVATIONS
+from bpdemo.infra import interruption
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import MLPSpec
 from bpdemo.train import OneModel, run_epochs

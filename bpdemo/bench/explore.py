@@ -18,9 +18,10 @@ import time
 
 import httpx
 
-from bpdemo.cli import CONFIG_DIR, ArgumentParser, run_main, torch_threads
-from bpdemo.errors import UsageError
 from bpdemo.explore import SESSION_HEADER, create_app, serving
+from bpdemo.infra.cli import CONFIG_DIR, ArgumentParser, run_main
+from bpdemo.infra.errors import UsageError
+from bpdemo.train import torch_threads
 from bpdemo.worked import load_worked_config
 
 STEP_GOAL_MS = 50.0

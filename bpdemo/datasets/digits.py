@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bpdemo import interruption
-from bpdemo.errors import DataError
+from bpdemo.infra import interruption
+from bpdemo.infra.errors import DataError
 
 DIGITS_ROWS = 1797
 

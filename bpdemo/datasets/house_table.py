@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bpdemo.errors import DataError
+from bpdemo.infra.errors import DataError
 
 
 @dataclass

@@ -38,10 +38,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from bpdemo import interruption
 from bpdemo.datasets import SKLEARN_CACHE
 from bpdemo.datasets.house_table import HouseData, load_csv, squeeze, table_to_houses
-from bpdemo.errors import DataError
+from bpdemo.infra import interruption
+from bpdemo.infra.errors import DataError
 
 DATASETS = ("synthetic", "csv", "ames", "california")
 

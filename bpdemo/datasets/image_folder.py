@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bpdemo.datasets.images import ImageData, pick_per_class, select_classes
-from bpdemo.errors import DataError
-from bpdemo.limits import MAX_IMAGE_SIZE, MAX_SOURCE_PIXELS
+from bpdemo.datasets.image_data import ImageData, pick_per_class, select_classes
+from bpdemo.infra.errors import DataError
+from bpdemo.infra.limits import MAX_IMAGE_SIZE, MAX_SOURCE_PIXELS
 
 
 def image_extensions() -> tuple[str, ...]:

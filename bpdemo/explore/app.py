@@ -27,7 +27,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from bpdemo.errors import UsageError
 from bpdemo.explore import schemas
 from bpdemo.explore.playground import Playground
 from bpdemo.explore.schemas import (
@@ -40,6 +39,7 @@ from bpdemo.explore.schemas import (
 from bpdemo.explore.sessions import ExploreError, SessionStore
 from bpdemo.explore.stepper import WorkedStepper
 from bpdemo.functional import ACTIVATIONS
+from bpdemo.infra.errors import UsageError
 from bpdemo.optim import OPTIMIZERS
 from bpdemo.worked import WorkedConfig
 

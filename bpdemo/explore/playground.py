@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from sklearn.datasets import make_circles, make_moons
 
-from bpdemo.compare import TOLERANCES, SideBySide, StepRecord
+from bpdemo.agreement import TOLERANCES, StepRecord
+from bpdemo.compare import SideBySide
 from bpdemo.explore.schemas import MAX_STEPS_PER_REQUEST, PlaygroundSettings, TrainRequest
 from bpdemo.explore.sessions import ExploreError
 from bpdemo.optim import OptimizerSpec

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError
 
-from bpdemo.config import ActivationName, DtypeName, OptimizerName, Section
-from bpdemo.errors import UsageError
+from bpdemo.infra.config import ActivationName, DtypeName, OptimizerName, Section
+from bpdemo.infra.errors import UsageError
 from bpdemo.worked import schema as worked_limits
 
 # -- limits (docs/explore.md lists them) -----------------------------------------------------------

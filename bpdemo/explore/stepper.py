@@ -20,12 +20,12 @@ from typing import Any
 from torch import Tensor
 
 from bpdemo.autograd_mlp import AutogradMLP
-from bpdemo.config import validate
-from bpdemo.errors import ConfigError
 from bpdemo.explore.schemas import MAX_LR, MAX_STEP, EditRequest, check_worked_size
 from bpdemo.explore.sessions import ExploreError
 from bpdemo.explore.view import worked_view
 from bpdemo.functional import LOSSES
+from bpdemo.infra.config import validate
+from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import (
     ClaimResult,
     WorkedConfig,

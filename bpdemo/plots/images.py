@@ -21,7 +21,7 @@ from bpdemo.train import History
 if TYPE_CHECKING:
     from bpdemo.datasets.images import ImageSplit
     from bpdemo.experiment import Experiment
-    from bpdemo.one_image import OneImageStep
+    from bpdemo.image_step import OneImageStep
 
 RIGHT, WRONG = "tab:green", "tab:red"
 FIGURES = (
@@ -211,7 +211,7 @@ def figures(
     the function that draws it (so a run saves each figure as soon as it is drawn).
 
     results: both networks' (`Experiment.results`); probabilities: each model's test probabilities
-    (N_test, K); predictions: `bpdemo.evaluation.prediction_agreement`.
+    (N_test, K); predictions: `bpdemo.scores.prediction_agreement`.
     """
     history, agreement, data = experiment.history, experiment.pair.agreement, split.data
     manual = probabilities["manual"]

@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from bpdemo import interruption
 from bpdemo.compare import SideBySide
-from bpdemo.errors import DivergenceError
-from bpdemo.outputs import RunDir
+from bpdemo.infra import interruption
+from bpdemo.infra.errors import DivergenceError
+from bpdemo.infra.outputs import RunDir
 from bpdemo.train import History
 
 # How each model of a training demo is named in its tables, lines and figures.
@@ -61,7 +61,7 @@ def stop_if_unfinished(
 
     Writes `history.csv`, `steps.csv` and a `metrics.json` with `dataset`, `agreement`, the run's
     status (`interrupted`, `diverged_at_step`, ...) and the epoch history so far; an interruption
-    adds its phase and signal, and raises `bpdemo.interruption.Interrupted`.
+    adds its phase and signal, and raises `bpdemo.infra.interruption.Interrupted`.
     """
     if history.completed:
         return

@@ -14,7 +14,7 @@ from bpdemo.report import MODEL_LABELS, data_and_split, table
 if TYPE_CHECKING:
     from bpdemo.datasets.images import ImageSplit
     from bpdemo.experiment import TrainingConfig
-    from bpdemo.one_image import OneImageStep
+    from bpdemo.image_step import OneImageStep
 
 
 def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1) -> str:

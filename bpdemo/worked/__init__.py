@@ -32,14 +32,7 @@ from bpdemo.worked.claims import (
     rounding_tolerance,
 )
 from bpdemo.worked.example import WorkedExample
-from bpdemo.worked.files import (
-    metrics_dict,
-    raise_on_failure,
-    run_dict,
-    step_dict,
-    trace_dict,
-    write_outputs,
-)
+from bpdemo.worked.files import raise_on_failure, write_outputs
 from bpdemo.worked.formula import (
     FORMULA_FUNCTIONS,
     MAX_FORMULA_LENGTH,
@@ -47,7 +40,15 @@ from bpdemo.worked.formula import (
     evaluate_formula,
 )
 from bpdemo.worked.picture import network_figure, picture_name, picture_state
-from bpdemo.worked.result import WorkedResult, run, run_worked_example
+from bpdemo.worked.result import (
+    WorkedResult,
+    metrics_dict,
+    run,
+    run_dict,
+    run_worked_example,
+    step_dict,
+    trace_dict,
+)
 from bpdemo.worked.schema import (
     PHASES,
     ClaimSection,

@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from bpdemo.errors import ConfigError
 from bpdemo.functional import LOSSES
+from bpdemo.infra.errors import ConfigError
 from bpdemo.spec import MLPSpec
 from bpdemo.worked.formula import ALLOWED, FORMULA_SPELLINGS, FormulaError, evaluate_formula
 from bpdemo.worked.schema import ClaimSection

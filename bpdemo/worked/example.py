@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bpdemo.errors import ConfigError
 from bpdemo.functional import LOSSES
+from bpdemo.infra.errors import ConfigError
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import EXPLICIT, MLPSpec
 from bpdemo.worked.claims import Claim

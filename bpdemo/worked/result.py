@@ -15,18 +15,94 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bpdemo.cli import torch_threads
-from bpdemo.config import Override
-from bpdemo.worked.audit import ClaimResult, audit_claims, audit_table
+from torch import Tensor
+
+from bpdemo.infra.config import Override
+from bpdemo.train import torch_threads
+from bpdemo.worked.audit import AUDIT_LEGEND, ClaimResult, audit_claims, audit_table
 from bpdemo.worked.example import WorkedExample
-from bpdemo.worked.files import metrics_dict, trace_dict
 from bpdemo.worked.picture import network_figure, quiet_numerics
 from bpdemo.worked.schema import ConfigSource, load, source_name
-from bpdemo.worked.trace import WorkedRun, run_example
+from bpdemo.worked.trace import StepValues, WorkedRun, run_example
 from bpdemo.worked.walkthrough import Walkthrough, scale_comparison
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+AGREEMENT_MEASURE = (
+    "the largest relative difference between hand-written and autograd over every z, a, the loss, "
+    "every gradient and updated parameter: a gradient's max |hand-written − autograd| / max S, S "
+    "the sum of the absolute terms it adds up (as bpdemo.compare measures it); every other tensor's "
+    "max |hand-written − autograd| / max |autograd|"
+)
+
+
+def _nested(tensor: Tensor) -> Any:
+    return tensor.detach().cpu().tolist()
+
+
+def step_dict(values: StepValues) -> dict[str, Any]:
+    return {
+        "step": values.step,
+        "loss": values.loss,
+        "outputs": _nested(values.outputs),
+        "hidden": [_nested(a) for a in values.activations[:-1]],
+        "pre_activations": [_nested(z) for z in values.pre_activations],
+        **(
+            {"probabilities": _nested(values.probabilities)}
+            if values.probabilities is not None
+            else {}
+        ),
+        "grad_activations": [_nested(g) for g in values.grad_activations],
+        "deltas": [_nested(d) for d in values.deltas],
+        "grads": {name: _nested(g) for name, g in values.grads.items()},
+        "params_before": {name: _nested(p) for name, p in values.params_before.items()},
+        "params_after": {name: _nested(p) for name, p in values.params_after.items()},
+        "max_manual_autograd_diff": values.max_manual_autograd_diff,
+        "max_manual_autograd_abs_diff": values.max_manual_autograd_abs_diff,
+    }
+
+
+def run_dict(run: WorkedRun) -> dict[str, Any]:
+    """The trace of one run (without the claims)."""
+    spec = run.example.spec
+    final = None
+    if run.final is not None:
+        final = {"loss": run.final.loss, "outputs": _nested(run.final.outputs)}
+        if run.final.probabilities is not None:
+            final["probabilities"] = _nested(run.final.probabilities)
+        final["max_manual_autograd_diff"] = run.final_diff
+    return {
+        "variant": run.example.variant,
+        "network": {
+            "sizes": spec.sizes,
+            "activations": spec.activations,
+            "loss": spec.loss,
+            "dtype": str(spec.dtype).removeprefix("torch."),
+        },
+        "inputs": _nested(run.example.inputs),
+        "targets": _nested(run.example.targets),
+        "status": {
+            "steps_run": run.steps_run,
+            "steps_kept": len(run.steps),
+            "diverged_at_step": run.diverged_at_step,
+            "interrupted": run.interrupted,
+        },
+        "agreement": agreement_dict(run),
+        "steps": [step_dict(values) for values in run.steps],
+        "final": final,
+    }
+
+
+def agreement_dict(run: WorkedRun) -> dict[str, Any]:
+    """How far the two models were apart over the whole run, against the shared tolerance."""
+    return {
+        "measure": AGREEMENT_MEASURE,
+        "max_manual_autograd_diff": run.max_manual_autograd_diff,
+        "tolerance": run.tolerance,
+        "within_tolerance": run.max_manual_autograd_diff <= run.tolerance,
+    }
 
 
 @dataclass
@@ -104,3 +180,32 @@ def run(source: ConfigSource, overrides: Sequence[Override | str] = ()) -> Worke
     example = WorkedExample.from_config(config, source=source_name(source))
     with torch_threads(config.train.threads):
         return run_worked_example(example)
+
+
+def trace_dict(result: WorkedResult) -> dict[str, Any]:
+    """trace.json: the run, its claims and their verdicts, and the standardised run if any."""
+    trace = run_dict(result.run)
+    trace["title"] = result.run.example.config.title
+    trace["source"] = result.run.example.config.source
+    trace["claims"] = [claim.as_dict() for claim in result.audit]
+    trace["claims_tolerance"] = AUDIT_LEGEND
+    if result.standardised is not None:
+        trace["standardised"] = run_dict(result.standardised)
+    return trace
+
+
+def metrics_dict(result: WorkedResult) -> dict[str, Any]:
+    """metrics.json: the run's status, the two models' agreement, final losses, claims by verdict."""
+    return {
+        "status": run_dict(result.run)["status"],
+        "agreement": {r.example.variant: agreement_dict(r) for r in result.runs()},
+        "final_loss": {
+            r.example.variant: (r.final.loss if r.final else None) for r in result.runs()
+        },
+        "claims": {
+            "total": len(result.audit),
+            "agree": sum(1 for c in result.audit if c.agrees),
+            "wrong": sum(1 for c in result.audit if c.agrees is False),
+            "not_reached": sum(1 for c in result.audit if c.agrees is None),
+        },
+    }

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from bpdemo.config import (
+from bpdemo.infra.config import (
     ActivationName,
     DtypeName,
     Fraction,
@@ -32,8 +32,8 @@ from bpdemo.config import (
     read_toml,
     validate,
 )
-from bpdemo.errors import ConfigError
-from bpdemo.limits import MAX_THREADS  # train.threads
+from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.limits import MAX_THREADS  # train.threads
 from bpdemo.worked.formula import MAX_FORMULA_LENGTH
 
 # -- limits (each refused with one line and exit status 2) ------------------------------------------

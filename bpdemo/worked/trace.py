@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from bpdemo.agreement import TOLERANCES, StepRecord, max_abs_diff, rel_diff
 from bpdemo.autograd_mlp import AutogradMLP
-from bpdemo.compare import TOLERANCES, SideBySide, StepRecord
+from bpdemo.compare import SideBySide
 from bpdemo.functional import LOSSES
-from bpdemo.gradcheck import max_abs_diff, rel_diff
 from bpdemo.spec import MLPSpec
 from bpdemo.train import run_epochs
 from bpdemo.worked.claims import Claim, Quantity

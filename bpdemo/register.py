@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bpdemo.errors import UsageError
+from bpdemo.agreement import SAME_VALUES
 from bpdemo.functional import ACTIVATIONS, LOSSES, Activation, Loss, TargetKind
 from bpdemo.gradcheck import GradientRow, check_gradients, compare
+from bpdemo.infra.errors import UsageError
 
 # Where a registered derivative is checked: spread over where activations do their work, and off
 # the points where common ones have a kink (0), where a finite difference would straddle it.
 CHECK_POINTS = torch.linspace(-4.0, 4.0, 33, dtype=torch.float64) + 0.0137
 SLOPE_POINTS = torch.linspace(-20.0, 20.0, 4001, dtype=torch.float64)
-SAME_VALUES = 1e-10  # a forward against its torch function: the same function, rounding apart
 
 
 def register_activation(

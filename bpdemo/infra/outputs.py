@@ -34,8 +34,8 @@ from typing import Any
 
 import torch
 
-from bpdemo import interruption
-from bpdemo.errors import UsageError
+from bpdemo.infra import interruption
+from bpdemo.infra.errors import UsageError
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 LOCK = ".bpdemo-lock"
@@ -200,7 +200,7 @@ class RunDir:
         atomic_write(self.path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
     def close(self, stop: Any = None) -> None:
-        """Let go of the folder. After an interruption (`stop`, a `bpdemo.interruption.Interrupted`),
+        """Let go of the folder. After an interruption (`stop`, a `bpdemo.infra.interruption.Interrupted`),
         first write `progress` into the summary file with the interruption's marks. A run that wrote
         nothing leaves the folder as it found it (and removes it if it made it)."""
         if self not in _open_runs:

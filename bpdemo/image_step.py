@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 
 from bpdemo.compare import SideBySide
-from bpdemo.errors import ConfigError
-from bpdemo.evaluation import probabilities_of
+from bpdemo.infra.errors import ConfigError
 from bpdemo.optim import OptimizerSpec
+from bpdemo.scores import probabilities_of
 from bpdemo.spec import MLPSpec
 
 

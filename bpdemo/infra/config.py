@@ -19,9 +19,9 @@ import tomli_w
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from bpdemo.errors import ConfigError
 from bpdemo.functional import ACTIVATIONS, LOSSES
-from bpdemo.limits import (
+from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.limits import (
     MAX_BATCH,
     MAX_DEPTH,
     MAX_EPOCHS,
@@ -60,7 +60,7 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def in_range(low: int, high: int) -> AfterValidator:
-    """A whole number from `low` to `high` (`bpdemo.limits`); the message gives the range."""
+    """A whole number from `low` to `high` (`bpdemo.infra.limits`); the message gives the range."""
 
     def check(value: int) -> int:
         if not low <= value <= high:

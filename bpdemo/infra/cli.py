@@ -2,7 +2,7 @@
 
 User mistakes (`UsageError`) print one line on stderr and exit 2; faults at run time (`RunError`, a disk
 that is full, too little memory) print one line and exit 1; an interruption (Ctrl-C, SIGTERM) keeps what
-the run finished, prints one line and exits 130 or 143 (`bpdemo.interruption`). Library warnings never
+the run finished, prints one line and exits 130 or 143 (`bpdemo.infra.interruption`). Library warnings never
 reach the terminal: what matters in them is said in the project's own words. Under torchrun only rank 0
 prints. `--debug` shows the traceback and the warnings instead.
 """
@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from bpdemo import interruption, outputs
-from bpdemo.config import Override, SchemaT, load_config
-from bpdemo.errors import RunError, UsageError
-from bpdemo.limits import MAX_DPI, MAX_SEED, MAX_THREADS, MIN_DPI
-from bpdemo.outputs import FIGURE_FORMATS, FigureFormat
+from bpdemo.infra import interruption, outputs
+from bpdemo.infra.config import Override, SchemaT, load_config
+from bpdemo.infra.errors import RunError, UsageError
+from bpdemo.infra.limits import MAX_DPI, MAX_SEED, MAX_THREADS, MIN_DPI
+from bpdemo.infra.outputs import FIGURE_FORMATS, FigureFormat
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -204,27 +203,11 @@ def comma_list(text: str) -> list[str]:
 def load_demo_config(
     schema: type[SchemaT], args: argparse.Namespace, extra_overrides: Sequence[Override] = ()
 ) -> SchemaT:
-    from bpdemo.extend import import_extensions
+    from bpdemo.register import import_extensions
 
     import_extensions(getattr(args, "imports", []))  # what they register may be named in the config
     overrides = common_overrides(args) + list(extra_overrides)
     return load_config(schema, args.config, overrides)
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run torch on `count` CPU threads inside the block (None: torch's default), then restore.
-
-    Small networks run faster on one: their matrices are too small to share out, and on a busy
-    machine the threads wait for each other.
-    """
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def printer(quiet: bool) -> Callable[..., None]:
@@ -279,7 +262,7 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     """Run a demo's `main(argv)` and turn the project's errors into one line and an exit status.
 
     The output folders the command claimed are let go of at the end, whatever happened; after an
-    interruption each first gets what the run finished (`bpdemo.outputs.RunDir.close`). A signal
+    interruption each first gets what the run finished (`bpdemo.infra.outputs.RunDir.close`). A signal
     that nothing raised (a library swallowed it, or it came as the run was closing) still ends the
     command with its status, never 0.
     """
