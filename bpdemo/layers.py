@@ -4,11 +4,13 @@ A layer is any object with
 
     parameter_names             e.g. ("weight", "bias"): each is an attribute, its gradient `grad_<name>`
     forward(x) -> y             keeps what its backward needs (its cache)
-    backward(grad_y) -> grad_x  dL/dx, and fills `grad_<name>` for each parameter
+    backward(grad_y, input_grad=True) -> grad_x
+                                dL/dx (None with input_grad=False: the network's first layer),
+                                and fills `grad_<name>` for each parameter
     training                    True in training mode, False in evaluation (set by the network)
     torch_module()              the matching `torch.nn` module, with copies of the same weights
 
-and optionally `summand_scales()` (see `bpdemo.compare`). `bpdemo.manual.Linear` is one; `ManualSequential`
+and optionally `summand_scales()` (see `bpdemo.agreement`). `bpdemo.manual.Linear` is one; `ManualSequential`
 stacks any of them under a loss, and `bpdemo.autograd_mlp.twin_of` builds its autograd twin from their
 `torch_module()`s, parameter for parameter. Shapes: x and y are (N, features). Each backward is the
 standard derivation (CS231n's batch-normalisation exercise), written next to its forward.
@@ -55,11 +57,13 @@ class _Normalisation:
         self.normalised = (x - mean) * self.inv_std
         return self.normalised * self.weight + self.bias  # y = x̂ γ + β
 
-    def backward(self, grad_output: Tensor) -> Tensor:
+    def backward(self, grad_output: Tensor, input_grad: bool = True) -> Tensor | None:
         x_hat, axis = self.normalised, self.axis
         self.grad_output = grad_output
         torch.sum(grad_output * x_hat, dim=0, out=self.grad_weight)  # dL/dγ = Σ_n dy x̂
         torch.sum(grad_output, dim=0, out=self.grad_bias)  # dL/dβ = Σ_n dy
+        if not input_grad:
+            return None
         grad_x_hat = grad_output * self.weight  # dL/dx̂ = dy γ
         if not self.through_statistics:  # running statistics are constants: dx = dx̂ / std
             return grad_x_hat * self.inv_std
@@ -173,7 +177,9 @@ class Dropout:
         self.mask = draw_mask(x, self.p, self.generator)
         return x * self.mask
 
-    def backward(self, grad_output: Tensor) -> Tensor:
+    def backward(self, grad_output: Tensor, input_grad: bool = True) -> Tensor | None:
+        if not input_grad:
+            return None
         return grad_output if self.mask is None else grad_output * self.mask  # dx = dy · mask
 
     def torch_module(self) -> nn.Module:
@@ -197,7 +203,9 @@ class ActivationLayer:
         self.pre_activation, self.output = z, self.activation.forward(z)
         return self.output
 
-    def backward(self, grad_output: Tensor) -> Tensor:
+    def backward(self, grad_output: Tensor, input_grad: bool = True) -> Tensor | None:
+        if not input_grad:
+            return None
         return self.activation.backward(grad_output, self.pre_activation, self.output)
 
     def torch_module(self) -> nn.Module:
@@ -219,7 +227,6 @@ def _linear(entry, width, spec, context):
         torch.zeros(units, dtype=spec.dtype),
         ACTIVATIONS[entry["activation"]],
         workspace=Workspace(spec.dtype, spec.device),
-        needs_input_grad=context["index"] > 0,
     )
     return layer, units
 

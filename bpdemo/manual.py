@@ -66,8 +66,6 @@ class Workspace:
 
 
 class Linear:
-    parameter_names = ("weight", "bias")
-
     """A fully connected layer followed by its activation, with an explicit forward and backward.
 
     A layer of the kind `bpdemo.layers` describes: `forward` keeps its cache, `backward` returns
@@ -79,10 +77,10 @@ class Linear:
         grad_weight, grad_bias: dL/dW and dL/db of the last backward, same shapes.
         input, pre_activation, output: the last forward's x (N, in), z and a (N, out).
         grad_output, delta: the last backward's dL/da and delta = dL/dz, (N, out).
-        needs_input_grad: whether `backward` returns dL/dx (False for a first layer: nothing below
-            it learns, and the product would cost as much as the forward pass).
         workspace: where the work tensors go; None makes new ones at every pass.
     """
+
+    parameter_names = ("weight", "bias")
 
     def __init__(
         self,
@@ -92,7 +90,6 @@ class Linear:
         grad_weight: Tensor | None = None,
         grad_bias: Tensor | None = None,
         workspace: Workspace | None = None,
-        needs_input_grad: bool = True,
     ):
         self.weight = weight
         self.bias = bias
@@ -100,7 +97,6 @@ class Linear:
         self.grad_weight = torch.zeros_like(weight) if grad_weight is None else grad_weight
         self.grad_bias = torch.zeros_like(bias) if grad_bias is None else grad_bias
         self.workspace = workspace
-        self.needs_input_grad = needs_input_grad
         self.training = True  # a linear layer computes the same in training and evaluation
         self.input: Tensor | None = None
         self.pre_activation: Tensor | None = None
@@ -108,25 +104,20 @@ class Linear:
         self.grad_output: Tensor | None = None
         self.delta: Tensor | None = None
 
-    @property
-    def weight(self) -> Tensor:
-        return self._weight
-
-    @weight.setter
-    def weight(self, weight: Tensor) -> None:
-        self._weight = weight
-        self._weight_t = weight.t()  # W^T, a view made once: it follows every in-place update of W
-
     def forward(self, x: Tensor) -> Tensor:
         """x (N, in) -> a (N, out), keeping x, z and a for the backward pass."""
         rows = x.shape[0]
-        z = torch.addmm(self.bias, x, self._weight_t, out=self._work("z", rows))  # z = x W^T + b
+        z = torch.addmm(self.bias, x, self.weight.t(), out=self._work("z", rows))  # z = x W^T + b
         a = self.activation.forward(z, out=self._work("a", rows))  # a = f(z)
         self.input, self.pre_activation, self.output = x, z, a
         return a
 
-    def backward(self, grad_output: Tensor) -> Tensor | None:
-        """dL/da (N, out) -> dL/dx (N, in), or None without `needs_input_grad`; fills the gradients."""
+    def backward(self, grad_output: Tensor, input_grad: bool = True) -> Tensor | None:
+        """dL/da (N, out) -> dL/dx (N, in); fills the gradients.
+
+        With `input_grad=False` (the first layer: nothing below it learns) it returns None and skips
+        that product, which would cost as much as the forward pass.
+        """
         rows = grad_output.shape[0]
         self.grad_output = grad_output
         # BP1 / BP2 (right-hand factor): delta = dL/dz = dL/da * f'(z)
@@ -135,7 +126,7 @@ class Linear:
         )
         torch.mm(self.delta.t(), self.input, out=self.grad_weight)  # BP4: dL/dW = delta^T x
         torch.sum(self.delta, dim=0, out=self.grad_bias)  # BP3: dL/db = sum_n delta
-        if not self.needs_input_grad:
+        if not input_grad:
             return None
         grad_input = self._work("grad_input", rows, self.weight.shape[1])
         return torch.mm(self.delta, self.weight, out=grad_input)  # BP2 (left): dL/dx = delta W
@@ -296,10 +287,14 @@ class ManualNetwork:
         return x
 
     def _backward(self, grad_output: Tensor) -> None:
-        """`grad_output`: dL/d(output) of the network, where the backward pass starts."""
+        """`grad_output`: dL/d(output) of the network, where the backward pass starts.
+
+        The first layer is not asked for dL/dx: the inputs are data, nothing below them learns.
+        """
         grad = grad_output
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
+        self.layers[0].backward(grad, input_grad=False)
 
 
 class ManualMLP(ManualNetwork):
@@ -314,7 +309,6 @@ class ManualMLP(ManualNetwork):
                 initial[f"layers.{i}.bias"],
                 ACTIVATIONS[name],
                 workspace=Workspace(spec.dtype, spec.device),
-                needs_input_grad=i > 0,
             )
             for i, name in enumerate(spec.activations)
         ]
