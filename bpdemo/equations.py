@@ -330,32 +330,35 @@ def _filled(template: str | None, fields: dict[str, Any]) -> str | None:
 
 
 # -- which way a weight moves: the one colour rule of the pictures and the explorer ---------------
-RISES, FALLS, POSITIVE, NEGATIVE = "rises", "falls", "positive", "negative"
+RISES, FALLS, POSITIVE, NEGATIVE, ZERO = "rises", "falls", "positive", "negative", "zero"
 EDGE_MARKS: dict[str, list[tuple[str, str]]] = {  # phase: each mark an edge can have, its meaning
-    "forward": [(POSITIVE, "w > 0"), (NEGATIVE, "w < 0")],
+    "forward": [(POSITIVE, "w > 0"), (NEGATIVE, "w < 0"), (ZERO, "w = 0")],
     "backward": [
         (RISES, "∂L/∂w < 0: gradient descent raises w"),
         (FALLS, "∂L/∂w > 0: gradient descent lowers w"),
+        (ZERO, "∂L/∂w = 0"),
     ],
-    "update": [(RISES, "the update raised w"), (FALLS, "the update lowered w")],
+    "update": [
+        (RISES, "the update raised w"),
+        (FALLS, "the update lowered w"),
+        (ZERO, "unchanged"),
+    ],
 }
 EDGE_MARKS["loss"] = EDGE_MARKS["forward"]  # the explorer's loss phase shows the forward weights
 EDGE_MARKS["step"] = EDGE_MARKS["backward"]  # the step picture draws the gradients
 
 
 def edge_mark(phase: str, weight: float, grad: float, change: float) -> str | None:
-    """How the edge of a weight is marked in `phase` (one of `EDGE_MARKS`), None when unmarked.
+    """How the edge of a weight is marked in `phase` (one of `EDGE_MARKS`); None for a number
+    that is not finite (a diverged step), which has no sign.
 
     forward and loss: by the sign of w; backward and step: by the way gradient descent would move w
-    (against ∂L/∂w); update: by the way the update moved it (`change` = after − before). A zero or
-    a number that is not finite has no way.
+    (against ∂L/∂w); update: by the way the update moved it (`change` = after − before).
     """
     if phase in ("forward", "loss"):
-        value = weight
-        if value == 0 or not math.isfinite(value):
-            return None
-        return POSITIVE if value > 0 else NEGATIVE
-    value = -grad if phase in ("backward", "step") else change
-    if value == 0 or not math.isfinite(value):
+        value, up, down = weight, POSITIVE, NEGATIVE
+    else:
+        value, up, down = (-grad if phase in ("backward", "step") else change), RISES, FALLS
+    if not math.isfinite(value):
         return None
-    return RISES if value > 0 else FALLS
+    return ZERO if value == 0 else up if value > 0 else down

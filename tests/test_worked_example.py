@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bpdemo.equations import loss_total
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.cli import run_main
 from bpdemo.infra.config import load_config
@@ -25,7 +26,6 @@ from bpdemo.worked import (
     rounding_tolerance,
     run_worked_example,
 )
-from bpdemo.equations import loss_total
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
