@@ -12,19 +12,9 @@ import math
 
 import torch
 
-from bpdemo.equations import (
-    StepEquations,
-    factor,
-    fmt,
-    loss_total,
-    neuron_fields,
-    update_rule,
-    update_rule_name,
-)
+from bpdemo.equations import StepEquations, fmt, update_rule, update_rule_name
 from bpdemo.functional import LOSSES
 from bpdemo.worked.trace import StepValues, WorkedRun
-
-__all__ = ["Walkthrough", "factor", "fmt", "loss_total", "neuron_fields", "scale_comparison"]
 
 DETAILED_STEPS = 5  # a run of up to this many steps is printed in full; longer: first and last
 SUMMARY_ROWS = 20  # rows of the per-step loss table of a long run
