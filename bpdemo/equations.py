@@ -105,8 +105,8 @@ def is_plain_descent(optimizer: Any) -> bool:
     return (
         optimizer.name == "sgd"
         and not optimizer.momentum
-        and not getattr(optimizer, "weight_decay", 0)
-        and getattr(optimizer, "max_grad_norm", None) is None
+        and not optimizer.weight_decay
+        and optimizer.max_grad_norm is None
     )
 
 
@@ -116,11 +116,11 @@ def update_rule_name(optimizer: Any) -> str:
         return "plain gradient descent"
     name = optimizer.name
     if optimizer.name == "sgd" and optimizer.momentum:
-        kind = "Nesterov momentum" if getattr(optimizer, "nesterov", False) else "momentum"
+        kind = "Nesterov momentum" if optimizer.nesterov else "momentum"
         name = f"sgd with {kind} {optimizer.momentum:g}"
-    if getattr(optimizer, "weight_decay", 0):
+    if optimizer.weight_decay:
         name += f", weight decay {optimizer.weight_decay:g}"
-    if getattr(optimizer, "max_grad_norm", None) is not None:
+    if optimizer.max_grad_norm is not None:
         name += f", gradients clipped to norm {optimizer.max_grad_norm:g}"
     return name
 
