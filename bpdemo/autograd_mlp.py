@@ -109,6 +109,26 @@ class AutogradMLP(AutogradNetwork):
             x = activation(layer(x))
         return x
 
+    def forward_by_layer(
+        self, x: Tensor, keep_grads: bool = False
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Every layer's z and a, (N, out) each: the same forward pass, kept layer by layer.
+
+        keep_grads: keep their gradients (`retain_grad`), so that after `loss.backward()` a.grad is
+        ∂L/∂a and z.grad is δ = ∂L/∂z of each layer, which autograd would otherwise free.
+        """
+        check_input(self.spec, x)
+        pre_activations, activations = [], []
+        for layer, activation in zip(self.layers, self.activation_fns, strict=True):
+            z = layer(x)
+            x = activation(z)
+            if keep_grads:
+                z.retain_grad()
+                x.retain_grad()
+            pre_activations.append(z)
+            activations.append(x)
+        return pre_activations, activations
+
 
 def twin_of(manual) -> AutogradNetwork:
     """The autograd twin of any hand-written network, with copies of its weights."""

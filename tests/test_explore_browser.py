@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 
 from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import create_app, serving
 from bpdemo.infra.cli import run_main
+from bpdemo.plots.network import FALLS_COLOUR, RISES_COLOUR
 from bpdemo.worked import fmt, load_worked_config
 from demos.worked_example import main as worked_example_main
 
@@ -97,7 +99,7 @@ def values(browser, element: str) -> dict[str, float]:
     """The numbers an element of the network carries (its data attributes), as floats."""
     node = browser.find_element("id", f"el-{element}")
     data = browser.execute_script("return Object.assign({}, arguments[0].dataset)", node)
-    return {key: float(value) for key, value in data.items() if key != "id"}
+    return {key: float(value) for key, value in data.items() if key not in ("id", "mark")}
 
 
 def show_phase(browser, phase: str) -> None:
@@ -253,6 +255,72 @@ def test_editing_a_weight_recomputes_the_gradients_as_autograd_does(url, browser
     browser.find_element("id", "el-w1_0_0").click()
     cells = [c.text for c in browser.find_elements("css selector", "#d-compare td")]
     assert cells[1] == cells[2] == fmt(float(w1.grad[0, 0]))
+
+
+def claim_verdicts(browser) -> list[list[str]]:
+    """Every row of the claims table: step, quantity, ..., backprop gives, verdict."""
+    rows = browser.find_elements("css selector", "#claims tr")[1:]
+    return [[cell.text for cell in row.find_elements("tag name", "td")] for row in rows]
+
+
+def test_an_edit_changes_no_verdict_of_the_sources_claims(url, browser):
+    open_page(browser, url)
+    verdicts = claim_verdicts(browser)
+    assert [row[1] for row in verdicts][:3] == ["hidden.0", "hidden.1", "output.0"]
+    note = browser.find_element("id", "claims-note")
+    assert not note.is_displayed()
+    # W1[0,0] = 0.6 makes the output 0.91, within the source's 0.9 ± 0.05: it must stay WRONG,
+    # for the source's claim is about the file's example, whose output is 0.64
+    browser.find_element("id", "el-w1_0_0").click()
+    field = browser.find_element("id", "d-value")
+    field.clear()
+    field.send_keys("0.6\n")
+    wait_for(
+        browser, lambda: values(browser, "w1_0_0").get("value") == 0.6, "the edit was not shown"
+    )
+    assert values(browser, "n2_0")["a"] == pytest.approx(0.91, abs=1e-12)
+    assert claim_verdicts(browser) == verdicts
+    assert note.is_displayed() and "as its file states it" in note.text
+
+
+def stroke(browser, selector: str) -> str:
+    """The colour a line is drawn with, as the browser computes it."""
+    node = browser.find_element("css selector", selector)
+    return browser.execute_script("return getComputedStyle(arguments[0]).stroke", node)
+
+
+def rgb(colour: str) -> str:
+    """A matplotlib colour as the browser writes one: rgb(31, 119, 180)."""
+    red, green, blue = (round(255 * c) for c in to_rgb(colour))
+    return f"rgb({red}, {green}, {blue})"
+
+
+def test_the_legend_says_what_each_colour_means_and_no_rising_weight_is_drawn_falling(
+    url, browser, screenshots
+):
+    open_page(browser, url)
+    show_phase(browser, "update")
+    legend = {
+        entry.find_element("css selector", ".text").text: entry.get_attribute("data-mark")
+        for entry in browser.find_elements("css selector", "#legend .entry")
+    }
+    assert legend == {"the update raised w": "rises", "the update lowered w": "falls"}
+    raised = stroke(browser, '#legend [data-mark="rises"] .edge')
+    lowered = stroke(browser, '#legend [data-mark="falls"] .edge')
+    # the page's colours are the pictures' own: matplotlib's tab:blue and tab:red
+    assert (raised, lowered) == (rgb(RISES_COLOUR), rgb(FALLS_COLOUR))
+    browser.save_screenshot(str(screenshots / "explore_worked_update.png"))
+    # every weight of the 3-2-1 example rises at step 1 (every gradient is negative)
+    weights = browser.find_elements("css selector", "#network .weight")
+    assert len(weights) == 8
+    for weight in weights:
+        element = weight.get_attribute("data-id")
+        assert values(browser, element)["after"] > values(browser, element)["before"]
+        assert stroke(browser, f"#el-{element} .edge") == raised != lowered
+    show_phase(browser, "forward")  # grey, and a legend of the weights' signs
+    texts = [e.text for e in browser.find_elements("css selector", "#legend .entry .text")]
+    assert texts == ["w > 0", "w < 0", "w = 0"]  # the weights from x[2] are 0
+    assert stroke(browser, "#el-w0_0_0 .edge") not in (raised, lowered)
 
 
 def test_the_playground_learns_xor_with_both_models_in_agreement(url, browser, screenshots):

@@ -46,6 +46,17 @@ def test_a_wrong_source_is_one_config_error(source, message):
     assert message in str(error.value) and len(str(error.value).splitlines()) == 1
 
 
+@pytest.mark.parametrize("as_text", [True, False])
+def test_a_folder_is_said_to_be_a_folder_and_what_to_pass_instead(tmp_path, as_text):
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    with pytest.raises(ConfigError) as error:
+        load(str(folder) if as_text else folder)
+    message = str(error.value)
+    assert message.startswith(f"{folder} is a folder, not a config file: pass the path of")
+    assert "not found" not in message and len(message.splitlines()) == 1
+
+
 def test_a_run_from_python_gives_what_the_command_line_prints_and_writes(tmp_path, capsys):
     result = run(CONFIG_321, ["train.steps=2"])
     out = tmp_path / "run"

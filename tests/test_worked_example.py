@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bpdemo.equations import loss_total
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.cli import run_main
 from bpdemo.infra.config import load_config
@@ -25,7 +26,6 @@ from bpdemo.worked import (
     rounding_tolerance,
     run_worked_example,
 )
-from bpdemo.worked.walkthrough import loss_total
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -320,7 +320,7 @@ def test_every_activation_is_written_out_from_its_registry_texts(tmp_path, activ
     path = tmp_path / "one.toml"
     path.write_text(ONE_LAYER.format(activation=activation, loss="half_sse", targets="[[1, 0]]"))
     text = run_config(path).text()
-    assert "z[1] = 0.75·1 + 0.5·2 + 0 = 1.75;  a = " in text
+    assert "z0[1] = Σ_i W0[1,i]·x[i] + b0[1] = 0.75·1 + 0.5·2 + 0 = 1.75;  a = " in text
     assert ("[f'(z) = " in text) == (activation != "identity")  # a constant 1 says nothing more
 
 
@@ -331,7 +331,7 @@ def test_every_loss_is_written_out_from_its_registry_texts(tmp_path, loss):
     path.write_text(ONE_LAYER.format(activation="sigmoid", loss=loss, targets=targets))
     step_text = run_config(path).text()
     loss_line = next(line for line in step_text.splitlines() if line.startswith("  L = "))
-    gradient_line = next(line for line in step_text.splitlines() if "∂L/∂a[1] = " in line)
+    gradient_line = next(line for line in step_text.splitlines() if "∂L/∂a0[1] = " in line)
     assert ")/1 " not in loss_line and len(loss_line.split(" = ")) == 3, loss_line
     assert len(gradient_line.split(" = ")) >= 3, gradient_line
 
@@ -390,10 +390,10 @@ def test_the_demo_prints_the_walk_through_and_writes_the_trace(tmp_path, capsys)
     status = main(["--config", str(CONFIGS / "worked_321.toml"), "--steps", "2", "--out", str(out)])
     assert status == 0
     printed = capsys.readouterr().out
-    assert "z[0] = 0.5·1 + 0.1·2 + 0·3 + 0.2 = 0.9" in printed
+    assert "z0[0] = Σ_i W0[0,i]·x[i] + b0[0] = 0.5·1 + 0.1·2 + 0·3 + 0.2 = 0.9" in printed
     assert "L = ½·((0.64 − 4)²) = 5.6448" in printed
-    assert "∂L/∂W[0,0] = δ[0]·a_prev[0] = (-3.36)·0.9 = -3.024" in printed
-    assert "layers.1.bias[0] = 0.1 − 0.1·(-3.36) = 0.436" in printed
+    assert "∂L/∂W1[0,0] = δ1[0]·a0[0] = (-3.36)·0.9 = -3.024   (BP4)" in printed
+    assert "b1[0] ← 0.1 − 0.1·(-3.36) = 0.436" in printed
     assert "claims of the source, audited:" in printed and "claim vs" in printed
     trace = json.loads((out / "trace.json").read_text())
     assert [s["step"] for s in trace["steps"]] == [1, 2]

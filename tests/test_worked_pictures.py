@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
 
 from bpdemo.infra.cli import run_main
+from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import run
 from demos.worked_example import main
 
@@ -104,10 +106,72 @@ def test_picture_phases_choose_which_pictures_are_written(tmp_path):
     assert sorted(p.name for p in out.glob("*.png")) == ["network_backward.png"]
 
 
-def test_a_picture_step_beyond_the_run_shows_its_last_step(tmp_path):
-    result = run(CONFIGS / "worked_321.toml", ["train.steps=2", "picture.step=9"])
-    figure = result.picture()
-    assert figure.axes[0].get_title().endswith("step 2")
+def test_a_picture_step_beyond_the_run_is_refused_naming_the_steps_there_are(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--config", str(CONFIGS / "worked_321.toml"), "--picture-step", "5", "--out", str(out)]
+    assert run_main(main, argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith(
+        "[picture] step 5 is beyond the run, which has step 1 (train.steps = 1)"
+        ": choose a step it has, or run more steps"
+    )
+    assert len(error.splitlines()) == 1 and not out.exists()
+    with pytest.raises(ConfigError, match=r"which has steps 1 to 2 \(train.steps = 2\)"):
+        run(CONFIGS / "worked_321.toml", ["train.steps=2", "picture.step=9"])
+
+
+def test_a_run_that_diverges_before_the_picture_step_draws_its_last_step():
+    result = run(CONFIGS / "worked_321.toml", ["train.steps=9", "train.lr=1e200", "picture.step=9"])
+    assert result.run.diverged_at_step is not None and result.run.diverged_at_step < 9
+    title = result.picture().axes[0].get_title()
+    assert title.endswith(f"step {result.run.diverged_at_step}")
+
+
+def edge_colours(figure) -> list[str]:
+    """The colour of every edge of a network picture, as #rrggbb."""
+    collections = figure.axes[0].collections
+    return [to_hex(colour) for lines in collections for colour in lines.get_colors()]
+
+
+def legend(figure) -> dict[str, str]:
+    """The picture's legend: the meaning of each colour, {text: #rrggbb}."""
+    handles = figure.axes[0].get_legend().get_lines()
+    return {line.get_label(): to_hex(line.get_color()) for line in handles}
+
+
+def test_in_the_update_picture_every_weight_of_the_321_example_is_coloured_as_rising():
+    result = run(CONFIGS / "worked_321.toml")
+    step = result.run.steps[0]
+    for name in ("layers.0.weight", "layers.1.weight"):  # every weight rose: the gradients are < 0
+        assert (step.params_after[name] > step.params_before[name]).all()
+    figure = result.picture(phase="update")
+    meanings = legend(figure)
+    raised, lowered = meanings["the update raised w"], meanings["the update lowered w"]
+    assert raised != lowered
+    assert edge_colours(figure) == [raised] * 8  # 3·2 + 2·1 edges
+
+
+def test_in_the_backward_picture_blue_and_red_mean_what_they_mean_in_the_update():
+    # the house example on raw inputs: some gradients positive, some negative
+    result = run(CONFIGS / "worked_house.toml")
+    step = result.run.steps[0]
+    backward, update = result.picture(phase="backward"), result.picture(phase="update")
+    rises = legend(update)["the update raised w"]
+    falls = legend(update)["the update lowered w"]
+    assert legend(backward)["∂L/∂w < 0: gradient descent raises w"] == rises
+    assert legend(backward)["∂L/∂w > 0: gradient descent lowers w"] == falls
+    grads = [
+        g for name in ("layers.0.weight", "layers.1.weight") for g in step.grads[name].flatten()
+    ]
+    changes = [
+        a - b
+        for name in ("layers.0.weight", "layers.1.weight")
+        for a, b in zip(
+            step.params_after[name].flatten(), step.params_before[name].flatten(), strict=True
+        )
+    ]
+    assert edge_colours(backward) == [rises if g < 0 else falls for g in grads]
+    assert edge_colours(update) == [rises if c > 0 else falls for c in changes]
 
 
 # -- inf and NaN, warnings, --quiet --------------------------------------------------------------------

@@ -3,10 +3,11 @@
 For each phase (forward, loss, backward, update) the view has one item per element of the drawn
 network: neurons `n{L}_{j}` (L = 0 the inputs, L = l + 1 the outputs of layers.l), weights
 `w{l}_{j}_{i}` (layers.l.weight[j, i]), biases `b{l}_{j}` and the loss `loss`. An item holds the short
-texts drawn on the element, its numbers, the lines that make it (z = W·a_prev + b; for a gradient the
-chain rule, each factor with its number, as the printed walk-through writes it) and one row per
-number: the hand-written value, autograd's, and their difference. The hand-written numbers are the
-run's own; the page computes nothing.
+texts drawn on the element, its numbers, the equations that make it (`bpdemo.equations`, the very
+lines of the printed walk-through; for a gradient also the chain rule path by path, each factor
+with its number), and one row per number: the hand-written value, autograd's from the same
+parameters, and their difference. A weight's item says how its edge is marked (`edge_mark`). The
+numbers are the run's own; the page computes nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 from torch import Tensor
 
-from bpdemo.functional import ACTIVATIONS, LOSSES
-from bpdemo.worked import StepValues, Walkthrough, WorkedRun, factor, fmt
-from bpdemo.worked.walkthrough import neuron_fields
+from bpdemo.equations import a_name, edge_mark, factor, fmt, parameter_symbol
+from bpdemo.worked import StepValues, WorkedRun
+from bpdemo.worked.walkthrough import step_equations
 
 SHOWN_PATHS = 4  # chain-rule paths written out for one gradient; the others are counted
 Factor = tuple[str, float]
@@ -43,20 +44,17 @@ def row(quantity: str, hand: float, autograd: float | None) -> dict[str, Any]:
 
 
 class StepView:
-    """The items of one step for one sample; `twin` is autograd's own run of the same step."""
+    """The items of one step for one sample; autograd's numbers are `values.autograd`, its step
+    from the same parameters (`bpdemo.worked.trace`)."""
 
-    def __init__(self, run: WorkedRun, values: StepValues, twin: Any, sample: int):
-        self.run, self.values, self.twin, self.s = run, values, twin, sample
+    def __init__(self, run: WorkedRun, values: StepValues, sample: int):
+        self.run, self.values, self.s = run, values, sample
+        self.twin = values.autograd
         self.example = run.example
         self.spec = run.example.spec
         self.labels = run.example.config.labels
         self.layers = self.spec.num_layers
-        self.derivatives = [
-            ACTIVATIONS[name].derivative(z, a)
-            for name, z, a in zip(
-                self.spec.activations, values.pre_activations, values.activations, strict=True
-            )
-        ]
+        self.equations = step_equations(run, values)
 
     # -- helpers -----------------------------------------------------------------------------------
     def twin_value(self, kind: str, layer: int | str, index: tuple) -> float | None:
@@ -79,9 +77,6 @@ class StepView:
     def a_prev(self, layer: int) -> Tensor:
         return self.example.inputs if layer == 0 else self.values.activations[layer - 1]
 
-    def a_prev_name(self, layer: int, unit: int | str) -> str:
-        return f"x[{unit}]" if layer == 0 else f"a{layer - 1}[{unit}]"
-
     # -- forward -----------------------------------------------------------------------------------
     def input_item(self, unit: int) -> dict[str, Any]:
         x = float(self.example.inputs[self.s, unit])
@@ -95,29 +90,14 @@ class StepView:
         }
 
     def forward_item(self, layer: int, unit: int) -> dict[str, Any]:
-        v, s = self.values, self.s
-        weight = v.params_before[f"layers.{layer}.weight"]
-        bias = float(v.params_before[f"layers.{layer}.bias"][unit])
-        a_prev = self.a_prev(layer)
-        terms = [
-            f"{factor(float(weight[unit, i]))}·{factor(float(a_prev[s, i]))}"
-            for i in range(weight.shape[1])
-        ]
-        z, a = float(v.pre_activations[layer][s, unit]), float(v.activations[layer][s, unit])
-        activation = ACTIVATIONS[self.spec.activations[layer]]
-        value = activation.value_text.format(**neuron_fields(z, a))
-        previous = self.a_prev_name(layer, "i")
+        s = self.s
+        equation = self.equations.forward(layer, unit, s)
+        z, a = equation.values["z"], equation.values["a"]
         return {
-            "title": self.neuron_name(layer + 1, unit) + f", {activation.name}",
+            "title": self.neuron_name(layer + 1, unit) + f", {self.spec.activations[layer]}",
             "show": [f"z {fmt(z)}", f"a {fmt(a)}"],
             "values": {"z": z, "a": a},
-            "lines": [
-                f"z{layer}[{unit}] = Σ_i W{layer}[{unit},i]·{previous} + b{layer}[{unit}] = "
-                f"{' + '.join(terms)} + {factor(bias)} = {fmt(z)}",
-                f"a{layer}[{unit}] = f(z) = {activation.formula} = "
-                + (f"{value} = " if value != activation.formula else "")
-                + fmt(a),
-            ],
+            "lines": [equation.text],
             "compare": [
                 row("z", z, self.twin_value("pre_activations", layer, (s, unit))),
                 row("a", a, self.twin_value("activations", layer, (s, unit))),
@@ -132,13 +112,17 @@ class StepView:
         where = f"{name}[{','.join(map(str, index))}]"
         before, grad = float(v.params_before[name][index]), float(v.grads[name][index])
         after = float(v.params_after[name][index])
-        symbol = ("W" if kind == "weight" else "b") + f"{layer}[{','.join(map(str, index))}]"
+        symbol = parameter_symbol(name, index)
         item: dict[str, Any] = {"title": where}
         if phase in ("forward", "loss"):
             item["show"] = [fmt(before)]
             item["values"] = {"value": before}
-            item["lines"] = [f"{symbol} = {fmt(before)}, before the update of step {v.step}"]
-            item["compare"] = [row(symbol, before, self.twin_value("params_before", name, index))]
+            # autograd's step starts from this very value: there is nothing to compare
+            item["lines"] = [
+                f"{symbol} = {fmt(before)}, before the update of step {v.step} "
+                "(autograd's step starts from it too)"
+            ]
+            item["compare"] = []
             if v.step == 1:
                 item["edit"] = {
                     "what": kind,
@@ -151,29 +135,29 @@ class StepView:
             item["title"] = f"∂L/∂{symbol} ({where})"
             item["show"] = [fmt(grad)]
             item["values"] = {"grad": grad}
-            item["lines"] = self.gradient_lines(layer, kind, index, grad)
+            item["lines"] = self.gradient_lines(layer, kind, index)
             item["paths"] = self.gradient_paths(layer, index)
             item["compare"] = [row(f"∂L/∂{symbol}", grad, self.twin_value("grads", name, index))]
         else:
             item["show"] = [f"{fmt(before)} → {fmt(after)}"]
             item["values"] = {"before": before, "after": after}
-            item["lines"] = [self.update_line(symbol, name, before, grad, after)]
+            item["lines"] = [self.equations.update(name, index).text]
             item["compare"] = [
                 row(f"{symbol} after", after, self.twin_value("params_after", name, index))
             ]
+        if kind == "weight":
+            item["mark"] = edge_mark(phase, before, grad, after - before)
         return item
 
     # -- loss --------------------------------------------------------------------------------------
     def loss_item(self) -> dict[str, Any]:
         loss = self.values.loss
-        lines = [line.strip() for line in Walkthrough(self.run).loss(self.values)]
-        autograd = None if self.twin is None else self.twin.loss
         return {
             "title": f"loss {self.spec.loss}",
             "show": [f"L = {fmt(loss)}"],
             "values": {"loss": loss},
-            "lines": lines,
-            "compare": [row("L", loss, autograd)],
+            "lines": [equation.text for equation in self.equations.loss()],
+            "compare": [row("L", loss, None if self.twin is None else self.twin.loss)],
         }
 
     def output_loss_item(self, unit: int) -> dict[str, Any]:
@@ -197,92 +181,51 @@ class StepView:
 
     # -- backward ----------------------------------------------------------------------------------
     def backward_item(self, layer: int, unit: int) -> dict[str, Any]:
-        v, s = self.values, self.s
-        grad_a, delta = float(v.grad_activations[layer][s, unit]), float(v.deltas[layer][s, unit])
+        s = self.s
+        grad_a = self.equations.grad_activation(layer, unit, s)
+        delta = self.equations.delta(layer, unit, s)
         return {
             "title": self.neuron_name(layer + 1, unit) + " — backward",
-            "show": [f"∂L/∂a {fmt(grad_a)}", f"δ {fmt(delta)}"],
-            "values": {"grad_a": grad_a, "delta": delta},
-            "lines": self.delta_lines(layer, unit),
+            "show": [f"∂L/∂a {fmt(grad_a.values['grad_a'])}", f"δ {fmt(delta.values['delta'])}"],
+            "values": {"grad_a": grad_a.values["grad_a"], "delta": delta.values["delta"]},
+            "lines": [grad_a.text, delta.text],
             "compare": [
-                row("∂L/∂a", grad_a, self.twin_value("grad_activations", layer, (s, unit))),
-                row("δ = ∂L/∂z", delta, self.twin_value("deltas", layer, (s, unit))),
+                row(
+                    "∂L/∂a",
+                    grad_a.values["grad_a"],
+                    self.twin_value("grad_activations", layer, (s, unit)),
+                ),
+                row(
+                    "δ = ∂L/∂z",
+                    delta.values["delta"],
+                    self.twin_value("deltas", layer, (s, unit)),
+                ),
             ],
         }
 
-    def delta_lines(self, layer: int, unit: int) -> list[str]:
-        """dL/da and delta of one neuron for the shown sample (BP1 at the output, BP2 below)."""
-        v, s = self.values, self.s
-        grad_a = float(v.grad_activations[layer][s, unit])
-        if layer == self.layers - 1:
-            loss = LOSSES[self.spec.loss]
-            fields = Walkthrough(self.run).output_fields(v, s, unit)
-            written = (
-                "" if loss.gradient_text is None else loss.gradient_text.format(**fields) + " = "
-            )
-            first = f"∂L/∂a{layer}[{unit}] = {written}{fmt(grad_a)}   (the loss's derivative)"
-        else:
-            w_next = v.params_before[f"layers.{layer + 1}.weight"]
-            terms = [
-                f"{factor(float(v.deltas[layer + 1][s, k]))}·{factor(float(w_next[k, unit]))}"
-                for k in range(w_next.shape[0])
-            ]
-            first = (
-                f"∂L/∂a{layer}[{unit}] = Σ_k δ{layer + 1}[k]·W{layer + 1}[k,{unit}] = "
-                f"{' + '.join(terms)} = {fmt(grad_a)}   (BP2)"
-            )
-        z, a = float(v.pre_activations[layer][s, unit]), float(v.activations[layer][s, unit])
-        d = float(self.derivatives[layer][s, unit])
-        text = ACTIVATIONS[self.spec.activations[layer]].derivative_text.format(
-            **neuron_fields(z, a)
-        )
-        why = "" if text == fmt(d) else f"   [f'(z) = {text} = {fmt(d)}]"
-        delta = float(v.deltas[layer][s, unit])
-        rule = "   (BP1)" if layer == self.layers - 1 else ""
-        return [
-            first,
-            f"δ{layer}[{unit}] = ∂L/∂a{layer}[{unit}] · f'(z{layer}[{unit}]) = {factor(grad_a)} · "
-            f"{fmt(d)} = {fmt(delta)}{why}{rule}",
-        ]
-
-    def gradient_lines(
-        self, layer: int, kind: str, index: tuple[int, ...], grad: float
-    ) -> list[str]:
-        """dL/dW (BP4) or dL/db (BP3) summed over the samples, then the δ it is made of."""
-        delta, a_prev = self.values.deltas[layer], self.a_prev(layer)
-        unit, samples = index[0], range(len(self.example.inputs))
-        many = len(samples) > 1
-        over = "Σ_samples " if many else ""
+    def gradient_lines(self, layer: int, kind: str, index: tuple[int, ...]) -> list[str]:
+        """∂L/∂W (BP4) or ∂L/∂b (BP3) summed over the samples, then the δ it is made of."""
+        unit = index[0]
         if kind == "weight":
-            i = index[1]
-            terms = [
-                f"{factor(float(delta[n, unit]))}·{factor(float(a_prev[n, i]))}" for n in samples
-            ]
-            first = (
-                f"∂L/∂W{layer}[{unit},{i}] = {over}δ{layer}[{unit}]·{self.a_prev_name(layer, i)} = "
-                f"{' + '.join(terms)} = {fmt(grad)}   (BP4)"
-            )
+            lines = [self.equations.grad_weight(layer, unit, index[1]).text]
         else:
-            terms = [factor(float(delta[n, unit])) for n in samples]
-            first = (
-                f"∂L/∂b{layer}[{unit}] = {over}δ{layer}[{unit}] = {' + '.join(terms)} = "
-                f"{fmt(grad)}   (BP3)"
-            )
-        lines = [first]
-        if many:
+            lines = [self.equations.grad_bias(layer, unit).text]
+        if len(self.example.inputs) > 1:
             lines.append(f"for sample {self.s}:")
         for depth in range(layer, self.layers):  # the δ it needs, then the δ those need, ...
             units = [unit] if depth == layer else range(self.spec.sizes[depth + 1])
             for j in units:
-                lines += self.delta_lines(depth, j)
+                lines.append(self.equations.grad_activation(depth, j, self.s).text)
+                lines.append(self.equations.delta(depth, j, self.s).text)
         return lines
 
     def paths(self, layer: int, unit: int) -> Iterator[list[Factor]]:
         """The chain-rule paths from the loss down to δ of one neuron: their products add up to δ."""
         v, s = self.values, self.s
-        derivative = (f"f'(z{layer}[{unit}])", float(self.derivatives[layer][s, unit]))
+        f_prime = float(self.equations.derivatives[layer][s, unit])
+        derivative = (f"f'(z{layer}[{unit}])", f_prime)
         if layer == self.layers - 1:
-            yield [(f"∂L/∂ŷ[{unit}]", float(v.grad_activations[layer][s, unit])), derivative]
+            yield [(f"∂L/∂a{layer}[{unit}]", float(v.grad_activations[layer][s, unit])), derivative]
             return
         w_next = v.params_before[f"layers.{layer + 1}.weight"]
         for k in range(w_next.shape[0]):
@@ -294,9 +237,7 @@ class StepView:
         unit = index[0]
         last: list[Factor] = []
         if len(index) > 1:
-            last = [
-                (self.a_prev_name(layer, index[1]), float(self.a_prev(layer)[self.s, index[1]]))
-            ]
+            last = [(a_name(layer - 1, index[1]), float(self.a_prev(layer)[self.s, index[1]]))]
         count = math.prod(self.spec.sizes[layer + 2 :])
         shown = []
         for path in itertools.islice(self.paths(layer, unit), SHOWN_PATHS):
@@ -311,14 +252,6 @@ class StepView:
                 }
             )
         return {"sample": self.s, "count": count, "shown": shown}
-
-    def update_line(self, symbol: str, name: str, before: float, grad: float, after: float) -> str:
-        optimizer = self.example.optimizer
-        if name.endswith(".bias") and not optimizer.train_biases:
-            return f"{symbol} = {fmt(before)}: held fixed (train.train_biases = false)"
-        if optimizer.name == "sgd" and not optimizer.momentum:
-            return f"{symbol} ← {symbol} − lr·∂L/∂{symbol} = {fmt(before)} − {fmt(optimizer.lr)}·{factor(grad)} = {fmt(after)}"
-        return f"{symbol}: {fmt(before)} → {fmt(after)} ({optimizer.name} step, ∂L/∂{symbol} = {fmt(grad)})"
 
     # -- the phases --------------------------------------------------------------------------------
     def parameters(self) -> Iterator[tuple[str, str, tuple[int, ...]]]:
@@ -343,7 +276,7 @@ class StepView:
             loss_phase[f"n{self.layers}_{j}"] = self.output_loss_item(j)
         for element, name, index in self.parameters():
             forward[element] = self.parameter_item(name, index, "forward")
-            loss_phase[element] = forward[element]
+            loss_phase[element] = self.parameter_item(name, index, "loss")
             backward[element] = self.parameter_item(name, index, "backward")
             update[element] = self.parameter_item(name, index, "update")
         loss = self.loss_item()

@@ -1,25 +1,19 @@
-"""A worked example stepped in the browser: the hand-written run and autograd's own run, step by step.
+"""A worked example stepped in the browser: the run, step by step, and the claims of its file.
 
-The hand-written numbers are the worked-example code's own (`bpdemo.worked.run_example`: both
-models side by side through `SideBySide`, every number of every step kept), so the page shows what
-trace.json holds. Beside them runs the autograd model on its own, from the same starting weights with
-torch's optimizer, keeping its own z, a, dL/da (`a.grad`), delta (`z.grad`), gradients and
-parameters of every step: each number on the page has autograd's value and the difference beside it.
+The numbers are the worked-example code's own (`bpdemo.worked.run_example`: the hand-written model
+step by step, each step taken again by autograd from the same parameters, every number kept), so
+the page shows what trace.json holds, with autograd's value and the difference beside each number.
 
-Both runs are kept for every step reached so far; going further re-runs them to at least twice the
-length (the runs are a few milliseconds), so stepping forward one step at a time stays quick.
-An edit changes the example's starting values (as editing its TOML file would) and starts again.
+The run is kept for every step reached so far; going further re-runs it to at least twice the
+length (a run is a few milliseconds), so stepping forward one step at a time stays quick. An edit
+changes the example's starting values (as editing its TOML file would) and starts again; the
+source's claims stay judged on the file's values, which are the numbers the source wrote about.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor
-
-from bpdemo.autograd_mlp import AutogradMLP
 from bpdemo.explore.schemas import MAX_LR, MAX_STEP, EditRequest, check_worked_size
 from bpdemo.explore.sessions import ExploreError
 from bpdemo.explore.view import worked_view
@@ -38,69 +32,21 @@ from bpdemo.worked import (
 FIRST_RUN_STEPS = 8  # steps run at first; each time the page goes past the end, at least twice more
 
 
-@dataclass
-class AutogradStep:
-    """One step of the autograd model alone: per layer (N, out) tensors, parameters by name."""
-
-    loss: float
-    pre_activations: list[Tensor]
-    activations: list[Tensor]
-    grad_activations: list[Tensor]  # a.grad: dL/da
-    deltas: list[Tensor]  # z.grad: dL/dz
-    grads: dict[str, Tensor]
-    params_before: dict[str, Tensor]
-    params_after: dict[str, Tensor]
-
-
-def autograd_run(example: WorkedExample, steps: int) -> list[AutogradStep]:
-    """Train the autograd model alone for `steps` full-batch steps (stops at an inf/NaN loss)."""
-    model = AutogradMLP(example.spec)
-    optimizer = example.optimizer.torch(model)
-    x, target = example.inputs, example.targets
-    kept: list[AutogradStep] = []
-    for _ in range(steps):
-        before = {name: p.detach().clone() for name, p in model.named_parameters()}
-        optimizer.zero_grad(set_to_none=True)
-        zs, activations, a = [], [], x
-        for layer, activation in zip(model.layers, model.activation_fns, strict=True):
-            z = layer(a)
-            z.retain_grad()  # keep dL/dz, which autograd would otherwise free
-            a = activation(z)
-            a.retain_grad()
-            zs.append(z)
-            activations.append(a)
-        loss = model.loss(a, target)
-        loss.backward()
-        optimizer.step()
-        kept.append(
-            AutogradStep(
-                loss=float(loss.detach()),
-                pre_activations=[z.detach().clone() for z in zs],
-                activations=[a.detach().clone() for a in activations],
-                grad_activations=[a.grad.clone() for a in activations],
-                deltas=[z.grad.clone() for z in zs],
-                grads={name: p.grad.clone() for name, p in model.named_parameters()},
-                params_before=before,
-                params_after={name: p.detach().clone() for name, p in model.named_parameters()},
-            )
-        )
-        if not math.isfinite(kept[-1].loss):
-            break
-    return kept
-
-
 def with_steps(config: WorkedConfig, steps: int) -> WorkedConfig:
-    """The same example run for `steps` steps, every one of them kept."""
+    """The same example run for `steps` steps, every one of them kept (and drawn at most there)."""
     train = config.train.model_copy(update={"steps": steps, "max_trace_steps": steps})
-    return config.model_copy(update={"train": train})
+    picture = config.picture.model_copy(update={"step": min(config.picture.step, steps)})
+    return config.model_copy(update={"train": train, "picture": picture})
 
 
 class WorkedStepper:
-    """One page's worked example: its config (edited or not), and both runs as far as reached."""
+    """One page's worked example: its config (edited or not), its run as far as reached, and the
+    claims of its file."""
 
     def __init__(self, config: WorkedConfig, source: str):
         self.original = config
         self.source = source
+        self.audit: list[ClaimResult] | None = None  # of the file's values, whatever is edited
         self.load(config)
 
     def load(self, config: WorkedConfig) -> None:
@@ -109,8 +55,6 @@ class WorkedStepper:
         check_worked_size(example.spec.sizes, len(example.inputs), self.source)
         self.config, self.example = config, example
         self.run: WorkedRun | None = None
-        self.autograd: list[AutogradStep] = []
-        self.audit: list[ClaimResult] | None = None
 
     def reset(self) -> None:
         self.load(self.original)
@@ -125,14 +69,18 @@ class WorkedStepper:
             steps = min(MAX_STEP, max(step, 2 * done, FIRST_RUN_STEPS))
             example = WorkedExample.from_config(with_steps(self.config, steps), self.source)
             self.run = run_example(example)
-            self.autograd = autograd_run(example, steps)
         return min(step, self.run.steps_run)
 
+    @property
+    def edited(self) -> bool:
+        return self.config != self.original
+
     def claims(self) -> list[ClaimResult]:
-        """The claims audited as the config states them (its own number of steps, within limits)."""
+        """The claims audited on the file's values (its own number of steps, within limits): a
+        source's claims are about its numbers, never about an edit of them."""
         if self.audit is None:
-            steps = min(self.config.train.steps, MAX_STEP)
-            example = WorkedExample.from_config(with_steps(self.config, steps), self.source)
+            steps = min(self.original.train.steps, MAX_STEP)
+            example = WorkedExample.from_config(with_steps(self.original, steps), self.source)
             self.audit = audit_claims(run_example(example)) if example.claims else []
         return self.audit
 
@@ -144,9 +92,7 @@ class WorkedStepper:
             )
         shown = self.reach(step)
         assert self.run is not None
-        values = self.run.step(shown)
-        twin = self.autograd[shown - 1] if shown <= len(self.autograd) else None
-        return worked_view(self.run, values, twin, sample, self.claims())
+        return worked_view(self.run, self.run.step(shown), sample, self.claims(), self.edited)
 
     # -- edits -----------------------------------------------------------------------------------
     def edit(self, request: EditRequest) -> None:

@@ -2,13 +2,16 @@
 
 `worked_view` puts together what the page shows at one step: the network and its settings, the step
 exactly as trace.json holds it (`trace`), the items of each phase (`bpdemo.explore.chain`), how far
-the two models are apart, and the source's claims with their verdicts and where each is drawn.
+the hand-written step is from autograd's from the same parameters, what the marks on the edges
+mean, and the source's claims with their verdicts (always on the file's own values) and where each
+is drawn.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bpdemo.equations import EDGE_MARKS, update_rule
 from bpdemo.explore.chain import StepView
 from bpdemo.functional import LOSSES
 from bpdemo.spec import MLPSpec
@@ -63,13 +66,26 @@ def claim_row(result: ClaimResult, spec: MLPSpec) -> dict[str, Any]:
     }
 
 
+CLAIMS_NOTE = (
+    "the claims are about the example as its file states it: their verdicts are the file's, "
+    "not judged against your edit (reset brings the file's values back)"
+)
+PAGE_PHASES = ("forward", "loss", "backward", "update")
+
+
 def worked_view(
-    run: WorkedRun, values: StepValues, twin: Any, sample: int, claims: list[ClaimResult]
+    run: WorkedRun,
+    values: StepValues,
+    sample: int,
+    claims: list[ClaimResult],
+    edited: bool = False,
 ) -> dict[str, Any]:
-    """The answer of /api/worked/step and /api/worked/edit (docs/explore.md lists its fields)."""
+    """The answer of /api/worked/step and /api/worked/edit (docs/explore.md lists its fields).
+
+    `claims` are audited on the file's values; `edited` says the example shown is not those.
+    """
     example, spec = run.example, run.example.spec
     optimizer, config = example.optimizer, example.config
-    plain = optimizer.name == "sgd" and not optimizer.momentum
     diverged = run.diverged_at_step
     within = values.max_manual_autograd_diff <= run.tolerance
     return {
@@ -95,11 +111,7 @@ def worked_view(
             "labels": config.labels.model_dump(),
         },
         "lr": optimizer.lr,
-        "update_rule": (
-            f"plain gradient descent, p ← p − lr·∂L/∂p, lr {optimizer.lr:g}"
-            if plain
-            else f"{optimizer.name}, lr {optimizer.lr:g}"
-        ),
+        "update_rule": update_rule(optimizer),
         "inputs": example.inputs.tolist(),
         "targets": example.targets.tolist(),
         "agreement": {
@@ -107,14 +119,20 @@ def worked_view(
             "tolerance": run.tolerance,
             "within_tolerance": within,
             "text": (
-                f"step {values.step}: hand-written vs autograd, largest relative difference "
-                f"{values.max_manual_autograd_diff:.1e} over every z, a, the loss, every gradient "
-                f"and updated parameter ({'within' if within else 'OUTSIDE'} the tolerance "
-                f"{run.tolerance:g})"
+                f"step {values.step}: hand-written vs autograd from the same parameters, largest "
+                f"relative difference {values.max_manual_autograd_diff:.1e} over every z, a, the "
+                f"loss, ∂L/∂a, δ, every gradient and updated parameter "
+                f"({'within' if within else 'OUTSIDE'} the tolerance {run.tolerance:g})"
             ),
         },
         "trace": step_dict(values),
-        "phases": StepView(run, values, twin, sample).phases(),
+        "phases": StepView(run, values, sample).phases(),
+        "legend": {
+            phase: [{"mark": mark, "text": text} for mark, text in EDGE_MARKS[phase]]
+            for phase in PAGE_PHASES
+        },
+        "edited": edited,
         "claims": [claim_row(claim, spec) for claim in claims],
         "claims_legend": AUDIT_LEGEND,
+        "claims_note": CLAIMS_NOTE if edited and claims else "",
     }

@@ -8,9 +8,11 @@ One picture per phase of a step (`NetworkState.phase`):
     update    each weight and bias before and after the update (old → new)
 
 An edge's width gives the size of the number it stands for (the gradient; in the forward picture the
-weight; in the update the change), relative to the largest in the picture. Its colour gives the sign
-of ∂L/∂w (blue: negative, so the update raises w; red: positive, the update lowers w); in the forward
-picture a dashed edge is a negative weight. Edge labels are placed largest first, each where it covers
+weight; in the update the change), relative to the largest in the picture. Its colour follows the one
+rule the explorer's page follows too (`bpdemo.equations.edge_mark`): blue where the weight rises, red
+where it falls (in the step and backward pictures the way gradient descent moves it, against
+∂L/∂w; in the update the way the update moved it); in the forward picture the edges are grey, a
+negative weight's dashed. Edge labels are placed largest first, each where it covers
 no neuron, text or other label and no other edge passes near its middle; with edge_labels "auto" a
 label that finds no such place is left out (the picture says how many are shown), "all" writes every
 label, "none" none.
@@ -28,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
+from bpdemo.equations import EDGE_MARKS, FALLS, NEGATIVE, POSITIVE, RISES, ZERO, edge_mark
 from bpdemo.plots.edge_labels import EdgeLabel, Layout
 
 NEURON_GAP = 2.8  # vertical distance between neurons of a layer, in data units
@@ -37,33 +40,23 @@ EDGE_FONT, NEURON_FONT, NAME_FONT = 7.0, 7.0, 8.5  # points
 MIN_LAYER_GAP, MAX_LAYER_GAP = 7.5, 14.0  # data units between layers, whatever their widths
 ALL_LABELS_UP_TO = 12  # edges in a layer gap that "auto" labels every one of, if they have room
 LOSS_BOX_OFFSET = 3.0  # from the output neurons' centres to the loss box, past the targets
-NEGATIVE_COLOUR = "tab:blue"
-POSITIVE_COLOUR = "tab:red"
+RISES_COLOUR = "tab:blue"
+FALLS_COLOUR = "tab:red"
 ZERO_COLOUR = "0.6"
 WEIGHT_COLOUR = "0.35"
 NEURON_FILL = "#f4f4f4"
 PHASE_TITLES = {"forward": " — forward pass", "backward": " — backward pass"}
 PHASE_TITLES["update"] = " — the update"
 DASHED = (0, (3, 2))
-_GRADIENTS = (
-    [
-        (NEGATIVE_COLOUR, "-", "∂L/∂w < 0: the update raises w"),
-        (POSITIVE_COLOUR, "-", "∂L/∂w > 0: the update lowers w"),
-    ],
-    "|∂L/∂w|",
-)
-LEGENDS = {  # phase: the edges' (colour, line style, meaning), and what their width shows
-    "step": _GRADIENTS,
-    "backward": _GRADIENTS,
-    "forward": ([(WEIGHT_COLOUR, "-", "w > 0"), (WEIGHT_COLOUR, DASHED, "w < 0")], "|w|"),
-    "update": (
-        [
-            (NEGATIVE_COLOUR, "-", "the update raised w"),
-            (POSITIVE_COLOUR, "-", "the update lowered w"),
-        ],
-        "|change|",
-    ),
+MARK_STYLES = {  # how each mark of `bpdemo.equations.EDGE_MARKS` is drawn: colour, line style
+    RISES: (RISES_COLOUR, "solid"),
+    FALLS: (FALLS_COLOUR, "solid"),
+    POSITIVE: (WEIGHT_COLOUR, "solid"),
+    NEGATIVE: (WEIGHT_COLOUR, DASHED),
+    ZERO: (ZERO_COLOUR, "solid"),
+    None: (ZERO_COLOUR, "solid"),  # not finite: no sign
 }
+WIDTHS = {"step": "|∂L/∂w|", "backward": "|∂L/∂w|", "forward": "|w|", "update": "|change|"}
 
 
 @dataclass
@@ -163,18 +156,21 @@ def _edge_text(state: NetworkState, layer: int, j: int, i: int) -> str:
     return f"w = {short(w)}\n∂L/∂w = {short(g)}"
 
 
-def _edge_colour(state: NetworkState, value: float) -> str:
-    if state.phase == "forward":
-        return WEIGHT_COLOUR
-    if value == 0 or not math.isfinite(value):
-        return ZERO_COLOUR
-    lowers = value > 0 if state.phase != "update" else value < 0
-    return POSITIVE_COLOUR if lowers else NEGATIVE_COLOUR
+def _edge_mark(state: NetworkState, layer: int, j: int, i: int) -> str | None:
+    """The mark of the edge of weight [j, i] of `layer` in the picture's phase (`edge_mark`)."""
+    weight, grad = float(state.weights[layer][j, i]), float(state.grad_weights[layer][j, i])
+    after = state.weights_after[layer][j, i] if state.weights_after is not None else weight
+    return edge_mark(state.phase, weight, grad, float(after) - weight)
 
 
-def _legend(state: NetworkState) -> list[Line2D]:
-    entries, size = LEGENDS[state.phase]
-    handles = [Line2D([], [], color=c, lw=3, ls=style, label=text) for c, style, text in entries]
+def _legend(state: NetworkState, marks: set[str | None]) -> list[Line2D]:
+    """The meaning of each mark of the phase; of a zero only when an edge has it."""
+    handles = [
+        Line2D([], [], color=MARK_STYLES[mark][0], lw=3, ls=MARK_STYLES[mark][1], label=text)
+        for mark, text in EDGE_MARKS[state.phase]
+        if mark != ZERO or ZERO in marks
+    ]
+    size = WIDTHS[state.phase]
     width = Line2D([], [], color="0.3", lw=0.8, label=f"line width: {size} (√, largest = widest)")
     return [*handles, width]
 
@@ -208,14 +204,15 @@ def _layer_positions(sizes: list[int]) -> list[float]:
 
 
 def _draw_edges(ax, state: NetworkState, xs: list[float], ys: list[list[float]]) -> tuple:
-    """Draw every edge; returns its label-to-be (in order of priority) and, per layer gap, the
-    edges' (starts, ends) for the labels to keep clear of."""
+    """Draw every edge; returns its label-to-be (in order of priority), per layer gap the edges'
+    (starts, ends) for the labels to keep clear of, and the marks the edges have."""
     # Widths relative to the largest finite value (a diverged step may hold inf or NaN).
     values = [np.asarray(_edge_value(state, layer), dtype=float) for layer in range(len(xs) - 1)]
     finite = [np.abs(v[np.isfinite(v)]) for v in values]
     largest = max((float(v.max()) for v in finite if v.size), default=0.0)
     labels: list[tuple[int, float, EdgeLabel]] = []  # (rank in its layer, -size, label)
     edges: list[tuple[np.ndarray, np.ndarray]] = []
+    marks: set[str | None] = set()
     for layer, value in enumerate(values):
         starts, ends, colours, widths, styles = [], [], [], [], []
         x0, x1 = xs[layer], xs[layer + 1]
@@ -233,10 +230,12 @@ def _draw_edges(ax, state: NetworkState, xs: list[float], ys: list[list[float]])
             end = (x1 - RADIUS * dx, y1 - RADIUS * dy)
             starts.append(start)
             ends.append(end)
-            colour = _edge_colour(state, v)
+            mark = _edge_mark(state, layer, j, i)
+            marks.add(mark)
+            colour, style = MARK_STYLES[mark]
             colours.append(colour)
             widths.append(0.8 + 4.5 * size)
-            styles.append(DASHED if state.phase == "forward" and v < 0 else "solid")
+            styles.append(style)
             # Without a free spot ("all"), one fraction of the way for each target neuron, so
             # that labels of different targets stand side by side rather than on one another.
             spot = 0.25 + 0.4 * (j / (n_out - 1) if n_out > 1 else 0.5)
@@ -252,7 +251,7 @@ def _draw_edges(ax, state: NetworkState, xs: list[float], ys: list[list[float]])
             )
         )  # fmt: skip
     labels.sort(key=lambda item: item[:2])
-    return [label for *_, label in labels], edges
+    return [label for *_, label in labels], edges, marks
 
 
 # -- the picture -----------------------------------------------------------------------------------
@@ -295,7 +294,7 @@ def network_picture(state: NetworkState) -> Figure:
                 below = _below_text(state, layer, j)
                 write(x, y - RADIUS - 0.08, below, EDGE_FONT, va="top", color="0.25")
 
-    labels, edges = _draw_edges(ax, state, xs, ys)
+    labels, edges, marks = _draw_edges(ax, state, xs, ys)
     shown = 0
     if state.edge_labels != "none":
         # "auto" labels every edge of a small gap; in a larger one about one edge per neuron on
@@ -352,7 +351,7 @@ def network_picture(state: NetworkState) -> Figure:
         ax.text(xs[-1] / 2, y_range[0] + 0.15, "\n".join(notes), fontsize=NAME_FONT,
                 ha="center", va="bottom", color="0.35")  # fmt: skip
     ax.legend(
-        handles=_legend(state),
+        handles=_legend(state, marks),
         loc="upper center",
         bbox_to_anchor=(0.5, -0.02),
         ncol=3,

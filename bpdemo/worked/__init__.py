@@ -13,14 +13,17 @@ One module a concern:
     formula      the arithmetic a source writes beside its numbers, evaluated safely
     claims       the quantities claims name (`parse_quantity`), their tolerances (`Claim`)
     example      `WorkedExample`: the config checked against itself, and its standardised twin
-    trace        `run_example`: both models side by side, every number of every step
+    trace        `run_example`: every number of every step, each step checked against autograd's
+                 step from the same parameters
     audit        each claim against backpropagation (`audit_claims`, `audit_table`)
-    walkthrough  the printed walk-through (`Walkthrough`, `scale_comparison`)
+    walkthrough  the printed walk-through (`Walkthrough`, `scale_comparison`) of the equations of
+                 `bpdemo.equations`, which the explorer renders too
     picture      the numbers of one step, sample and phase for the network picture
     result       `run` -> `WorkedResult`: the runs, the audit, the text, the trace, the pictures
     files        trace.json, metrics.json, steps.csv and the network pictures
 """
 
+from bpdemo.equations import factor, fmt
 from bpdemo.worked.audit import AUDIT_LEGEND, TABLE_WIDTH, ClaimResult, audit_claims, audit_table
 from bpdemo.worked.claims import (
     Claim,
@@ -65,7 +68,7 @@ from bpdemo.worked.schema import (
     load_worked_config,
 )
 from bpdemo.worked.trace import ForwardValues, StepValues, WorkedRun, run_example
-from bpdemo.worked.walkthrough import Walkthrough, factor, fmt, scale_comparison
+from bpdemo.worked.walkthrough import Walkthrough, scale_comparison
 
 __all__ = [
     "AUDIT_LEGEND",

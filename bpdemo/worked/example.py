@@ -69,6 +69,13 @@ class WorkedExample:
                 f"{source}: [picture] sample {config.picture.sample} does not exist: the data has "
                 f"{len(inputs)} sample(s), counted from 0"
             )
+        steps = config.train.steps
+        if config.picture.step > steps:
+            there = "step 1" if steps == 1 else f"steps 1 to {steps}"
+            raise ConfigError(
+                f"{source}: [picture] step {config.picture.step} is beyond the run, which has "
+                f"{there} (train.steps = {steps}): choose a step it has, or run more steps"
+            )
         return cls(config, spec, optimizer, inputs, targets, claims, source)
 
     def standardised(self) -> WorkedExample | None:

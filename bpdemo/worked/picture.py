@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import Tensor
 
+from bpdemo.equations import fmt
 from bpdemo.functional import LOSSES
 from bpdemo.worked.schema import PHASES
 from bpdemo.worked.trace import WorkedRun
-from bpdemo.worked.walkthrough import fmt
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,7 +49,8 @@ def _array(tensor: Tensor) -> np.ndarray:
 
 
 def picture_step(run: WorkedRun, step: int | None = None) -> int:
-    """The step a picture shows: `step`, or `[picture] step` (the last step run, if beyond it)."""
+    """The step a picture shows: `step`, or `[picture] step` (a step of the run, as the example
+    checks; the last step run when the run stopped before it, diverged or interrupted)."""
     if step is None:
         return min(run.example.config.picture.step, max(run.steps_run, 1))
     kept = [values.step for values in run.steps]

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 
 
 AGREEMENT_MEASURE = (
-    "the largest relative difference between hand-written and autograd over every z, a, the loss, "
-    "every gradient and updated parameter: a gradient's max |hand-written − autograd| / max S, S "
-    "the sum of the absolute terms it adds up (as bpdemo.compare measures it); every other tensor's "
-    "max |hand-written − autograd| / max |autograd|"
+    "the largest relative difference between the hand-written step and autograd's step from the "
+    "same parameters, over every z, a, dL/da, delta, the loss, every gradient and updated parameter: "
+    "a gradient's max |hand-written − autograd| / max S, S the sum of the absolute terms it adds up "
+    "(as bpdemo.agreement measures it); every other tensor's max |hand-written − autograd| / "
+    "max |autograd|"
 )
 
 

@@ -201,6 +201,11 @@ def load(source: ConfigSource, overrides: Sequence[Override | str] = ()) -> Work
     elif isinstance(source, Mapping):
         data, name = _plain(source), "config"
     elif _is_path(source):
+        if Path(source).is_dir():
+            raise ConfigError(
+                f"{source} is a folder, not a config file: pass the path of a worked example's "
+                "TOML file (e.g. configs/worked_321.toml), a dict or TOML text"
+            )
         if not Path(source).is_file():
             raise ConfigError(f"config file {source} not found")
         data, name = read_toml(Path(source)), str(source)

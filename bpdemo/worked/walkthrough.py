@@ -1,9 +1,8 @@
 """The printed walk-through of a worked example: every number of a step, written out as on paper.
 
-Each line puts the numbers into the formula they come from (z = W·a_prev + b, the loss, the chain
-rule, the update), so a reader can check any of them by hand. The formulas of activations and losses
-come from their registries (`bpdemo.functional`); a registry entry without a text shows the numbers
-alone.
+Each line is an equation of `bpdemo.equations` (z = W·a_prev + b, the loss, the chain rule, the
+update) with its numbers put in, the same text the explorer shows, so a reader can check any of them
+by hand. The formulas of activations and losses come from their registries (`bpdemo.functional`).
 """
 
 from __future__ import annotations
@@ -13,60 +12,27 @@ import math
 
 import torch
 
-from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.equations import StepEquations, fmt, update_rule, update_rule_name
+from bpdemo.functional import LOSSES
 from bpdemo.worked.trace import StepValues, WorkedRun
 
 DETAILED_STEPS = 5  # a run of up to this many steps is printed in full; longer: first and last
-SHOWN_TERMS = 8  # terms written out in one sum before "..."
 SUMMARY_ROWS = 20  # rows of the per-step loss table of a long run
 
 
-def fmt(value: float, digits: int = 6) -> str:
-    """A number for reading: 6 significant digits, no trailing zeros, -0 shown as 0."""
-    if value == 0:
-        return "0"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}g}"
-
-
-def factor(value: float) -> str:
-    """A number as a factor of a product: negative numbers in parentheses."""
-    return f"({fmt(value)})" if value < 0 else fmt(value)
-
-
-def _sum(terms: list[str]) -> str:
-    if len(terms) > SHOWN_TERMS:
-        terms = [*terms[: SHOWN_TERMS - 1], f"… ({len(terms) - SHOWN_TERMS + 1} more terms)"]
-    return " + ".join(terms)
-
-
-def _neuron(labels: list[str] | None, unit: int) -> str:
-    return f" ({labels[unit]})" if labels else ""
-
-
-def neuron_fields(z: float, a: float) -> dict[str, str]:
-    """The fields of an activation's `value_text` and `derivative_text`, for one neuron."""
-    return {
-        "z": fmt(z),
-        "a": fmt(a),
-        "z_factor": factor(z),
-        "minus_z": factor(-z),
-        "a_factor": factor(a),
-    }
-
-
-def loss_total(template: str, terms: list[str], counts: dict[str, int]) -> str:
-    """A loss's `total_text` filled in with its terms and counts ({rows}, {numel}).
-
-    A division by a count of 1 is left out, and with it the parentheses around a single term:
-    one sample's cross-entropy is −ln(p), not −(ln(p))/1.
-    """
-    for name, count in counts.items():
-        divided = f"({{terms}})/{{{name}}}"
-        if count == 1 and divided in template:
-            template = template.replace(divided, "{terms}" if len(terms) == 1 else "({terms})")
-    return template.format(terms=_sum(terms), **counts)
+def step_equations(run: WorkedRun, values: StepValues) -> StepEquations:
+    """The equations of one step of `run`, its samples written out as `[report] max_samples` says."""
+    example = run.example
+    shown = min(len(example.inputs), example.config.report.max_samples)
+    return StepEquations(
+        values,
+        example.inputs,
+        example.targets,
+        example.spec,
+        example.optimizer,
+        example.config.labels,
+        shown,
+    )
 
 
 class Walkthrough:
@@ -82,11 +48,6 @@ class Walkthrough:
         # Samples written out term by term ([report] max_samples); the others enter the sums.
         self.samples = min(len(self.x), run.example.config.report.max_samples)
 
-    def layer_labels(self, layer: int) -> list[str] | None:
-        if layer == self.spec.num_layers - 1:
-            return self.labels.outputs
-        return self.labels.hidden[layer] if self.labels.hidden else None
-
     def role(self, layer: int) -> str:
         return "output layer" if layer == self.spec.num_layers - 1 else f"hidden layer {layer}"
 
@@ -94,15 +55,7 @@ class Walkthrough:
         config, spec, optimizer = self.example.config, self.spec, self.example.optimizer
         sizes = "-".join(map(str, spec.sizes))
         loss = LOSSES[spec.loss]
-        rule = (
-            "plain gradient descent"
-            if optimizer.name == "sgd" and not optimizer.momentum
-            else (
-                f"{optimizer.name} (momentum {optimizer.momentum})"
-                if optimizer.name == "sgd"
-                else optimizer.name
-            )
-        )
+        formula = f": L = {loss.formula}" if loss.formula else ""
         lines = [
             f"{config.title}" + (f" — {self.example.variant}" if config.data.standardise else "")
         ]
@@ -110,10 +63,13 @@ class Walkthrough:
             lines.append(f"source: {config.source}")
         lines += [
             f"network {sizes}, activations {', '.join(spec.activations)}; "
-            f"loss {spec.loss}: L = {loss.formula}",
-            f"{rule}, lr {optimizer.lr:g}, biases {'trained' if optimizer.train_biases else 'held fixed'}"
+            f"loss {spec.loss}{formula}",
+            f"{update_rule_name(optimizer)}, lr {optimizer.lr:g}, "
+            f"biases {'trained' if optimizer.train_biases else 'held fixed'}"
             f", {self.run.steps_run} full-batch step(s) on {len(self.x)} sample(s), "
             f"{str(spec.dtype).removeprefix('torch.')}; indices count from 0",
+            "notation: W0, b0 are layers.0's weight and bias, z0, a0, δ0 = ∂L/∂z0 its neurons' "
+            "(and so on); x the input",
         ]
         if len(self.x) > self.samples:
             lines.append(
@@ -138,6 +94,7 @@ class Walkthrough:
         return lines
 
     def forward(self, values: StepValues) -> list[str]:
+        equations = step_equations(self.run, values)
         lines = ["forward pass: z = W·a_prev + b, a = f(z)"]
         input_labels = self.labels.inputs
         for n in range(self.samples):
@@ -149,23 +106,9 @@ class Walkthrough:
             prefix = f"sample {n}: " if len(self.x) > 1 else ""
             lines.append(f"  {prefix}input x = [{shown}], target {self.target_text(n)}")
             for layer, name in enumerate(self.spec.activations):
-                weight = values.params_before[f"layers.{layer}.weight"]
-                bias = values.params_before[f"layers.{layer}.bias"]
-                a_prev = self.x if layer == 0 else values.activations[layer - 1]
                 lines.append(f"  layers.{layer} ({self.role(layer)}, {name})")
-                labels = self.layer_labels(layer)
-                value_text = ACTIVATIONS[name].value_text
-                for j in range(weight.shape[0]):
-                    terms = [
-                        f"{factor(float(weight[j, i]))}·{factor(float(a_prev[n, i]))}"
-                        for i in range(weight.shape[1])
-                    ]
-                    z = float(values.pre_activations[layer][n, j])
-                    a = float(values.activations[layer][n, j])
-                    lines.append(
-                        f"    z[{j}]{_neuron(labels, j)} = {_sum([*terms, factor(float(bias[j]))])}"
-                        f" = {fmt(z)};  a = {value_text.format(**neuron_fields(z, a))} = {fmt(a)}"
-                    )
+                for j in range(self.spec.sizes[layer + 1]):
+                    lines.append(f"    {equations.forward(layer, j, n).text}")
         if len(self.x) > self.samples:
             lines.append(f"  (samples {self.samples} to {len(self.x) - 1} likewise)")
         return lines
@@ -177,141 +120,36 @@ class Walkthrough:
             return f"class {label}" + (f" ({names[label]})" if names else "")
         return f"y = [{', '.join(fmt(v) for v in self.y[n].tolist())}]"
 
-    def output_fields(self, values: StepValues, n: int, k: int) -> dict[str, str | int]:
-        """The fields of the loss's texts at output k of sample n (see `bpdemo.functional.Loss`)."""
-        out = values.outputs
-        fields: dict[str, str | int] = {"a": fmt(float(out[n, k])), "k": k}
-        fields.update(rows=len(self.x), numel=out.numel())
-        if values.probabilities is not None:  # class labels
-            label = int(self.y[n])
-            fields.update(y=label, hit=int(label == k), p=fmt(float(values.probabilities[n, k])))
-        else:
-            y = float(self.y[n, k])
-            fields.update(y=fmt(y), one_minus_y=fmt(1 - y))
-        return fields
-
     def loss(self, values: StepValues) -> list[str]:
-        loss, many = LOSSES[self.spec.loss], len(self.x) > 1
-        lines = [f"loss ({loss.name}: L = {loss.formula})"]
-        rows = range(self.samples)
-        if values.probabilities is not None:
-            for n in rows:
-                p = ", ".join(fmt(v) for v in values.probabilities[n].tolist())
-                lines.append(f"  p = softmax(z) = [{p}]" + (f" (sample {n})" if many else ""))
-        if loss.term_text is None:
-            lines.append(f"  L = {fmt(values.loss)}")
-            return lines
-        if loss.classification:  # one term a sample: the probability of its class
-            fields = [self.output_fields(values, n, int(self.y[n])) for n in rows]
-        else:  # one term an output of a sample
-            width = values.outputs.shape[1]
-            fields = [self.output_fields(values, n, k) for n in rows for k in range(width)]
-        terms = [loss.term_text.format(**f) for f in fields]
-        terms += ["…"] if len(self.x) > self.samples else []  # samples not written out
-        counts = {"rows": len(self.x), "numel": values.outputs.numel()}
-        lines.append(f"  L = {loss_total(loss.total_text, terms, counts)} = {fmt(values.loss)}")
-        return lines
-
-    def output_gradient_text(self, values: StepValues, n: int, k: int) -> str:
-        """dL/da at output k of sample n: the loss's derivative, written out."""
-        text = LOSSES[self.spec.loss].gradient_text
-        g = fmt(float(values.grad_activations[-1][n, k]))
-        return g if text is None else f"{text.format(**self.output_fields(values, n, k))} = {g}"
+        header, *lines = (e.text for e in step_equations(self.run, values).loss())
+        return [header] + [f"  {line}" for line in lines]
 
     def backward(self, values: StepValues) -> list[str]:
+        equations = step_equations(self.run, values)
         lines = [
-            "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a · f'(z) (BP1 at the output, BP2 below),",
-            "  ∂L/∂W[j,i] = Σ_samples δ[j]·a_prev[i] (BP4), ∂L/∂b[j] = Σ_samples δ[j] (BP3)",
+            "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a·f'(z) (BP1 at the output, BP2 below),",
+            "  ∂L/∂W = Σ_samples δ·a_prev (BP4), ∂L/∂b = Σ_samples δ (BP3)",
         ]
         for layer in range(self.spec.num_layers - 1, -1, -1):
             name = self.spec.activations[layer]
             lines.append(f"  layers.{layer} ({self.role(layer)}, {name})")
             for n in range(self.samples):
-                lines += self.delta_lines(values, layer, n)
-            lines += self.gradient_lines(values, layer)
-        return lines
-
-    def delta_lines(self, values: StepValues, layer: int, n: int) -> list[str]:
-        """dL/da and delta of each neuron of `layer` for sample n (BP1 at the output, BP2 below)."""
-        activation = ACTIVATIONS[self.spec.activations[layer]]
-        z_all, a_all = values.pre_activations[layer], values.activations[layer]
-        derivative = activation.derivative(z_all, a_all)
-        labels = self.layer_labels(layer)
-        prefix = f"sample {n}: " if len(self.x) > 1 else ""
-        lines = []
-        for j in range(z_all.shape[1]):
-            grad_a = float(values.grad_activations[layer][n, j])
-            if layer == self.spec.num_layers - 1:
-                grad_text = self.output_gradient_text(values, n, j)
-            else:
-                w_next = values.params_before[f"layers.{layer + 1}.weight"]
-                d_next = values.deltas[layer + 1]
-                terms = [
-                    f"{factor(float(d_next[n, k]))}·{factor(float(w_next[k, j]))}"
-                    for k in range(w_next.shape[0])
-                ]
-                grad_text = f"Σ_k δ_next[k]·W_next[k,{j}] = {_sum(terms)} = {fmt(grad_a)}"
-            d = float(derivative[n, j])
-            # A derivative that is a constant (identity's 1) says no more than its number.
-            text = activation.derivative_text.format(
-                **neuron_fields(float(z_all[n, j]), float(a_all[n, j]))
-            )
-            why = "" if text == fmt(d) else f"   [f'(z) = {text} = {fmt(d)}]"
-            lines.append(f"    {prefix}∂L/∂a[{j}]{_neuron(labels, j)} = {grad_text}")
-            lines.append(
-                f"    {prefix}δ[{j}] = {factor(grad_a)} · f'(z[{j}]) = {factor(grad_a)} · "
-                f"{fmt(d)} = {fmt(float(values.deltas[layer][n, j]))}{why}"
-            )
-        return lines
-
-    def gradient_lines(self, values: StepValues, layer: int) -> list[str]:
-        """dL/dW (BP4) and dL/db (BP3) of `layer`, each a sum over the samples."""
-        a_prev = self.x if layer == 0 else values.activations[layer - 1]
-        grad_w = values.grads[f"layers.{layer}.weight"]
-        grad_b = values.grads[f"layers.{layer}.bias"]
-        delta = values.deltas[layer]
-        many = len(self.x) > 1
-        over = "Σ_samples " if many else ""
-        hidden = len(self.x) - self.samples
-        more = [f"… ({hidden} more samples)"] if hidden > 0 else []
-        lines = []
-        for j in range(grad_w.shape[0]):
-            for i in range(grad_w.shape[1]):
-                terms = [
-                    f"{factor(float(delta[n, j]))}·{factor(float(a_prev[n, i]))}"
-                    for n in range(self.samples)
-                ]
-                lines.append(
-                    f"    ∂L/∂W[{j},{i}] = {over}δ[{j}]·a_prev[{i}] = {_sum(terms + more)} = "
-                    f"{fmt(float(grad_w[j, i]))}"
-                )
-            terms = [factor(float(delta[n, j])) for n in range(self.samples)]
-            lines.append(
-                f"    ∂L/∂b[{j}] = {over}δ[{j}] = {_sum(terms + more)}"
-                + (f" = {fmt(float(grad_b[j]))}" if many else "")
-            )
+                prefix = f"sample {n}: " if len(self.x) > 1 else ""
+                for j in range(self.spec.sizes[layer + 1]):
+                    lines.append(f"    {prefix}{equations.grad_activation(layer, j, n).text}")
+                    lines.append(f"    {prefix}{equations.delta(layer, j, n).text}")
+            for j in range(self.spec.sizes[layer + 1]):
+                for i in range(self.spec.sizes[layer]):
+                    lines.append(f"    {equations.grad_weight(layer, j, i).text}")
+                lines.append(f"    {equations.grad_bias(layer, j).text}")
         return lines
 
     def update(self, values: StepValues) -> list[str]:
-        optimizer = self.example.optimizer
-        plain = optimizer.name == "sgd" and not optimizer.momentum
-        lr = optimizer.lr
-        if plain:
-            lines = [f"update (gradient descent, lr = {lr:g}): p ← p − lr·∂L/∂p"]
-        else:
-            lines = [f"update ({optimizer.name}, lr = {lr:g}; the step is the optimizer's)"]
+        equations = step_equations(self.run, values)
+        lines = [f"update ({update_rule(self.example.optimizer)})"]
         for name, before in values.params_before.items():
-            if name.endswith(".bias") and not optimizer.train_biases:
-                lines.append(f"  {name}: held fixed (train.train_biases = false)")
-                continue
-            after, grad = values.params_after[name], values.grads[name]
             for index in _indices(before.shape):
-                b, g, a = float(before[index]), float(grad[index]), float(after[index])
-                where = f"{name}[{','.join(map(str, index))}]"
-                if plain:
-                    lines.append(f"  {where} = {fmt(b)} − {fmt(lr)}·{factor(g)} = {fmt(a)}")
-                else:
-                    lines.append(f"  {where} = {fmt(b)} → {fmt(a)} (∂L/∂p = {fmt(g)})")
+                lines.append(f"  {equations.update(name, index).text}")
         return lines
 
     def final(self) -> list[str]:

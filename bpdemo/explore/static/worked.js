@@ -92,11 +92,11 @@ function renderWorked() {
     const label = document.querySelector(`text[data-for="${id}"]`);
     if (label) label.textContent = item.show.join(" ");
     else texts.forEach((t, k) => { t.textContent = item.show[k] || ""; });
-    const sign = item.values && (item.values.grad ?? item.values.after ?? item.values.value);
-    node.classList.toggle("negative", typeof sign === "number" && sign < 0);
-    node.classList.toggle("positive", typeof sign === "number" && sign > 0);
+    // the server marks each weight's edge; one meaning per mark, the pictures' own (see the legend)
+    if (item.mark) node.dataset.mark = item.mark;
   }
   $("network").dataset.phase = state.phase;
+  renderLegend(view.legend[state.phase]);
   $("w-title").textContent = view.title;
   $("w-rule").textContent = `network ${view.network.sizes.join("-")}, ` +
     `${view.network.activations.join(", ")}; loss ${view.network.loss}: L = ${view.network.loss_formula}; ` +
@@ -118,6 +118,20 @@ function renderWorked() {
   status.classList.toggle("warn", Boolean(view.message) || !agreement.within_tolerance);
   renderDetail();
   renderClaims();
+}
+
+function renderLegend(entries) {
+  const legend = $("legend");
+  legend.replaceChildren(el("span", { class: "muted" }, "edges:"));
+  for (const entry of entries) {
+    // a zero's meaning only when an edge has it
+    if (entry.mark === "zero" && !document.querySelector('#network .weight[data-mark="zero"]')) continue;
+    const item = el("span", { class: "entry", "data-mark": entry.mark });
+    const swatch = el("svg:svg", { width: 34, height: 10, class: "swatch", "data-mark": entry.mark });
+    swatch.append(el("svg:line", { x1: 2, y1: 5, x2: 32, y2: 5, class: "edge" }));
+    item.append(swatch, el("span", { class: "text" }, entry.text));
+    legend.append(item);
+  }
 }
 
 function renderDetail() {
@@ -151,8 +165,12 @@ function renderDetail() {
       paths.append(line);
     }
   }
-  fillTable($("d-compare"), ["", "hand-written", "autograd", "difference"],
-    item.compare.map((r) => [r.quantity, ...r.text]));
+  if (item.compare.length) {
+    fillTable($("d-compare"), ["", "hand-written", "autograd", "difference"],
+      item.compare.map((r) => [r.quantity, ...r.text]));
+  } else {
+    $("d-compare").replaceChildren();
+  }
   if (item.edit) {
     $("d-edit").hidden = false;
     $("d-edit-label").textContent = state.view.step === 1 || item.edit.what === "input" || item.edit.what === "target"
@@ -164,6 +182,8 @@ function renderDetail() {
 function renderClaims() {
   const view = state.view;
   $("claims-legend").textContent = view.claims.length ? view.claims_legend : "This example states no claims.";
+  $("claims-note").textContent = view.claims_note;
+  $("claims-note").hidden = !view.claims_note;
   fillTable($("claims"), ["step", "quantity", "claimed", "source's formula", "formula gives", "backprop gives", "verdict"],
     view.claims.map((c) => {
       const verdict = el("td", { class: c.agrees === false ? "wrong" : c.agrees ? "agrees" : "" }, c.text.verdict);
