@@ -13,11 +13,10 @@ import math
 
 import torch
 
-from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.functional import ACTIVATIONS, LOSSES, loss_total, written_sum
 from bpdemo.worked.trace import StepValues, WorkedRun
 
 DETAILED_STEPS = 5  # a run of up to this many steps is printed in full; longer: first and last
-SHOWN_TERMS = 8  # terms written out in one sum before "..."
 SUMMARY_ROWS = 20  # rows of the per-step loss table of a long run
 
 
@@ -35,12 +34,6 @@ def factor(value: float) -> str:
     return f"({fmt(value)})" if value < 0 else fmt(value)
 
 
-def _sum(terms: list[str]) -> str:
-    if len(terms) > SHOWN_TERMS:
-        terms = [*terms[: SHOWN_TERMS - 1], f"… ({len(terms) - SHOWN_TERMS + 1} more terms)"]
-    return " + ".join(terms)
-
-
 def _neuron(labels: list[str] | None, unit: int) -> str:
     return f" ({labels[unit]})" if labels else ""
 
@@ -54,19 +47,6 @@ def neuron_fields(z: float, a: float) -> dict[str, str]:
         "minus_z": factor(-z),
         "a_factor": factor(a),
     }
-
-
-def loss_total(template: str, terms: list[str], counts: dict[str, int]) -> str:
-    """A loss's `total_text` filled in with its terms and counts ({rows}, {numel}).
-
-    A division by a count of 1 is left out, and with it the parentheses around a single term:
-    one sample's cross-entropy is −ln(p), not −(ln(p))/1.
-    """
-    for name, count in counts.items():
-        divided = f"({{terms}})/{{{name}}}"
-        if count == 1 and divided in template:
-            template = template.replace(divided, "{terms}" if len(terms) == 1 else "({terms})")
-    return template.format(terms=_sum(terms), **counts)
 
 
 class Walkthrough:
@@ -163,7 +143,7 @@ class Walkthrough:
                     z = float(values.pre_activations[layer][n, j])
                     a = float(values.activations[layer][n, j])
                     lines.append(
-                        f"    z[{j}]{_neuron(labels, j)} = {_sum([*terms, factor(float(bias[j]))])}"
+                        f"    z[{j}]{_neuron(labels, j)} = {written_sum([*terms, factor(float(bias[j]))])}"
                         f" = {fmt(z)};  a = {value_text.format(**neuron_fields(z, a))} = {fmt(a)}"
                     )
         if len(self.x) > self.samples:
@@ -250,7 +230,7 @@ class Walkthrough:
                     f"{factor(float(d_next[n, k]))}·{factor(float(w_next[k, j]))}"
                     for k in range(w_next.shape[0])
                 ]
-                grad_text = f"Σ_k δ_next[k]·W_next[k,{j}] = {_sum(terms)} = {fmt(grad_a)}"
+                grad_text = f"Σ_k δ_next[k]·W_next[k,{j}] = {written_sum(terms)} = {fmt(grad_a)}"
             d = float(derivative[n, j])
             # A derivative that is a constant (identity's 1) says no more than its number.
             text = activation.derivative_text.format(
@@ -282,12 +262,12 @@ class Walkthrough:
                     for n in range(self.samples)
                 ]
                 lines.append(
-                    f"    ∂L/∂W[{j},{i}] = {over}δ[{j}]·a_prev[{i}] = {_sum(terms + more)} = "
+                    f"    ∂L/∂W[{j},{i}] = {over}δ[{j}]·a_prev[{i}] = {written_sum(terms + more)} = "
                     f"{fmt(float(grad_w[j, i]))}"
                 )
             terms = [factor(float(delta[n, j])) for n in range(self.samples)]
             lines.append(
-                f"    ∂L/∂b[{j}] = {over}δ[{j}] = {_sum(terms + more)}"
+                f"    ∂L/∂b[{j}] = {over}δ[{j}] = {written_sum(terms + more)}"
                 + (f" = {fmt(float(grad_b[j]))}" if many else "")
             )
         return lines
