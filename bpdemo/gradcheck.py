@@ -495,6 +495,12 @@ def _rows(name, grad, like: Tensor, references: dict, tolerances: dict, floor: f
 
 def _check_layer(layer, x, upstream, step, tolerance, seed) -> GradientReport:
     x = x.detach().clone()
+    kinds = {_dtype_name(getattr(layer, name).dtype) for name in layer.parameter_names}
+    if kinds - {_dtype_name(x.dtype)}:
+        raise ValueError(
+            f"x is {_dtype_name(x.dtype)} but the layer's parameters are {', '.join(sorted(kinds))}: "
+            "give both one dtype (float64 to compare with finite differences too)"
+        )
     tolerances = _tolerances(x.dtype, tolerance)
     report = GradientReport(f"the layer {type(layer).__name__}", x.dtype)
     hand = copy.deepcopy(layer)  # the layer keeps its state (running statistics, dropout draws)

@@ -198,3 +198,8 @@ def test_layer_norm_by_autograd_alone_passes_where_its_gradient_is_rounding():
     weight = torch.ones(1, dtype=torch.float64)
     report = check_gradients(lambda t, w: F.layer_norm(t, (1,), weight=w), (X, weight))
     assert report.passed, str(report)
+
+
+def test_a_layer_and_an_input_of_different_dtypes_are_refused_in_one_line():
+    with pytest.raises(ValueError, match="x is float64 but the layer's parameters are float32"):
+        check_gradients(LayerNorm(1), X)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bpdemo.functional import Loss
     from bpdemo.image_step import OneImageStep
 
+SKLEARN_LOSS = "cross_entropy"  # MLPClassifier's log loss, which `fit_classifier` scores it by
+
 
 def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1) -> str:
     """The data, the split, the network and how it trains; then notes on how they were read."""
@@ -48,9 +50,6 @@ def baseline_loss_note(loss: str) -> str | None:
     if loss == SKLEARN_LOSS:
         return None
     return f"scikit-learn's MLP minimises its own log loss, not {loss}: its loss column is that one"
-
-
-SKLEARN_LOSS = "cross_entropy"  # MLPClassifier's log loss, which `fit_classifier` scores it by
 
 
 def results_table(results: Mapping[str, Mapping[str, Any]], baseline: Baseline) -> str:
@@ -136,11 +135,13 @@ def describe_step(walk: OneImageStep, classes: list[str]) -> str:
 def loss_line(loss: Loss, walk: OneImageStep, classes: list[str]) -> str:
     """`loss = −ln(p("1")) = −ln(0.000819321) = 7.10741`: the loss of this one image."""
     true, k = classes[walk.true_class], walk.true_class
+    # the fields of a loss for classes at the true class (see `bpdemo.functional.Loss`)
     symbols = {"a": f'z("{true}")', "p": f'p("{true}")', "y": f'"{true}"', "k": f'"{true}"'}
-    symbols.update(one_minus_y=f'(1 − "{true}")', hit=1)
     numbers = {"a": f"{walk.logits[k]:.6g}", "p": f"{walk.probabilities[k]:.6g}", "y": k, "k": k}
-    numbers.update(one_minus_y=1 - k, hit=1)
-    written = [loss.one_sample_text(**symbols), loss.one_sample_text(**numbers)]
+    written = [
+        loss.one_sample_text(**fields, hit=1, one_minus_y=f"(1 − {fields['y']})")
+        for fields in (symbols, numbers)
+    ]
     if written[0] is None:
         return f"loss {loss.label} of this image = {walk.loss:.6g}"
     return f"loss = {written[0]} = {written[1]} = {walk.loss:.6g}"
