@@ -2,8 +2,8 @@
 
 After `register_activation("silu", ...)` the name works wherever a built-in one does: in `MLPSpec`
 and `NetworkSpec`, in both models, in config files and `--set`, and in a worked example's text. A
-derivative is checked at registration against autograd (of the torch function given with it) and
-against finite differences (of the forward given with it); a wrong one is refused with a
+derivative is checked at registration against autograd and finite differences of the torch function
+given with it, in float64 and float32 and out into the saturated tails; a wrong one is refused with a
 `ValueError` that says where it disagrees. From the command line, `--import FILE_OR_MODULE` runs
 the registering code before the config is read.
 """
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from bpdemo.agreement import SAME_VALUES, TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES, Activation, Loss, TargetKind
-from bpdemo.gradcheck import GradientRow, check_gradients, compare
+from bpdemo.gradcheck import GradientReport, check_gradients, compare
 from bpdemo.infra.errors import UsageError
 
 # Where a registered derivative is checked: spread over where activations do their work and out into
@@ -41,7 +41,6 @@ CHECK_DTYPES = (torch.float64, torch.float32)  # what a model may compute in
 SLOPE_POINTS = torch.linspace(-20.0, 20.0, 4001, dtype=torch.float64)
 VALUE_TOLERANCES = {torch.float64: SAME_VALUES, torch.float32: TOLERANCES[torch.float32]}
 LOSS_FIELDS = ("a", "y", "one_minus_y", "p", "k", "hit", "terms", "rows", "numel")
-ACTIVATION_FIELDS = ("z", "a", "z_factor", "minus_z", "a_factor")
 
 
 def check_points(dtype: torch.dtype) -> Tensor:
@@ -104,15 +103,15 @@ def register_activation(
                 f"{where}, where the forward is finite ({float(a[first]):.4g})"
             )
         z = z[finite]
-        report = check_gradients(  # against autograd of torch_fn, and finite differences
+        # against autograd of torch_fn, and finite differences; an upstream of ones makes the
+        # gradient f'(z) itself, as the message says
+        report = check_gradients(
             torch_fn,
             z,
             backward=lambda upstream, z: backward_rule(upstream, z, forward(z)),
-            upstream=torch.ones_like(
-                z
-            ),  # so that the gradient is f'(z) itself, as the message says
+            upstream=torch.ones_like(z),
         )
-        _refuse_failures(f"{what}: derivative{where}", report.rows, z)
+        _refuse_failures(f"{what}: derivative{where}", report, z)
     with torch.no_grad():
         points = SLOPE_POINTS.clone()
         slope = float(derivative(points, forward(points.clone())).abs().max())
@@ -205,7 +204,7 @@ def register_loss(
             backward=lambda upstream, output, target: upstream * gradient(output, target),
             wrt=[0],  # the output; the target is data
         )
-        _refuse_failures(f"{what}: gradient{where}", report.rows, None)
+        _refuse_failures(f"{what}: gradient{where}", report, None)
     loss = Loss(
         name,
         lambda output, target: (value(output, target), gradient(output, target)),
@@ -299,12 +298,15 @@ def _same(
 ) -> None:
     """Refuse a rule whose values (not gradients) differ from its torch function's."""
     row = compare(what, against, given.detach(), expected.detach(), VALUE_TOLERANCES[dtype])
-    _refuse_failures(what, [row], points)
+    _refuse_failures(what, GradientReport(what, dtype, [row]), points)
 
 
-def _refuse_failures(what: str, rows: list[GradientRow], points: Tensor | None) -> None:
-    """Raise a ValueError naming the first row that failed: where, both values, how far apart."""
-    for row in (row for row in rows if not row.passed):
+def _refuse_failures(what: str, report: GradientReport, points: Tensor | None) -> None:
+    """Raise a ValueError naming what the check could not compare, or the first row that failed:
+    where, both values, how far apart."""
+    for problem in report.problems:
+        raise ValueError(f"{what}: {problem}")
+    for row in report.failures:
         if row.problem is not None:
             raise ValueError(f"{what}: {row.problem}")
         index = ",".join(map(str, row.worst_index))

@@ -208,6 +208,16 @@ def test_registration_checks_the_saturated_tails(registries):
         register_activation("softplus2", F.softplus, derivative, F.softplus)
 
 
+def test_a_torch_fn_that_autograd_cannot_differentiate_is_refused(registries):
+    with pytest.raises(ValueError, match="derivative: autograd has no gradient"):
+        register_activation(
+            "sigmoid2",
+            torch.sigmoid,
+            lambda z, a: a * (1 - a),
+            lambda z: torch.sigmoid(z.detach()),  # the autograd twin would learn nothing
+        )
+
+
 def softplus_wrong_below_zero(z, a):
     return torch.where(z < 0, 0.5 * torch.sigmoid(z), torch.sigmoid(z))
 
