@@ -28,9 +28,7 @@ from typing import Any
 
 from torch import Tensor
 
-from bpdemo.functional import ACTIVATIONS, LOSSES
-
-SHOWN_TERMS = 8  # terms written out in one sum before "..."
+from bpdemo.functional import ACTIVATIONS, LOSSES, loss_total, written_sum
 
 
 @dataclass(frozen=True)
@@ -56,13 +54,6 @@ def factor(value: float) -> str:
     return f"({fmt(value)})" if value < 0 else fmt(value)
 
 
-def sum_text(terms: list[str]) -> str:
-    """Terms joined by " + ", the ones past SHOWN_TERMS counted rather than written."""
-    if len(terms) > SHOWN_TERMS:
-        terms = [*terms[: SHOWN_TERMS - 1], f"… ({len(terms) - SHOWN_TERMS + 1} more terms)"]
-    return " + ".join(terms)
-
-
 def neuron_fields(z: float, a: float) -> dict[str, str]:
     """The fields of an activation's `value_text` and `derivative_text`, for one neuron."""
     return {
@@ -74,20 +65,6 @@ def neuron_fields(z: float, a: float) -> dict[str, str]:
     }
 
 
-def loss_total(template: str, terms: list[str], counts: dict[str, int]) -> str:
-    """A loss's `total_text` filled in with its terms and counts ({rows}, {numel}).
-
-    A division by a count of 1 is left out, and with it the parentheses around a single term:
-    one sample's cross-entropy is −ln(p), not −(ln(p))/1.
-    """
-    for name, count in counts.items():
-        divided = f"({{terms}})/{{{name}}}"
-        if count == 1 and divided in template:
-            template = template.replace(divided, "{terms}" if len(terms) == 1 else "({terms})")
-    return template.format(terms=sum_text(terms), **counts)
-
-
-# -- the notation ---------------------------------------------------------------------------------
 def a_name(layer: int, unit: int | str) -> str:
     """The activation a{layer}[unit]; layer -1 is the input x."""
     return f"x[{unit}]" if layer < 0 else f"a{layer}[{unit}]"
@@ -184,7 +161,7 @@ class StepEquations:
         rule = f"Σ_i W{layer}[{unit},i]·{a_name(layer - 1, 'i')} + b{layer}[{unit}]"
         return Equation(
             f"z{layer}[{unit}]{self.label(layer, unit)} = {rule} = "
-            f"{sum_text([*terms, factor(bias)])} = {fmt(z)};  a = {f_of_z} = {fmt(a)}",
+            f"{written_sum([*terms, factor(bias)])} = {fmt(z)};  a = {f_of_z} = {fmt(a)}",
             {"z": z, "a": a},
         )
 
@@ -247,7 +224,9 @@ class StepEquations:
             for k in range(w_next.shape[0])
         ]
         rule = f"Σ_k δ{layer + 1}[k]·W{layer + 1}[k,{unit}]"
-        return Equation(f"{name} = {rule} = {sum_text(terms)} = {fmt(grad_a)}", {"grad_a": grad_a})
+        return Equation(
+            f"{name} = {rule} = {written_sum(terms)} = {fmt(grad_a)}", {"grad_a": grad_a}
+        )
 
     def delta(self, layer: int, unit: int, n: int) -> Equation:
         """δ = ∂L/∂a·f'(z) of one neuron for sample n (BP1 at the output, BP2 below)."""
@@ -298,7 +277,7 @@ class StepEquations:
             numbers = f" = {terms[0]}" if products else ""
             return Equation(f"{name} = {rule}{numbers} = {fmt(grad)}   ({law})", {"grad": grad})
         more = [f"… ({hidden} more samples)"] if hidden > 0 else []
-        text = f"{name} = Σ_samples {rule} = {sum_text(terms + more)} = {fmt(grad)}   ({law})"
+        text = f"{name} = Σ_samples {rule} = {written_sum(terms + more)} = {fmt(grad)}   ({law})"
         return Equation(text, {"grad": grad})
 
     # -- update -----------------------------------------------------------------------------------

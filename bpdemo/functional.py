@@ -179,12 +179,16 @@ class Loss:
     labels, one per row) or `probabilities` (values in [0, 1] shaped like the output).
     `reduction`: `mean` or `sum` over the batch (data-parallel training weighs shards by it).
 
-    The texts write the loss out for a worked example's walk-through: `term_text` is one term (one
-    output of one sample, or one sample for `classes`), `total_text` how the terms make L, and
-    `gradient_text` dL/d(output k) of one sample. Their fields: {a} the output, {y} the target,
+    `description` says in a few words what the loss does ("softmax and cross-entropy"), for
+    headers and figures; "" leaves the name alone.
+
+    The texts write the loss out with its numbers: `term_text` is one term (one output of one
+    sample, or one sample for `classes`), `total_text` how the terms make L, `gradient_text`
+    dL/d(output k) of one sample, `sample_gradient_text` dL/d(output) of a batch of one sample, as
+    a vector. Their fields: {a} the output, {y} the target (the true class for `classes`),
     {one_minus_y}, {p} the probability (of class k, or of the true class in `term_text`), {k},
     {hit} (1 if k is the true class, else 0), {terms}, {rows} (samples), {numel} (outputs in all).
-    None: the walk-through shows the numbers without the formula.
+    None: the numbers are shown without a formula.
     """
 
     name: str
@@ -194,14 +198,31 @@ class Loss:
     gradient_formula: str
     targets: TargetKind = "numbers"
     reduction: Literal["mean", "sum"] = "mean"
+    description: str = ""
     term_text: str | None = None
     total_text: str = "{terms}"
     gradient_text: str | None = None
+    sample_gradient_text: str | None = None
 
     @property
     def classification(self) -> bool:
         """True when targets are integer class labels."""
         return self.targets == "classes"
+
+    @property
+    def label(self) -> str:
+        """Its name, and what it does if it says: "cross_entropy (softmax and cross-entropy)"."""
+        return f"{self.name} ({self.description})" if self.description else self.name
+
+    def one_sample_text(self, **fields) -> str | None:
+        """L of one sample written out: `term_text` and `total_text` filled with `fields` (numbers,
+        or symbols such as p("cat")); None if the loss has no `term_text`. For `classes` the one
+        term is the true class's; otherwise pass a single output (numel 1)."""
+        if self.term_text is None:
+            return None
+        fields = {"rows": 1, "numel": 1, **fields}
+        counts = {"rows": fields.pop("rows"), "numel": fields.pop("numel")}
+        return loss_total(self.total_text, [self.term_text.format(**fields, **counts)], counts)
 
     def value(self, output: Tensor, target: Tensor) -> Tensor:
         return self.value_and_gradient(output, target)[0]
@@ -259,34 +280,66 @@ LOSSES: dict[str, Loss] = {
     for loss in [
         Loss(
             "mse", mse, F.mse_loss, "mean((ŷ-y)²)", "2(ŷ-y)/numel",
+            description="mean squared error",
             term_text="({a} − {y})²", total_text="({terms})/{numel}",
             gradient_text="2(ŷ − y)/numel = 2·({a} − {y})/{numel}",
+            sample_gradient_text="2(ŷ − y)/numel",
         ),
         Loss(
             "half_sse", half_sse, lambda out, y: 0.5 * F.mse_loss(out, y, reduction="sum"),
             "½·sum((ŷ-y)²)", "ŷ-y", reduction="sum",
+            description="half the sum of squared errors",
             term_text="({a} − {y})²", total_text="½·({terms})", gradient_text="ŷ − y = {a} − {y}",
+            sample_gradient_text="ŷ − y",
         ),
         Loss(
             "sse", sse, lambda out, y: F.mse_loss(out, y, reduction="sum"),
-            "sum((ŷ-y)²)", "2(ŷ-y)", reduction="sum",
+            "sum((ŷ-y)²)", "2(ŷ-y)", reduction="sum", description="sum of squared errors",
             term_text="({a} − {y})²", gradient_text="2(ŷ − y) = 2·({a} − {y})",
+            sample_gradient_text="2(ŷ − y)",
         ),
         Loss(
             "cross_entropy", cross_entropy, F.cross_entropy,
             "mean(-log softmax(z)[y])", "(softmax(z)-onehot(y))/N", targets="classes",
+            description="softmax and cross-entropy",
             term_text="ln({p})", total_text="−({terms})/{rows}",
             gradient_text="(p[{k}] − [y = {k}])/N = ({p} − {hit})/{rows}",
+            sample_gradient_text="p − onehot({y})",
         ),
         Loss(
             "bce", bce, F.binary_cross_entropy,
             "-mean(y log p + (1-y) log(1-p))", "(p-y)/(p(1-p))/numel", targets="probabilities",
+            description="binary cross-entropy",
             term_text="−({y}·ln({a}) + {one_minus_y}·ln(1 − {a}))", total_text="({terms})/{numel}",
             gradient_text="(ŷ − y)/(ŷ(1 − ŷ))/numel = ({a} − {y})/({a}·(1 − {a}))/{numel}",
+            sample_gradient_text="(ŷ − y)/(ŷ(1 − ŷ))/numel",
         ),
     ]
 }
 # fmt: on
+
+
+def loss_total(template: str, terms: list[str], counts: dict[str, int]) -> str:
+    """A loss's `total_text` filled in with its terms and counts ({rows}, {numel}).
+
+    A division by a count of 1 is left out, and with it the parentheses around a single term:
+    one sample's cross-entropy is −ln(p), not −(ln(p))/1. Long sums show their first terms.
+    """
+    for name, count in counts.items():
+        divided = f"({{terms}})/{{{name}}}"
+        if count == 1 and divided in template:
+            template = template.replace(divided, "{terms}" if len(terms) == 1 else "({terms})")
+    return template.format(terms=written_sum(terms), **counts)
+
+
+SHOWN_TERMS = 8  # terms written out in one sum before "..."
+
+
+def written_sum(terms: list[str]) -> str:
+    """`a + b + c`, or the first terms of a long sum and how many more there are."""
+    if len(terms) > SHOWN_TERMS:
+        terms = [*terms[: SHOWN_TERMS - 1], f"… ({len(terms) - SHOWN_TERMS + 1} more terms)"]
+    return " + ".join(terms)
 
 
 # -- dropout's mask, drawn alike by the hand-written layer and its twin ------------------------------

@@ -3,12 +3,13 @@
 The example's network sees a dog and calls it "cat" with probability 0.7. Here a real test image
 the network gets wrong (the one most like that) goes through the four steps, by both models:
 
-    1 forward:  p = softmax(z), the class probabilities from the logits z
-    2 error:    L = −ln p[true class], the cross-entropy of this one image
-    3 backward: dL/dz = p − onehot(true class), what backpropagation starts from (BP1)
+    1 forward:  the logits z, and p = softmax(z), the class probabilities
+    2 error:    L, the loss of this one image (with cross_entropy, −ln p[true class])
+    3 backward: dL/dz, what backpropagation starts from (BP1; with cross_entropy, p − onehot)
     4 update:   one step of plain gradient descent, w ← w − lr · dL/dw, and p again
 
-The step is taken on copies of the weights: the trained models are left as they are.
+The loss is the network's own (`MLPSpec.loss`, any loss for classes); its formulas are its registry
+entry's. The step is taken on copies of the weights: the trained models are left as they are.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ class OneImageStep:
     Attributes:
         test_image: the image's position in the test split.
         when: "after training" or "at the start of training": whose weights were used.
+        loss_name: the network's loss, a key of `bpdemo.functional.LOSSES`.
         logits: z, the network's outputs; probabilities: p = softmax(z).
-        loss: −ln p[true_class], the cross-entropy of this one image.
-        grad_logits: dL/dz = p − onehot(true_class), as the hand-written backward pass computed it.
+        loss: L of this one image.
+        grad_logits: dL/dz, as the hand-written backward pass computed it.
         probabilities_after, loss_after: after one step of plain gradient descent (lr) on this image.
     """
 
@@ -46,6 +48,7 @@ class OneImageStep:
     true_class: int
     when: str
     lr: float
+    loss_name: str
     logits: np.ndarray
     probabilities: np.ndarray
     loss: float
@@ -81,6 +84,7 @@ class OneImageStep:
             "predicted_class": classes[self.predicted],
             "when": self.when,
             "lr": self.lr,
+            "loss_name": self.loss_name,
             "logits": self.logits.tolist(),
             "probabilities": self.probabilities.tolist(),
             "loss": self.loss,
@@ -149,7 +153,7 @@ def step_on_one_image(
     loss, _ = pair.manual.loss_and_grads(x, target)
     output_layer = pair.manual.layers[-1]
     logits = output_layer.output.clone()
-    grad_logits = output_layer.delta.clone()  # BP1 at the output: dL/dz = (p − onehot) / 1
+    grad_logits = output_layer.delta.clone()  # BP1 at the output: dL/dz, a batch of one
 
     logits_autograd = pair.autograd(x)
     logits_autograd.retain_grad()
@@ -216,7 +220,9 @@ def choose_and_step(
     def one_step(index: int, weights: Snapshot, when: str) -> OneImageStep:
         label = int(labels[index])
         values = step_on_one_image(spec, weights.state, test_inputs[index], label, lr)
-        return OneImageStep(test_image=index, true_class=label, when=when, lr=lr, **values)
+        return OneImageStep(
+            test_image=index, true_class=label, when=when, lr=lr, loss_name=spec.loss, **values
+        )
 
     if test_image is not None:
         return one_step(test_image, trained, "after training")

@@ -36,9 +36,7 @@ from bpdemo.scores import accuracy, class_scores, prediction_agreement, probabil
 from bpdemo.train import torch_threads
 
 DEMO = "images"
-CLASS_LOSS_ADVICE = (
-    "classes need {losses} (softmax over the outputs, then −ln of the true class's probability)"
-)
+CLASS_LOSS_ADVICE = "classes need one of {losses}, the losses made for class labels"
 
 
 class ImageDataSection(schema.Section):

@@ -182,6 +182,154 @@ def test_a_registered_formula_is_written_out_with_the_neurons_numbers(registries
     assert activation.max_slope == pytest.approx(1.0998, abs=1e-3)  # SiLU's largest slope
 
 
+# -- what registration refuses --------------------------------------------------------------------
+def sigmoid_of_exponentials(z, a):
+    """σ(z) as e^−z / (e^−z + e^−2z): right in float64, NaN at z = −100 in float32 (inf / inf)."""
+    return torch.exp(-z) / (torch.exp(-z) + torch.exp(-2 * z))
+
+
+def test_registration_refuses_a_derivative_that_is_nan_at_minus_100_in_float32(registries):
+    z = torch.tensor([-100.0], dtype=torch.float64)
+    assert torch.isfinite(sigmoid_of_exponentials(z, None)).all()  # float64 alone would pass
+    with pytest.raises(
+        ValueError,
+        match=r"^activation 'softplus2': derivative is nan at z = -100 \(float32\), where the "
+        r"forward is finite",
+    ):
+        register_activation("softplus2", F.softplus, sigmoid_of_exponentials, F.softplus)
+    assert "softplus2" not in ACTIVATIONS
+
+
+def test_registration_checks_the_saturated_tails(registries):
+    def derivative(z, a):  # σ(z), but 0 from z = 50 on: wrong only far out in the tail
+        return torch.where(z < 50, torch.sigmoid(z), torch.zeros_like(z))
+
+    with pytest.raises(ValueError, match=r"derivative disagrees with .* at z = 60"):
+        register_activation("softplus2", F.softplus, derivative, F.softplus)
+
+
+def test_a_torch_fn_that_autograd_cannot_differentiate_is_refused(registries):
+    with pytest.raises(ValueError, match="derivative: autograd has no gradient"):
+        register_activation(
+            "sigmoid2",
+            torch.sigmoid,
+            lambda z, a: a * (1 - a),
+            lambda z: torch.sigmoid(z.detach()),  # the autograd twin would learn nothing
+        )
+
+
+def softplus_wrong_below_zero(z, a):
+    return torch.where(z < 0, 0.5 * torch.sigmoid(z), torch.sigmoid(z))
+
+
+def test_a_forward_that_changes_its_input_in_place_is_refused_and_changes_no_later_check(
+    registries,
+):
+    with pytest.raises(ValueError, match="forward\\(z\\) changed its arguments in place"):
+        register_activation(
+            "relu_in_place", lambda z: z.clamp_(min=0), lambda z, a: (z > 0).to(z.dtype), F.relu
+        )
+    # the points every check starts from are as they were: z < 0 is still checked
+    with pytest.raises(ValueError, match="derivative disagrees"):
+        register_activation("softplus2", F.softplus, softplus_wrong_below_zero, F.softplus)
+    register_activation(
+        "leaky2",
+        lambda z: F.leaky_relu(z, 0.1),
+        lambda z, a: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, 0.1)),
+        lambda z: F.leaky_relu(z, 0.1),
+    )
+    assert "leaky2" in ACTIVATIONS and "softplus2" not in ACTIVATIONS
+
+
+@pytest.mark.parametrize(
+    ("derivative", "message"),
+    [
+        (lambda z, a: torch.sigmoid(z)[:3], r"returned shape \(3,\), expected shape \(43,\)"),
+        (lambda z, a: 0.25, "returned a float, not a tensor"),
+        (lambda z, a: (z > 0).long(), "returned torch.int64 values"),
+        (lambda z, a: 1 / 0, "raised ZeroDivisionError: division by zero"),
+    ],
+    ids=["wrong shape", "a float", "integers", "raises"],
+)
+def test_a_derivative_that_is_not_a_tensor_like_z_is_a_one_line_value_error(
+    registries, derivative, message
+):
+    with pytest.raises(ValueError, match=message) as refused:
+        register_activation("softplus2", F.softplus, derivative, F.softplus)
+    assert "\n" not in str(refused.value)
+    assert str(refused.value).startswith("activation 'softplus2': derivative(z, a) ")
+
+
+def test_a_loss_whose_value_is_a_vector_is_refused(registries):
+    def per_sample(output, target):  # one number a sample: not a loss
+        return ((output - target) ** 2).mean(dim=1)
+
+    with pytest.raises(ValueError, match=r"returned shape \(6,\), expected a single number"):
+        register_loss("per_sample", per_sample, lambda o, t: 2 * (o - t) / o.shape[1], per_sample)
+    assert "per_sample" not in LOSSES
+
+
+def test_a_loss_with_targets_of_no_known_kind_is_refused(registries):
+    with pytest.raises(ValueError, match="targets must be one of 'numbers', 'classes', "):
+        register_loss(
+            "mse2", F.mse_loss, lambda o, t: 2 * (o - t) / o.numel(), F.mse_loss, targets="bogus"
+        )
+
+
+def test_a_loss_text_with_an_unknown_field_is_refused(registries):
+    with pytest.raises(ValueError, match=r"term_text: unknown field \{q\}; the fields are \{a\}"):
+        register_loss(
+            "mse2", F.mse_loss, lambda o, t: 2 * (o - t) / o.numel(), F.mse_loss, term_text="{q}"
+        )
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_built_in_activation_registers_again_under_another_name(registries, name):
+    built_in = ACTIVATIONS[name]
+    again = register_activation(
+        f"{name}_again", built_in.forward, built_in.derivative, built_in.torch_fn
+    )
+    assert again.max_slope == pytest.approx(built_in.max_slope, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_every_built_in_loss_registers_again_under_another_name(registries, name):
+    built_in = LOSSES[name]
+    register_loss(
+        f"{name}_again",
+        built_in.value,
+        built_in.gradient,
+        built_in.torch_fn,
+        targets=built_in.targets,
+        reduction=built_in.reduction,
+    )
+
+
+# -- --import --------------------------------------------------------------------------------------
+def import_error(tmp_path, capsys, body: str) -> tuple[int, str]:
+    """The exit status and stderr of a command whose --import module runs `body`."""
+    from bpdemo.infra.cli import run_main
+    from demos.house_prices import main
+
+    module = tmp_path / "broken_extension.py"
+    module.write_text(body)
+    status = run_main(main, ["--import", str(module), "--out", str(tmp_path / "run")])
+    return status, capsys.readouterr().err
+
+
+def test_an_import_that_raises_a_message_of_two_lines_is_reported_in_one(tmp_path, capsys):
+    status, err = import_error(tmp_path, capsys, 'raise RuntimeError("a\\nb")\n')
+    assert status == 2
+    assert err.count("\n") == 1 and "broken_extension.py: RuntimeError: a b" in err
+
+
+def test_an_import_that_calls_sys_exit_is_one_line_naming_the_module_and_status_2(tmp_path, capsys):
+    status, err = import_error(tmp_path, capsys, "import sys\nsys.exit(3)\n")
+    assert status == 2
+    assert err.count("\n") == 1 and "broken_extension.py: the module called sys.exit(3)" in err
+    assert not (tmp_path / "run").exists()
+
+
 # -- the gradient check ----------------------------------------------------------------------------
 POINTS = torch.linspace(-3, 3, 13, dtype=torch.float64) + 0.01
 
@@ -210,9 +358,10 @@ def test_every_built_in_loss_passes_the_gradient_check(name):
         loss.torch_fn,
         (output, target),
         backward=lambda upstream, output, target: (upstream * loss.gradient(output, target), None),
+        wrt=[0],  # the output only: a target is data
     )
     assert report.passed, str(report)
-    assert len(report.rows) == 2  # the output only: class labels are not differentiated
+    assert len(report.rows) == 2
 
 
 def layers_to_check():
@@ -278,7 +427,7 @@ def test_a_backward_with_one_factor_dropped_fails_and_the_report_points_at_it():
     assert worst.value == pytest.approx(
         float(1 - act.forward(z)[worst.worst_index]) * float(_upstream(z)[worst.worst_index])
     )
-    assert "FAIL at [" in str(report) and "FAILED" in str(report)
+    assert "FAIL: 13 of 13 entries; worst [" in str(report) and "FAILED" in str(report)
 
 
 def _upstream(z):

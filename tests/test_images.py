@@ -142,7 +142,7 @@ def test_the_demo_turns_a_bad_folder_into_one_line_and_status_2_before_any_outpu
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ('model.loss="mse"', "model.loss 'mse' is for numbers; classes need cross_entropy"),
+        ('model.loss="mse"', "model.loss 'mse' is for numbers; classes need one of cross_entropy"),
         ('model.output_activation="relu"', "the outputs are the logits that cross_entropy"),
     ],
 )
@@ -402,7 +402,7 @@ def test_a_run_prints_progress_the_results_table_and_the_walkthrough(small_run):
     assert any(line.startswith("scikit-learn MLP ") for line in lines)
     assert any(line.startswith("hand-written vs autograd over 12 steps") for line in lines)
     assert (
-        "  2 error:    loss = −ln p(" in printed and "  3 backward: dL/dz = p − onehot(" in printed
+        "  2 error:    loss = −ln(p(" in printed and "  3 backward: dL/dz = p − onehot(" in printed
     )
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bpdemo.equations import loss_total
-from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.functional import ACTIVATIONS, LOSSES, loss_total
 from bpdemo.infra.cli import run_main
 from bpdemo.infra.config import load_config
 from bpdemo.infra.errors import ConfigError

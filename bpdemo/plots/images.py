@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bpdemo.functional import LOSSES
 from bpdemo.plots.training import draw_curves, gradient_difference, layer_gradient_norms
 from bpdemo.train import History
 
@@ -35,13 +36,13 @@ FIGURES = (
 GRID_IMAGES, GRID_MISTAKES = 24, 12  # test images in the grid, and at most this many mistakes first
 
 
-def loss_and_accuracy(history: History, title: str) -> Figure:
-    """Cross-entropy (log scale) and accuracy per epoch, train and test, of both models, drawn as
-    `bpdemo.plots.training.draw_curves` draws them."""
+def loss_and_accuracy(history: History, title: str, loss: str) -> Figure:
+    """The loss (log scale; `loss` names it, a key of `bpdemo.functional.LOSSES`) and accuracy per
+    epoch, train and test, of both models, drawn as `bpdemo.plots.training.draw_curves` draws them."""
     figure, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(12, 4.6))
     draw_curves(loss_ax, history, "loss")
     loss_ax.set_yscale("log")
-    loss_ax.set_ylabel("cross-entropy loss (log scale)")
+    loss_ax.set_ylabel(f"loss {LOSSES[loss].label} (log scale)")
     loss_ax.set_title("loss")
     draw_curves(accuracy_ax, history, "accuracy")
     accuracy_ax.set_ylabel("accuracy (share of images classified right)")
@@ -223,7 +224,10 @@ def figures(
     loss_accuracy, differences, confusion_matrix, test_images, norms, walkthrough = FIGURES
     return {
         loss_accuracy: partial(
-            loss_and_accuracy, history, title=f"Hand-written and autograd, per epoch: {name}"
+            loss_and_accuracy,
+            history,
+            title=f"Hand-written and autograd, per epoch: {name}",
+            loss=walk.loss_name,
         ),
         differences: partial(gradient_difference, history, agreement.tolerance, agreement.dtype),
         confusion_matrix: partial(
@@ -256,8 +260,8 @@ def figures(
             walk.probabilities_after,
             walk.lr,
             title=f"Test image #{walk.test_image} ({walk.when}): class probabilities before and "
-            f"after one gradient-descent step on it\nloss −ln p(true) {walk.loss:.3f} → "
-            f"{walk.loss_after:.3f}",
+            f"after one gradient-descent step on it\nloss {LOSSES[walk.loss_name].label} "
+            f"{walk.loss:.3f} → {walk.loss_after:.3f}",
         ),
     }
 

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from bpdemo.datasets.digits import Digits
-from bpdemo.functional import ACTIVATIONS
+from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.health import (
     LARGE,
+    LOSS,
     VERDICTS,
     BackwardFactors,
     Setting,
@@ -189,7 +190,7 @@ def describe_study(
         f"data: {data.description}\n"
         f"{len(settings)} settings: activations {', '.join(activations)} x inits "
         f"{', '.join(inits)} x depths {', '.join(map(str, depths))}; hidden width "
-        f"{options.width}, cross-entropy loss, {dtype}\n"
+        f"{options.width}, loss {LOSSES[LOSS].label}, {dtype}\n"
         f"each trained for {steps} steps ({options.epochs} epochs of batches of "
         f"{options.batch_size}), {optimizer.name} lr {optimizer.lr:g}; a run that explodes (loss "
         f"inf/NaN, or above {_count(options.thresholds.blowup)} times its start) is rerun with its gradients "

@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bpdemo.baselines import Baseline, activation_note
+from bpdemo.functional import LOSSES
 from bpdemo.report import MODEL_LABELS, data_and_split, table
 
 if TYPE_CHECKING:
     from bpdemo.datasets.images import ImageSplit
     from bpdemo.experiment import TrainingConfig
+    from bpdemo.functional import Loss
     from bpdemo.image_step import OneImageStep
+
+SKLEARN_LOSS = "cross_entropy"  # MLPClassifier's log loss, which `fit_classifier` scores it by
 
 
 def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1) -> str:
@@ -27,18 +31,25 @@ def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1)
         f"data: {data.description}: {data.rows:,} images ({counts}); {len(split.train_index):,} "
         f"train, {len(split.test_index):,} test (stratified, seed {config.seed}); "
         f"{channels}x{height}x{width} pixels flattened and standardised on the training images",
-        f"network {model.layer_text() or sizes} ({model.hidden_activation}; softmax and "
-        f"cross-entropy on the {len(data.classes)} logits); {opt.name} lr {opt.lr:g}; "
-        f"{train.epochs} epoch{'s' if train.epochs != 1 else ''} of batches of "
+        f"network {model.layer_text() or sizes} ({model.hidden_activation}); loss "
+        f"{LOSSES[model.loss].label} on the {len(data.classes)} logits; {opt.name} lr "
+        f"{opt.lr:g}; {train.epochs} epoch{'s' if train.epochs != 1 else ''} of batches of "
         f"{train.batch_size}; {model.dtype}",
     ]
     if world_size > 1:
         lines.append(
             f"distributed: {world_size} processes, each backpropagates its share of every batch"
         )
-    notes = [*data.notes, activation_note(model.hidden_activation)]
+    notes = [*data.notes, activation_note(model.hidden_activation), baseline_loss_note(model.loss)]
     lines += [f"note: {note}" for note in notes if note]
     return "\n".join(lines)
+
+
+def baseline_loss_note(loss: str) -> str | None:
+    """A line for the user when scikit-learn's MLP minimises another loss than the networks."""
+    if loss == SKLEARN_LOSS:
+        return None
+    return f"scikit-learn's MLP minimises its own log loss, not {loss}: its loss column is that one"
 
 
 def results_table(results: Mapping[str, Mapping[str, Any]], baseline: Baseline) -> str:
@@ -83,7 +94,10 @@ def vector(values: np.ndarray, classes: list[str], signed: bool = False) -> str:
 
 
 def describe_step(walk: OneImageStep, classes: list[str]) -> str:
-    """The four steps on one image: probabilities, loss, gradient at the logits, one update."""
+    """The four steps on one image: logits and probabilities, loss, gradient at the logits, one
+    update. The loss and its gradient are written out with the loss's own texts from the registry
+    (`bpdemo.functional.Loss`), symbols first and then numbers, or named where it has none."""
+    loss = LOSSES[walk.loss_name]
     true, wrong = classes[walk.true_class], classes[walk.predicted]
     p_true, p_wrong = walk.probabilities[walk.true_class], walk.probabilities[walk.predicted]
     model = "the trained model" if walk.when == "after training" else "the untrained model"
@@ -106,15 +120,40 @@ def describe_step(walk: OneImageStep, classes: list[str]) -> str:
             "one image through the dog image example's steps (a dog the network calls "
             '"cat" with 0.7):',
             f'  test image #{walk.test_image}, true class "{true}": {verdict}',
-            f"  1 forward:  p = softmax(z):  {vector(walk.probabilities, classes)}",
-            f'  2 error:    loss = −ln p("{true}") = −ln {p_true:.4f} = {walk.loss:.4f}',
-            f"  3 backward: dL/dz = p − onehot({true}):  {vector(walk.grad_logits, classes, True)}",
+            f"  1 forward:  z, the logits:  {vector(walk.logits, classes, True)}",
+            f"              p = softmax(z):  {vector(walk.probabilities, classes)}",
+            f"  2 error:    {loss_line(loss, walk, classes)}",
+            f"  3 backward: {gradient_line(loss, walk, classes)}",
             f'  4 update:   one gradient-descent step on this image (lr {walk.lr:g}): p("{true}") '
             f"{p_true:.3f} → {after:.3f}, {now}; loss {walk.loss:.4f} → {walk.loss_after:.4f}",
             f"  hand-written and autograd differ by at most {walk.max_model_difference:.1e} in dL/dz "
             "and in the new probabilities",
         ]
     )
+
+
+def loss_line(loss: Loss, walk: OneImageStep, classes: list[str]) -> str:
+    """`loss = −ln(p("1")) = −ln(0.000819321) = 7.10741`: the loss of this one image."""
+    true, k = classes[walk.true_class], walk.true_class
+    # the fields of a loss for classes at the true class (see `bpdemo.functional.Loss`)
+    symbols = {"a": f'z("{true}")', "p": f'p("{true}")', "y": f'"{true}"', "k": f'"{true}"'}
+    numbers = {"a": f"{walk.logits[k]:.6g}", "p": f"{walk.probabilities[k]:.6g}", "y": k, "k": k}
+    written = [
+        loss.one_sample_text(**fields, hit=1, one_minus_y=f"(1 − {fields['y']})")
+        for fields in (symbols, numbers)
+    ]
+    if written[0] is None:
+        return f"loss {loss.label} of this image = {walk.loss:.6g}"
+    return f"loss = {written[0]} = {written[1]} = {walk.loss:.6g}"
+
+
+def gradient_line(loss: Loss, walk: OneImageStep, classes: list[str]) -> str:
+    """`dL/dz = p − onehot("1"):  0 +0.001 ...`, where backpropagation starts (BP1)."""
+    values = vector(walk.grad_logits, classes, True)
+    if loss.sample_gradient_text is None:
+        return f"dL/dz, by the gradient rule of {loss.name}:  {values}"
+    formula = loss.sample_gradient_text.format(y=f'"{classes[walk.true_class]}"')
+    return f"dL/dz = {formula}:  {values}"
 
 
 def dataset_block(split: ImageSplit) -> dict[str, Any]:
