@@ -317,10 +317,7 @@ class NetworkSpec:
         entries = []
         for i, entry in enumerate(self.layers):
             kind = entry.get("type")
-            try:
-                check_name(LAYER_KEYS, kind, "type")
-            except ConfigError as error:
-                raise ConfigError(f"layers[{i}]: {error}") from None
+            check_name(LAYER_KEYS, kind, "type", where=f"layers[{i}]: ")
             keys = LAYER_KEYS[kind]
             unknown = sorted(set(entry) - set(keys) - {"type"})
             if unknown:
@@ -339,10 +336,7 @@ class NetworkSpec:
         for i, entry in enumerate(self.layers):
             name = entry.get("activation", entry.get("name"))
             if name is not None:
-                try:
-                    check_name(ACTIVATIONS, name, "activation")
-                except ConfigError as error:
-                    raise ConfigError(f"layers[{i}]: {error}") from None
+                check_name(ACTIVATIONS, name, "activation", where=f"layers[{i}]: ")
             if entry["type"] == "linear" and not (
                 isinstance(entry["units"], int) and entry["units"] > 0
             ):

@@ -44,13 +44,16 @@ def one_of(registry: Mapping[str, Any] | Iterable[str]) -> AfterValidator:
     return AfterValidator(_name_check(registry))
 
 
-def check_name(registry: Mapping[str, Any] | Iterable[str], name: str, what: str) -> str:
+def check_name(
+    registry: Mapping[str, Any] | Iterable[str], name: str, what: str, where: str = ""
+) -> str:
     """`name` checked as `one_of(registry)` checks it in a config, for a description built from
-    Python: one ConfigError line if `registry` has no such name ("unknown loss 'hinge': ...")."""
+    Python: one ConfigError line if `registry` has no such name ("unknown loss 'hinge': ..."),
+    after `where` ("layers[2]: ")."""
     try:
         return _name_check(registry)(name)
     except PydanticCustomError as error:
-        raise ConfigError(f"unknown {what} {name!r}: {error.message()}") from None
+        raise ConfigError(f"{where}unknown {what} {name!r}: {error.message()}") from None
 
 
 def in_range(low: int, high: int) -> AfterValidator:
