@@ -34,7 +34,7 @@ DEMO = "gradients"
 N_CLASSES, PIXELS = 10, 64  # the digits' classes, and pixels per image
 InitChoice = Annotated[str, schema.one_of(STUDY_INITS)]  # the registry's random inits, and "large"
 Depth = Annotated[int, Field(ge=2, le=MAX_DEPTH)]
-# The study's defaults and checks are `StudyOptions`'; each table below shows its own keys of it.
+# `StudyOptions` holds the study's defaults and checks; the tables below show its keys by table.
 STUDY = StudyOptions()
 
 

@@ -8,8 +8,8 @@ The house example: predict a house's price from its bedrooms and square footage 
 Both models start from the same weights, see the same mini-batches and are compared at every step; a
 linear regression and scikit-learn's MLPRegressor (same hidden sizes) are fitted on the same split.
 Prints progress, a results table in dollars, the agreement of the two models and the house example's
-house before and after training; writes config.toml, metrics.json, history.csv,
-steps.csv and four figures. Data: `bpdemo.datasets.houses`; figures: `bpdemo.plots.houses`.
+house before and after training; writes config.toml, metrics.json, history.csv, steps.csv and four
+figures. Data: `bpdemo.datasets.houses`; figures: `bpdemo.plots.houses`.
 """
 
 from __future__ import annotations
