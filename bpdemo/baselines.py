@@ -23,7 +23,7 @@ from bpdemo.scores import price_scores
 if TYPE_CHECKING:
     from bpdemo.datasets.houses import HouseSplit
     from bpdemo.datasets.images import ImageSplit
-    from bpdemo.infra.config import ModelSection
+    from bpdemo.spec import ModelSection
 
 SKLEARN_MAX_ITER = 1000  # its default 200 can stop before its own convergence test is met
 SKLEARN_FALLBACK = "relu"  # scikit-learn's default, for an activation it does not have

@@ -25,10 +25,12 @@ from bpdemo.compare import Evaluation, SideBySide
 from bpdemo.distributed import DistributedSideBySide, prepare_run_dir
 from bpdemo.functional import LOSSES
 from bpdemo.infra import interruption
-from bpdemo.infra.config import ModelSection, OptimizerSection, TrainSection, dump_config
+from bpdemo.infra.config import TrainSection, dump_config
 from bpdemo.infra.errors import ConfigError
 from bpdemo.infra.outputs import FigureFormat, RunDir
+from bpdemo.optim import OptimizerSpec
 from bpdemo.report import agreement, run_status, stop_if_unfinished, write_history
+from bpdemo.spec import ModelSection
 from bpdemo.train import History, Metrics, Split, fit
 
 MODELS = ("manual", "autograd")
@@ -42,7 +44,7 @@ class TrainingConfig(Protocol):
 
     seed: int
     model: ModelSection
-    optimizer: OptimizerSection
+    optimizer: OptimizerSpec
     train: TrainSection
 
 
@@ -107,7 +109,7 @@ class Experiment:
         with `claim_folder` when the run started; None on the other ranks of a distributed run)."""
         spec = config.model.spec(inputs, outputs, config.seed)
         pair_type = DistributedSideBySide if distributed else SideBySide
-        pair = pair_type(spec, config.optimizer.spec())
+        pair = pair_type(spec, config.optimizer)
         if run is not None:
             run.write_text("config.toml", dump_config(config))
         train = data.tensors("train", spec.dtype, spec.device)

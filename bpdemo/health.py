@@ -17,7 +17,7 @@ cache how much each layer's weights and slope multiply the error on its way back
 with `fit`, reruns a run that exploded with clipping, and judges it (`classify`): numbers and the rule
 that fired. What is said about them is `bpdemo.report.health`; what is drawn, `bpdemo.plots.gradients`.
 
-The rules, in order, with the `Thresholds` r = ratio (10), tiny (0.01), huge (100), blowup (1e6):
+The rules, in order, with the `Thresholds` r = ratio, tiny, huge and blowup:
     exploding   the run exploded (its loss became inf or NaN, or rose above blowup x its first);
                 or the first layer's gradient is more than r times the last layer's (it grows on its
                 way back); or a layer's gradient is above huge;
@@ -35,19 +35,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from bpdemo.agreement import rel_diff
 from bpdemo.compare import SideBySide
 from bpdemo.functional import ACTIVATIONS
 from bpdemo.infra import interruption
+from bpdemo.infra.config import PositiveFloat, Seed, Spec, Width, at_most
+from bpdemo.infra.limits import MAX_BATCH, MAX_EPOCHS
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec
-from bpdemo.spec import INITS, MLPSpec
+from bpdemo.spec import INITS, DtypeName, MLPSpec
 from bpdemo.train import History, fit
 
 LARGE = "large"  # the study's own initialisation: `normal` with a deliberately large std
@@ -75,39 +79,42 @@ def grid(activations: Sequence[str], inits: Sequence[str], depths: Sequence[int]
     return [Setting(a, i, d) for a in activations for i in inits for d in depths]
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Where a verdict changes (see the module docstring)."""
+class Thresholds(Spec):
+    """Where a verdict changes (see the module docstring): the gradients demo's `[verdict]` table."""
 
-    ratio: float = 10.0
-    tiny_gradient: float = 1e-2
-    huge_gradient: float = 1e2
-    blowup: float = 1e6
+    ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 10.0  # r
+    tiny_gradient: PositiveFloat = 0.01
+    huge_gradient: PositiveFloat = 100.0
+    blowup: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 1e6
 
 
-@dataclass(frozen=True)
-class StudyOptions:
-    """Everything about a study except the settings themselves.
+class StudyOptions(Spec):
+    """Everything about a study except the settings themselves; the gradients demo's config shows
+    each under its table (in brackets), with the default and the checks it has here.
 
-    width: hidden layer width (inputs and outputs come from the data).
-    normal_std, large_std: the std of the `normal` (small) and `large` initialisations; both are
-        `MLPSpec(init="normal", init_scale=std)`, "large" being deliberately too large.
-    optimizer: the update rule of every run (without clipping, unless it sets `max_grad_norm`).
-    clip_norm: the global norm a setting whose run exploded is clipped to in its rerun (None: no
-        rerun).
+    width: hidden layer width [model]; inputs and outputs come from the data.
+    normal_std, large_std: the std of the `normal` (small) and `large` initialisations [grid]; both
+        are `MLPSpec(init="normal", init_scale=std)`, "large" being deliberately too large.
+    dtype, device: of both models [model].
+    optimizer: the update rule of every run [optimizer] (without clipping, unless it sets
+        `max_grad_norm`): plain gradient descent, so nothing rescales the gradient.
+    epochs, batch_size: of every run [train].
+    clip_norm: the global norm a setting whose run exploded is clipped to in its rerun
+        ([clipping] max_grad_norm; None: no rerun).
+    thresholds: where the verdicts change [verdict].
     """
 
-    width: int = 32
-    normal_std: float = 0.01
-    large_std: float = 1.0
-    dtype: torch.dtype | str = torch.float64
-    device: torch.device | str = "cpu"
-    optimizer: OptimizerSpec = field(default_factory=lambda: OptimizerSpec("sgd", lr=0.1))
-    epochs: int = 4
-    batch_size: int = 64
-    clip_norm: float | None = 1.0
-    seed: int = 0
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    width: Width = 32
+    normal_std: PositiveFloat = 0.01
+    large_std: PositiveFloat = 1.0
+    dtype: DtypeName = "float64"
+    device: str = "cpu"
+    optimizer: OptimizerSpec = OptimizerSpec()
+    epochs: at_most(MAX_EPOCHS) = 4
+    batch_size: at_most(MAX_BATCH) = 64
+    clip_norm: PositiveFloat | None = 1.0
+    seed: Seed = 0
+    thresholds: Thresholds = Thresholds()
 
 
 def drawn_init(setting: Setting, options: StudyOptions) -> tuple[str, float | None]:
@@ -429,7 +436,7 @@ def study(
     run = train(pair, x, y, options)
     clipped = clip_check = None
     if run.exploded and options.clip_norm is not None:
-        clipped_pair = SideBySide(spec, replace(options.optimizer, max_grad_norm=options.clip_norm))
+        clipped_pair = SideBySide(spec, options.optimizer.replace(max_grad_norm=options.clip_norm))
         clip_check = clipping_check(clipped_pair, x, y)
         clipped = train(clipped_pair, x, y, options)
     return SettingResult(

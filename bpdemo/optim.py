@@ -20,57 +20,60 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import BeforeValidator, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from torch import Tensor
 
-from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.config import Fraction, NonNegativeFloat, PositiveFloat, Spec, one_of
 
 OPTIMIZERS = ("sgd", "adam")  # MANUAL_OPTIMIZERS below, and torch.optim in `torch()`
+OptimizerName = Annotated[str, one_of(OPTIMIZERS)]
 
 
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """One description of an optimizer, for the hand-written and the torch.optim side alike.
+def _pair(value):
+    """A list as a tuple: TOML has arrays, not tuples, and a pair read from a file is the same pair."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+Betas = Annotated[tuple[Fraction, Fraction], BeforeValidator(_pair)]
+
+
+class OptimizerSpec(Spec):
+    """One description of an optimizer, for the hand-written and the torch.optim side alike: also
+    the `[optimizer]` table of a demo's config, with the same defaults and checks.
+
+    `OptimizerSpec()` is plain gradient descent at lr 0.1, p <- p - 0.1 * dL/dp: the update every
+    worked example and the gradient-health study use, and the one a learner checks by hand.
 
     Args:
         name: `sgd` (plain gradient descent, or momentum / Nesterov) or `adam`.
         lr: learning rate, > 0.
-        momentum, nesterov: for sgd.
+        momentum, nesterov: for sgd; nesterov needs a momentum above 0.
         weight_decay: L2 penalty coefficient, added to the gradient (as torch.optim does).
         betas, eps: for adam.
         train_biases: if False, biases are held fixed (some textbook examples do this).
         max_grad_norm: if set, gradients are clipped to this global L2 norm before each update.
     """
 
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
+    name: OptimizerName = "sgd"
+    lr: PositiveFloat = 0.1
+    momentum: Fraction = 0.0
     nesterov: bool = False
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    weight_decay: NonNegativeFloat = 0.0
+    betas: Betas = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
     train_biases: bool = True
-    max_grad_norm: float | None = None
+    max_grad_norm: PositiveFloat | None = None
 
-    def __post_init__(self) -> None:
-        if self.name not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.nesterov and self.momentum == 0:
-            raise ConfigError("nesterov needs a momentum above 0")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be at least 0, got {self.weight_decay}")
-        if not all(0 <= b < 1 for b in self.betas) or len(self.betas) != 2:
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ConfigError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
+    @field_validator("nesterov")
+    @classmethod
+    def _nesterov_needs_momentum(cls, nesterov: bool, info: ValidationInfo) -> bool:
+        if nesterov and info.data.get("momentum") == 0:
+            raise PydanticCustomError("nesterov", "needs a momentum above 0")
+        return nesterov
 
     def trained_names(self, names: Iterable[str]) -> list[str]:
         return [n for n in names if self.train_biases or not n.endswith(".bias")]

@@ -1,7 +1,8 @@
 """`MLPSpec`: the one description of a network, from which both models are built.
 
 Nothing about a network is written twice: sizes, activations, loss and the initial weights all come from
-here, so the hand-written and the autograd model start from the very same numbers.
+here, so the hand-written and the autograd model start from the very same numbers. A demo's `[model]`
+table (`ModelSection`) builds one, and its names are checked by the same rules.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.config import PositiveFloat, Section, Width, check_name, one_of
 from bpdemo.infra.errors import ConfigError
+from bpdemo.infra.limits import MAX_DEPTH, MAX_PARAMETERS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_NORMAL_STD = 0.01
@@ -67,6 +73,13 @@ INITS: dict[str, Init] = {
 }
 EXPLICIT = "explicit"  # not drawn: the weights are given
 
+# Names a config may give, each checked against its registry when the config is read; `check_name`
+# checks a description built from Python by the same rule.
+ActivationName = Annotated[str, one_of(ACTIVATIONS)]
+LossName = Annotated[str, one_of(LOSSES)]
+InitName = Annotated[str, one_of(INITS)]
+DtypeName = Annotated[str, one_of(DTYPES)]
+
 # The kinds of layer a `NetworkSpec` may list, each with its keys and their defaults (None: required).
 # `bpdemo.layers.LAYER_TYPES` builds each kind; the description needs only its keys.
 LAYER_KEYS: dict[str, dict[str, object]] = {
@@ -88,7 +101,7 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
         return DTYPES[dtype.removeprefix("torch.")]
-    raise ConfigError(f"dtype {dtype!r} is not supported; use float32 or float64")
+    raise ConfigError(f"dtype {dtype!r} is not supported; use {' or '.join(DTYPES)}")
 
 
 def resolve_device(device: torch.device | str) -> torch.device:
@@ -173,22 +186,15 @@ class MLPSpec:
                 f"(sizes {self.sizes}); give one per layer after the input"
             )
         for name in self.activations:
-            if name not in ACTIVATIONS:
-                raise ConfigError(
-                    f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
-                )
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+            check_name(ACTIVATIONS, name, "activation")
+        check_name(LOSSES, self.loss, "loss")
         if LOSSES[self.loss].targets == "probabilities" and self.activations[-1] != "sigmoid":
             raise ConfigError(
                 f"loss {self.loss} needs outputs in (0, 1): make the last activation sigmoid"
             )
         if LOSSES[self.loss].classification and self.sizes[-1] < 2:
             raise ConfigError(f"loss {self.loss} needs at least 2 outputs (one logit per class)")
-        if self.init not in INITS and self.init != EXPLICIT:
-            raise ConfigError(
-                f"unknown init {self.init!r}; choose one of {', '.join([*INITS, EXPLICIT])}"
-            )
+        check_name([*INITS, EXPLICIT], self.init, "init")
         if self.init == EXPLICIT and self.weights is None:
             raise ConfigError("init 'explicit' needs weights (one (out, in) matrix per layer)")
         if self.init_scale is not None and not (
@@ -311,10 +317,7 @@ class NetworkSpec:
         entries = []
         for i, entry in enumerate(self.layers):
             kind = entry.get("type")
-            if kind not in LAYER_KEYS:
-                raise ConfigError(
-                    f"layers[{i}]: unknown type {kind!r}; choose one of {', '.join(LAYER_KEYS)}"
-                )
+            check_name(LAYER_KEYS, kind, "type", where=f"layers[{i}]: ")
             keys = LAYER_KEYS[kind]
             unknown = sorted(set(entry) - set(keys) - {"type"})
             if unknown:
@@ -332,26 +335,119 @@ class NetworkSpec:
     def _validate(self) -> None:
         for i, entry in enumerate(self.layers):
             name = entry.get("activation", entry.get("name"))
-            if name is not None and name not in ACTIVATIONS:
-                raise ConfigError(
-                    f"layers[{i}]: unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
-                )
+            if name is not None:
+                check_name(ACTIVATIONS, name, "activation", where=f"layers[{i}]: ")
             if entry["type"] == "linear" and not (
                 isinstance(entry["units"], int) and entry["units"] > 0
             ):
                 raise ConfigError(f"layers[{i}] (linear): units must be a whole number above 0")
             if entry["type"] == "dropout" and not 0 <= entry["p"] < 1:
                 raise ConfigError(f"layers[{i}] (dropout): p must be in [0, 1), got {entry['p']}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        check_name(LOSSES, self.loss, "loss")
+        check_name(INITS, self.init, "init")
 
     @property
     def outputs(self) -> int:
         """The width of the last layer that sets one (linear), else of the input."""
         units = [entry["units"] for entry in self.layers if entry["type"] == "linear"]
         return units[-1] if units else self.inputs
+
+
+# -- a demo's [model] table ---------------------------------------------------------------------------
+class ModelSection(Section):
+    """[model]: the network between the data's inputs and outputs (at most `MAX_PARAMETERS`), as a
+    demo's config gives it; `spec` builds the `MLPSpec` (or `NetworkSpec`) it describes."""
+
+    hidden: Annotated[list[Width], Field(max_length=MAX_DEPTH)] = Field(
+        default_factory=lambda: [16]
+    )
+    activation: ActivationName = "tanh"
+    output_activation: ActivationName = "identity"
+    loss: LossName = "mse"
+    init: InitName = "xavier"
+    init_scale: PositiveFloat | None = None
+    dtype: DtypeName = "float32"
+    device: str = "cpu"
+    # Instead of hidden and the activations (which it replaces): any stack of layers, e.g.
+    # [{type = "linear", units = 64}, {type = "batchnorm"}, {type = "activation", name = "relu"},
+    #  {type = "dropout", p = 0.1}, {type = "linear"}]; the last linear layer's units default to
+    # the data's outputs.
+    layers: list[dict[str, Any]] | None = None
+
+    def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec | NetworkSpec:
+        if self.layers is not None:
+            return self._network_spec(n_inputs, n_outputs, seed)
+        check_size([n_inputs, *self.hidden, n_outputs])
+        return MLPSpec(
+            sizes=[n_inputs, *self.hidden, n_outputs],
+            activations=[self.activation] * len(self.hidden) + [self.output_activation],
+            **self._training(seed),
+        )
+
+    def _training(self, seed: int) -> dict[str, Any]:
+        """What both kinds of description take alike: the loss, the initial weights, the dtype."""
+        keys = ("loss", "init", "init_scale", "dtype", "device")
+        return {"seed": seed, **{key: getattr(self, key) for key in keys}}
+
+    @property
+    def hidden_activation(self) -> str:
+        """The activation of the hidden layers (of the first one that has one, for a layer list)."""
+        if self.layers is None:
+            return self.activation
+        for entry in self.layers:
+            name = (
+                entry.get("name") if entry.get("type") == "activation" else entry.get("activation")
+            )
+            if name not in (None, "identity"):
+                return name
+        return "identity"
+
+    def layer_text(self) -> str | None:
+        """The layer list in a few words (None without one): 'linear 12 relu, batchnorm, ...'."""
+        if self.layers is None:
+            return None
+        words = []
+        for entry in self.layers:
+            details = [str(v) for k, v in entry.items() if k != "type" and v != "identity"]
+            words.append(" ".join([entry.get("type", "?"), *details]))
+        return ", ".join(words)
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        """The widths of the hidden linear layers (all but the output layer)."""
+        if self.layers is None:
+            return list(self.hidden)
+        return [entry.get("units") for entry in self.layers if entry.get("type") == "linear"][:-1]
+
+    def _network_spec(self, n_inputs: int, n_outputs: int, seed: int) -> NetworkSpec:
+        entries = [dict(entry) for entry in self.layers]
+        linear = [entry for entry in entries if entry.get("type") == "linear"]
+        if not linear:
+            raise ConfigError("[model] layers: the last linear layer makes the outputs; give one")
+        units = linear[-1].setdefault("units", n_outputs)
+        if units != n_outputs:
+            raise ConfigError(
+                f"[model] layers: the last linear layer has {units} units, but the data has "
+                f"{n_outputs} outputs; leave its units out"
+            )
+        widths = [entry.get("units") for entry in linear]
+        if all(isinstance(width, int) for width in widths):  # else NetworkSpec says what is wrong
+            check_size([n_inputs, *widths])
+        try:
+            return NetworkSpec(n_inputs, entries, **self._training(seed))
+        except ConfigError as error:
+            raise ConfigError(f"[model] {error}") from None
+
+
+def check_size(sizes: Sequence[int]) -> None:
+    """Refuse a network of more than `MAX_PARAMETERS` weights and biases, before it is allocated."""
+    count = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(sizes))
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"[model] layer sizes {list(sizes)} make {count:,} weights and biases; the range is 1 "
+            f"to {MAX_PARAMETERS:,} (each is kept about 8 times: two models, their gradients and "
+            "optimizer states): choose smaller hidden layers or smaller inputs"
+        )
 
 
 # -- what a model is given, checked where it enters ------------------------------------------------

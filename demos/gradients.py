@@ -20,17 +20,22 @@ from bpdemo.health import STUDY_INITS, StudyOptions, Thresholds, grid, network_s
 from bpdemo.infra import config as schema
 from bpdemo.infra import interruption
 from bpdemo.infra.cli import common_parser, figure_format, load_demo_config, printer, run_main
+from bpdemo.infra.config import same_as
 from bpdemo.infra.errors import ConfigError
 from bpdemo.infra.limits import MAX_DEPTH
 from bpdemo.infra.outputs import RunDir
+from bpdemo.optim import OptimizerSpec
 from bpdemo.plots.gradients import figures
 from bpdemo.report import health as report
+from bpdemo.spec import ActivationName, check_size
 from bpdemo.train import torch_threads
 
 DEMO = "gradients"
 N_CLASSES, PIXELS = 10, 64  # the digits' classes, and pixels per image
 InitChoice = Annotated[str, schema.one_of(STUDY_INITS)]  # the registry's random inits, and "large"
 Depth = Annotated[int, Field(ge=2, le=MAX_DEPTH)]
+# `StudyOptions` holds the study's defaults and checks; the tables below show its keys by table.
+STUDY = StudyOptions()
 
 
 class DataSection(schema.Section):
@@ -42,39 +47,30 @@ class DataSection(schema.Section):
 class GridSection(schema.Section):
     """[grid]: every activation x init x depth is one setting."""
 
-    activations: list[schema.ActivationName] = Field(
+    activations: list[ActivationName] = Field(
         default_factory=lambda: ["sigmoid", "tanh", "relu"], min_length=1
     )
     inits: list[InitChoice] = Field(
         default_factory=lambda: ["normal", "xavier", "he", "large"], min_length=1
     )
     depths: list[Depth] = Field(default_factory=lambda: [2, 5, 10, 20], min_length=1)
-    normal_std: schema.PositiveFloat = 0.01
-    large_std: schema.PositiveFloat = 1.0
+    normal_std: same_as(StudyOptions, "normal_std")
+    large_std: same_as(StudyOptions, "large_std")
 
 
 class GradientModelSection(schema.Section):
     """[model]: the hidden width and the number type (the rest is the grid's)."""
 
-    width: schema.Width = 32
-    dtype: schema.DtypeName = "float64"
-    device: str = "cpu"
+    width: same_as(StudyOptions, "width")
+    dtype: same_as(StudyOptions, "dtype")
+    device: same_as(StudyOptions, "device")
 
 
 class ClippingSection(schema.Section):
     """[clipping]: the rerun of a diverged setting with its gradients clipped by global norm."""
 
-    max_grad_norm: schema.PositiveFloat = 1.0
-    rerun: bool = True
-
-
-class VerdictSection(schema.Section):
-    """[verdict]: where vanishing and exploding begin (see bpdemo.health)."""
-
-    ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 10.0
-    tiny_gradient: schema.PositiveFloat = 0.01
-    huge_gradient: schema.PositiveFloat = 100.0
-    blowup: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 1e6
+    max_grad_norm: schema.PositiveFloat = STUDY.clip_norm
+    rerun: bool = True  # False: no reruns (StudyOptions.clip_norm None)
 
 
 class ReportSection(schema.Section):
@@ -85,14 +81,16 @@ class ReportSection(schema.Section):
 
 
 class GradientsConfig(schema.Section):
-    seed: schema.Seed = 0
+    seed: same_as(StudyOptions, "seed")
     data: DataSection = DataSection()
     grid: GridSection = GridSection()
     model: GradientModelSection = GradientModelSection()
-    optimizer: schema.OptimizerSection = schema.OptimizerSection(name="sgd", lr=0.1)
-    train: schema.TrainSection = schema.TrainSection(epochs=4, batch_size=64, threads=1)
+    optimizer: OptimizerSpec = STUDY.optimizer
+    train: schema.TrainSection = schema.TrainSection(
+        epochs=STUDY.epochs, batch_size=STUDY.batch_size, threads=1
+    )
     clipping: ClippingSection = ClippingSection()
-    verdict: VerdictSection = VerdictSection()
+    verdict: Thresholds = STUDY.thresholds
     report: ReportSection = ReportSection()
 
 
@@ -117,7 +115,7 @@ def check(config: GradientsConfig) -> None:
             f"[report] focus_depth: {config.report.focus_depth} is not one of grid.depths "
             f"{config.grid.depths}; choose one of them"
         )
-    schema.check_size([PIXELS, *[config.model.width] * (max(config.grid.depths) - 1), N_CLASSES])
+    check_size([PIXELS, *[config.model.width] * (max(config.grid.depths) - 1), N_CLASSES])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         large_std=config.grid.large_std,
         dtype=config.model.dtype,
         device=config.model.device,
-        optimizer=config.optimizer.spec(),
+        optimizer=config.optimizer,
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
         clip_norm=config.clipping.max_grad_norm if config.clipping.rerun else None,
         seed=config.seed,
-        thresholds=Thresholds(**config.verdict.model_dump()),
+        thresholds=config.verdict,
     )
     settings = grid(config.grid.activations, config.grid.inits, config.grid.depths)
     spec = network_spec(settings[0], digits.x.shape[1], N_CLASSES, options)  # dtype, device

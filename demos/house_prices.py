@@ -7,71 +7,70 @@
 The house example: predict a house's price from its bedrooms and square footage with a small network.
 Both models start from the same weights, see the same mini-batches and are compared at every step; a
 linear regression and scikit-learn's MLPRegressor (same hidden sizes) are fitted on the same split.
-Prints progress, a results table in dollars, the agreement of the two models and one house (3
-bedrooms, 2,000 sq ft) before and after training; writes config.toml, metrics.json, history.csv,
-steps.csv and four figures. Data: `bpdemo.datasets.houses`; figures: `bpdemo.plots.houses`.
+Prints progress, a results table in dollars, the agreement of the two models and the house example's
+house before and after training; writes config.toml, metrics.json, history.csv, steps.csv and four
+figures. Data: `bpdemo.datasets.houses`; figures: `bpdemo.plots.houses`.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
 from bpdemo.baselines import fit_regressors
+from bpdemo.datasets.house_table import MISSING
 from bpdemo.datasets.houses import (
     DATASETS,
-    SYNTHETIC_HOUSES,
+    EXAMPLE_BEDROOMS,
+    EXAMPLE_LIVING_AREA,
     example_house,
     load_houses,
     split_houses,
 )
 from bpdemo.experiment import Experiment, check_model
 from bpdemo.infra import cli
-from bpdemo.infra.config import (
-    ModelSection,
-    Name,
-    OptimizerSection,
-    Section,
-    Seed,
-    TrainSection,
-    at_most,
-)
+from bpdemo.infra.config import Name, Section, Seed, TrainSection, at_most, one_of
 from bpdemo.infra.limits import MAX_HOUSES
+from bpdemo.optim import OptimizerSpec
 from bpdemo.plots import houses as plots
 from bpdemo.report import agreement_line, files_line
 from bpdemo.report import houses as report
 from bpdemo.scores import house_price, price_scorer
+from bpdemo.spec import ModelSection
 from bpdemo.train import torch_threads
 
 DEMO = "house_prices"
 
 
 class HouseDataSection(Section):
-    """[data]: where the houses come from, and how they are split."""
+    """[data]: where the houses come from, and how they are split (a key one source alone uses is
+    None unless given: `bpdemo.datasets.houses.SOURCE_SETTINGS` has its default)."""
 
-    dataset: Literal["synthetic", "csv", "ames", "california"] = "synthetic"
-    houses: at_most(MAX_HOUSES) = SYNTHETIC_HOUSES  # synthetic only
+    dataset: Annotated[str, one_of(DATASETS)] = "synthetic"
+    houses: at_most(MAX_HOUSES) | None = None  # synthetic only
     csv: str | None = None  # csv only
     features: list[Name] = Field(default_factory=list)
     target: Name | None = None
-    missing: Literal["drop", "refuse"] = "drop"
+    missing: Annotated[str, one_of(MISSING)] = "drop"
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
 
 
 class WalkthroughSection(Section):
-    """[walkthrough]: the house followed through training (the house example's: 3 bedrooms, 2,000 sq ft)."""
+    """[walkthrough]: the house followed through training (by default the house example's)."""
 
-    bedrooms: at_most(100) = 3
-    living_area_sqft: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 2000.0
+    bedrooms: at_most(100) = EXAMPLE_BEDROOMS
+    living_area_sqft: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = (
+        EXAMPLE_LIVING_AREA
+    )
 
 
 class HousePricesConfig(Section):
     seed: Seed = 0
     data: HouseDataSection = HouseDataSection()
     model: ModelSection = ModelSection(hidden=[16], activation="relu")
-    optimizer: OptimizerSection = OptimizerSection(name="adam", lr=0.003, weight_decay=0.001)
+    optimizer: OptimizerSpec = OptimizerSpec("adam", lr=0.003, weight_decay=0.001)
     train: TrainSection = TrainSection(epochs=200, batch_size=128, threads=1)
     walkthrough: WalkthroughSection = WalkthroughSection()
 

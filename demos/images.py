@@ -17,22 +17,24 @@ six figures (`bpdemo.plots.images`).
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
 from bpdemo.baselines import fit_classifier
-from bpdemo.datasets.images import DATASETS, IMAGE_SIZE, load_images, split_images
+from bpdemo.datasets.images import DATASETS, load_images, split_images
 from bpdemo.distributed import launch_local, main_process_first, process_group
 from bpdemo.experiment import Experiment, check_model
 from bpdemo.image_step import check_test_image, snapshot, walk_through
 from bpdemo.infra import cli
 from bpdemo.infra import config as schema
 from bpdemo.infra.limits import MAX_IMAGE_SIZE, MAX_PROCESSES
+from bpdemo.optim import OptimizerSpec
 from bpdemo.plots import images as plots
 from bpdemo.report import agreement_line, files_line
 from bpdemo.report import images as report
 from bpdemo.scores import accuracy, class_scores, prediction_agreement, probabilities_of
+from bpdemo.spec import ModelSection
 from bpdemo.train import torch_threads
 
 DEMO = "images"
@@ -40,14 +42,15 @@ CLASS_LOSS_ADVICE = "classes need one of {losses}, the losses made for class lab
 
 
 class ImageDataSection(schema.Section):
-    """[data]: where the images come from, which of them, and how they are split."""
+    """[data]: where the images come from, which of them, and how they are split (a key one source
+    alone uses is None unless given: `bpdemo.datasets.images.SOURCE_SETTINGS` has its default)."""
 
-    dataset: Literal["digits", "cifar10", "folder"] = "digits"
+    dataset: Annotated[str, schema.one_of(DATASETS)] = "digits"
     classes: list[schema.Name] = Field(default_factory=list)
-    download: bool = False  # cifar10 only
+    download: bool | None = None  # cifar10 only
     root: str | None = None  # folder only, as the two below
-    image_size: schema.at_most(MAX_IMAGE_SIZE) = IMAGE_SIZE
-    grayscale: bool = False
+    image_size: schema.at_most(MAX_IMAGE_SIZE) | None = None
+    grayscale: bool | None = None
     per_class: schema.PositiveInt | None = None
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25
 
@@ -63,10 +66,10 @@ class WalkthroughSection(schema.Section):
 class ImagesConfig(schema.Section):
     seed: schema.Seed = 0
     data: ImageDataSection = ImageDataSection()
-    model: schema.ModelSection = schema.ModelSection(
+    model: ModelSection = ModelSection(
         hidden=[128, 64], activation="relu", loss="cross_entropy", init="he", dtype="float64"
     )
-    optimizer: schema.OptimizerSection = schema.OptimizerSection(name="adam", lr=0.002)
+    optimizer: OptimizerSpec = OptimizerSpec("adam", lr=0.002)
     train: schema.TrainSection = schema.TrainSection(epochs=15, batch_size=32, threads=1)
     walkthrough: WalkthroughSection = WalkthroughSection()
 

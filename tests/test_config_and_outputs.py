@@ -6,22 +6,17 @@ import pytest
 from pydantic import Field
 
 from bpdemo.infra.cli import common_parser, load_demo_config, run_main
-from bpdemo.infra.config import (
-    ModelSection,
-    OptimizerSection,
-    Section,
-    TrainSection,
-    dump_config,
-    load_config,
-)
+from bpdemo.infra.config import Section, TrainSection, dump_config, load_config
 from bpdemo.infra.errors import ConfigError, UsageError
 from bpdemo.infra.outputs import RunDir, atomic_write
+from bpdemo.optim import OptimizerSpec
+from bpdemo.spec import ModelSection
 
 
 class DemoConfig(Section):
     seed: int = 0
     model: ModelSection = ModelSection()
-    optimizer: OptimizerSection = OptimizerSection()
+    optimizer: OptimizerSpec = OptimizerSpec()
     train: TrainSection = TrainSection()
 
 
@@ -34,7 +29,7 @@ def write(tmp_path, text: str):
 def test_a_config_file_and_overrides_are_read_and_validated(tmp_path):
     path = write(tmp_path, '[optimizer]\nname = "sgd"\nlr = 0.5\n[train]\nepochs = 3\n')
     config = load_config(DemoConfig, path, ["optimizer.momentum=0.9", "model.hidden=[8, 4]"])
-    assert config.optimizer.spec().lr == 0.5 and config.optimizer.momentum == 0.9
+    assert config.optimizer.lr == 0.5 and config.optimizer.momentum == 0.9
     assert config.train.epochs == 3 and config.model.hidden == [8, 4]
     spec = config.model.spec(n_inputs=3, n_outputs=1, seed=config.seed)
     assert spec.sizes == [3, 8, 4, 1] and spec.activations == ["tanh", "tanh", "identity"]

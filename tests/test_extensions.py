@@ -21,9 +21,10 @@ from bpdemo import (
 )
 from bpdemo.agreement import TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES
-from bpdemo.infra.config import ModelSection, Section, load_config
+from bpdemo.infra.config import Section, load_config
 from bpdemo.layers import ActivationLayer, BatchNorm1d, Dropout, LayerNorm
 from bpdemo.manual import Linear
+from bpdemo.spec import ModelSection
 
 
 def register_silu():

@@ -12,8 +12,8 @@ from bpdemo.baselines import SKLEARN_MAX_ITER, activation_note, fit_regressors, 
 from bpdemo.datasets import DATA_DIR, houses
 from bpdemo.datasets.houses import load_houses, rule_price, split_houses, synthetic_houses
 from bpdemo.infra.cli import run_main
-from bpdemo.infra.config import ModelSection
 from bpdemo.infra.errors import DataError
+from bpdemo.spec import ModelSection
 from demos.house_prices import main
 
 QUICK = ["--epochs", "3", "--set", "data.houses=300", "--quiet"]

@@ -92,11 +92,14 @@ def test_clipping_side_by_side_agrees():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"name": "rmsprop"}, "unknown optimizer 'rmsprop'"),
-        ({"lr": 0.0}, "learning rate must be a positive number"),
-        ({"lr": -0.1}, "learning rate must be a positive number"),
-        ({"momentum": 1.5}, "momentum must be in [0, 1)"),
-        ({"nesterov": True}, "nesterov needs a momentum above 0"),
+        (
+            {"name": "rmsprop"},
+            "OptimizerSpec: name: Input should be 'sgd' or 'adam' (got 'rmsprop')",
+        ),
+        ({"lr": 0.0}, "OptimizerSpec: lr: Input should be greater than 0 (got 0.0)"),
+        ({"lr": -0.1}, "OptimizerSpec: lr: Input should be greater than 0 (got -0.1)"),
+        ({"momentum": 1.5}, "OptimizerSpec: momentum: Input should be less than 1 (got 1.5)"),
+        ({"nesterov": True}, "OptimizerSpec: nesterov: needs a momentum above 0 (got True)"),
     ],
 )
 def test_bad_optimizer_settings_are_refused_clearly(settings, message):

@@ -19,6 +19,9 @@ import pandas as pd
 
 from bpdemo.infra.errors import DataError
 
+# What a missing value in a used column does: the row is dropped (and counted), or it is refused.
+MISSING = ("drop", "refuse")
+
 
 @dataclass
 class HouseData:

@@ -38,7 +38,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from bpdemo.datasets import SKLEARN_CACHE
+from bpdemo.datasets import SKLEARN_CACHE, source_settings
 from bpdemo.datasets.house_table import HouseData, load_csv, squeeze, table_to_houses
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DataError
@@ -122,20 +122,11 @@ DEFAULT_COLUMNS = {
 }
 CALIFORNIA_DOLLARS = 100_000.0  # MedHouseVal is in units of $100,000
 SYNTHETIC_HOUSES = 2000  # the default number of synthetic houses
-
-
-def check_source(dataset: str, csv: str | Path | None, houses: int) -> None:
-    """Refuse a setting that the chosen source does not use: it would be ignored without a word."""
-    if csv is not None and str(csv).strip() and dataset != "csv":
-        raise DataError(
-            f"--csv (data.csv) is for --dataset csv, but the data source is {dataset} "
-            "(data.dataset): drop --csv, or choose --dataset csv"
-        )
-    if houses != SYNTHETIC_HOUSES and dataset != "synthetic":
-        raise DataError(
-            f"data.houses ({houses:,}) is the number of synthetic houses, for --dataset synthetic, "
-            f"but the data source is {dataset} (data.dataset): drop it, or choose --dataset synthetic"
-        )
+# The settings that one source alone uses: (the source, the flag that sets it, its default).
+SOURCE_SETTINGS = {
+    "csv": ("csv", "--csv", None),
+    "houses": ("synthetic", "data.houses", SYNTHETIC_HOUSES),
+}
 
 
 def load_houses(
@@ -144,7 +135,7 @@ def load_houses(
     csv: str | Path | None = None,
     features: Sequence[str] = (),
     target: str | None = None,
-    houses: int = SYNTHETIC_HOUSES,
+    houses: int | None = None,
     seed: int = 0,
     missing: str = "drop",
 ) -> HouseData:
@@ -152,14 +143,16 @@ def load_houses(
 
     Args:
         csv: the file, for `dataset="csv"` (which also needs `features` and `target`).
-        houses, seed: how many synthetic houses, and the generator's seed.
+        houses, seed: how many synthetic houses (`SYNTHETIC_HOUSES` if None), and the generator's
+            seed.
         missing: `drop` (rows with a missing value in a used column are dropped and counted) or
             `refuse` (a missing value is a `DataError`).
 
-    A setting the source does not use (`csv` for another source, `houses` for a table) is refused.
+    A setting the source does not use (`csv` for another source, `houses` for a table) is refused;
+    None is a setting not given.
     """
     interruption.set_phase("data")
-    check_source(dataset, csv, houses)
+    given = source_settings(dataset, {"csv": csv, "houses": houses}, SOURCE_SETTINGS)
     features = [name.strip() for name in features if name.strip()]
     if dataset == "csv":
         if csv is None or not str(csv).strip():
@@ -178,7 +171,7 @@ def load_houses(
     features = features or default_features
     target = target or default_target
     if dataset == "synthetic":
-        frame = synthetic_houses(houses, seed)
+        frame = synthetic_houses(given["houses"], seed)
         where = f"synthetic houses (seed {seed})"
         return table_to_houses(frame, features, target, "synthetic", where, missing=missing)
     if dataset == "ames":
@@ -368,10 +361,15 @@ class ExampleHouse:
     rule_price: float | None = None
 
 
+# The house example's house: the one a demo follows through training.
+EXAMPLE_BEDROOMS, EXAMPLE_LIVING_AREA = 3, 2000.0  # sq ft
+
+
 def example_house(
-    split: HouseSplit, bedrooms: float = 3, living_area: float = 2000
+    split: HouseSplit, bedrooms: float = EXAMPLE_BEDROOMS, living_area: float = EXAMPLE_LIVING_AREA
 ) -> ExampleHouse:
-    """The house example's house (3 bedrooms, 2,000 sq ft), every other feature at its training median.
+    """A house of `bedrooms` and `living_area` (sq ft; by default the house example's), every other
+    feature at its training median.
 
     Where the data have no bedroom or living-area column, that part is left at the median too, and
     the description says so.

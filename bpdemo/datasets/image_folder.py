@@ -25,6 +25,8 @@ from bpdemo.datasets.image_data import ImageData, pick_per_class, select_classes
 from bpdemo.infra.errors import DataError
 from bpdemo.infra.limits import MAX_IMAGE_SIZE, MAX_SOURCE_PIXELS
 
+IMAGE_SIZE = 32  # the default size a folder's images are resized to: CIFAR-10's, N x N pixels
+
 
 def image_extensions() -> tuple[str, ...]:
     from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -35,7 +37,7 @@ def image_extensions() -> tuple[str, ...]:
 def load_folder(
     root: str | Path,
     classes: Sequence[str] = (),
-    image_size: int = 32,
+    image_size: int = IMAGE_SIZE,
     grayscale: bool = False,
     per_class: int | None = None,
     seed: int = 0,

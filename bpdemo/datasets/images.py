@@ -35,7 +35,7 @@ import numpy as np
 
 from bpdemo import datasets
 from bpdemo.datasets.image_data import ImageData, keep_classes, pick_per_class, select_classes
-from bpdemo.datasets.image_folder import load_folder
+from bpdemo.datasets.image_folder import IMAGE_SIZE, load_folder
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DataError
 
@@ -58,7 +58,6 @@ EXAMPLE_CLASSES = ("dog", "cat", "automobile")  # the dog image example's "dogs,
 CIFAR10_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 unpacks under its root
 CIFAR10_MEGABYTES = 170  # cifar-10-python.tar.gz: 170,498,071 bytes
 DIGITS_LEVELS = 16.0  # load_digits pixels are counts 0..16 of a 4x4 block of a 32x32 bitmap
-IMAGE_SIZE = 32  # the default size of a folder's images
 # The settings that one source alone uses: (the source, the flag that sets it, its default).
 SOURCE_SETTINGS = {
     "root": ("folder", "--root", None),
@@ -73,13 +72,14 @@ def load_images(
     *,
     classes: Sequence[str] = (),
     root: str | Path | None = None,
-    download: bool = False,
-    image_size: int = IMAGE_SIZE,
-    grayscale: bool = False,
+    download: bool | None = None,
+    image_size: int | None = None,
+    grayscale: bool | None = None,
     per_class: int | None = None,
     seed: int = 0,
 ) -> ImageData:
-    """Load images from one of `DATASETS`; a setting the source does not use is refused.
+    """Load images from one of `DATASETS`; a setting the source does not use is refused (None is a
+    setting not given: `SOURCE_SETTINGS` has its default).
 
     Args:
         classes: class names to keep, in this order (empty: all, or for cifar10 dog, cat, automobile).
@@ -90,26 +90,19 @@ def load_images(
     """
     interruption.set_phase("data")
     given = {"root": root, "image_size": image_size, "grayscale": grayscale, "download": download}
-    for key, value in given.items():
-        source, flag, default = SOURCE_SETTINGS[key]
-        if value != default and dataset != source:
-            also = "" if flag == f"data.{key}" else f" (data.{key})"
-            raise DataError(
-                f"{flag}{also} is for --dataset {source}, but the data source is {dataset} "
-                f"(data.dataset): drop it, or choose --dataset {source}"
-            )
+    given = datasets.source_settings(dataset, given, SOURCE_SETTINGS)
     classes = [name.strip() for name in classes if name.strip()]
     if dataset == "digits":
         return load_digits(classes, per_class, seed)
     if dataset == "cifar10":
-        return load_cifar10(classes, download=download, per_class=per_class, seed=seed)
+        return load_cifar10(classes, download=given["download"], per_class=per_class, seed=seed)
     if dataset == "folder":
         if root is None or not str(root).strip():
             raise DataError(
                 "--dataset folder needs the folder: --root PATH, with one subfolder of images per "
                 "class (e.g. PATH/dog/, PATH/cat/, PATH/car/)"
             )
-        return load_folder(root, classes, image_size, grayscale, per_class, seed)
+        return load_folder(root, classes, given["image_size"], given["grayscale"], per_class, seed)
     raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 

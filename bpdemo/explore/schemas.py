@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError
 
-from bpdemo.infra.config import ActivationName, DtypeName, OptimizerName, Section
+from bpdemo.infra.config import Section, same_as
 from bpdemo.infra.errors import UsageError
+from bpdemo.optim import OptimizerSpec
+from bpdemo.spec import ActivationName, DtypeName
 from bpdemo.worked import schema as worked_limits
 
 # -- limits (docs/explore.md lists them) -----------------------------------------------------------
@@ -34,7 +36,8 @@ MAX_BODY_BYTES = 64 * 1024  # largest request body
 
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 Index = Annotated[int, Field(ge=0, lt=MAX_UNITS)]
-LearningRate = Annotated[float, Field(gt=0, le=MAX_LR, allow_inf_nan=False)]
+# OptimizerSpec's checks of a learning rate, and the explorer's limit
+LearningRate = Annotated[same_as(OptimizerSpec, "lr"), Field(le=MAX_LR)]
 
 
 # -- the worked example ----------------------------------------------------------------------------
@@ -75,7 +78,7 @@ class PlaygroundSettings(Section):
         list[Annotated[int, Field(ge=1, le=MAX_UNITS)]], Field(max_length=MAX_HIDDEN_LAYERS)
     ] = Field(default_factory=lambda: [8, 8])
     activation: ActivationName = "tanh"
-    optimizer: OptimizerName = "adam"
+    optimizer: same_as(OptimizerSpec, "name") = "adam"
     lr: LearningRate = 0.03
     batch_size: Annotated[int, Field(ge=1, le=MAX_POINTS)] = 10
     grid: Annotated[int, Field(ge=MIN_GRID, le=MAX_GRID)] = 100

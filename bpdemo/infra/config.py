@@ -1,17 +1,20 @@
 """Configuration: TOML files in `configs/`, validated by pydantic schemas, overridable with `--set`.
 
-Every demo's schema is a `Section` (unknown keys refused, no silent type conversion). The sections
-shared by the training demos, `[model]`, `[optimizer]` and `[train]`, are defined here once. Errors come
-out as one `ConfigError` line naming the file, the key, and what is expected.
+Every table is a `Section` (unknown keys refused, no silent type conversion). A table that is also a
+library object built from Python is a `Spec`, so each setting has one default and one check, whether it
+comes from Python, a file or `--set`: `[optimizer]` is `bpdemo.optim.OptimizerSpec`, `[model]` stands
+beside the description it builds (`bpdemo.spec.ModelSection`), and `[train]` is here. A table a file
+gives in part keeps the demo's defaults for the rest. Errors come out as one `ConfigError` line naming
+the file, the key, and what is expected.
 """
 
 from __future__ import annotations
 
+import sys
 import tomllib
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -19,26 +22,12 @@ import tomli_w
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.errors import ConfigError
-from bpdemo.infra.limits import (
-    MAX_BATCH,
-    MAX_DEPTH,
-    MAX_EPOCHS,
-    MAX_NAME,
-    MAX_PARAMETERS,
-    MAX_SEED,
-    MAX_THREADS,
-    MAX_WIDTH,
-)
-from bpdemo.optim import OPTIMIZERS, OptimizerSpec
-from bpdemo.spec import DTYPES, INITS, MLPSpec, NetworkSpec
+from bpdemo.infra.limits import MAX_BATCH, MAX_EPOCHS, MAX_NAME, MAX_SEED, MAX_THREADS, MAX_WIDTH
 
 
-def one_of(registry: Mapping[str, Any] | Iterable[str]) -> AfterValidator:
-    """A name that must be a key of `registry`, checked when a config is read (so that a name
-    registered after import counts too)."""
-
+# -- the types of a value ------------------------------------------------------------------------------
+def _name_check(registry: Mapping[str, Any] | Iterable[str]):
     def check(name: str) -> str:
         if name not in registry:
             names = [repr(key) for key in registry]
@@ -46,17 +35,25 @@ def one_of(registry: Mapping[str, Any] | Iterable[str]) -> AfterValidator:
             raise PydanticCustomError("unknown_name", f"Input should be {listed}")
         return name
 
-    return AfterValidator(check)
+    return check
 
 
-ActivationName = Annotated[str, one_of(ACTIVATIONS)]
-LossName = Annotated[str, one_of(LOSSES)]
-InitName = Annotated[str, one_of(INITS)]
-DtypeName = Annotated[str, one_of(DTYPES)]
-OptimizerName = Annotated[str, one_of(OPTIMIZERS)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+def one_of(registry: Mapping[str, Any] | Iterable[str]) -> AfterValidator:
+    """A name that must be a key of `registry`, checked when a config is read (so that a name
+    registered after import counts too)."""
+    return AfterValidator(_name_check(registry))
+
+
+def check_name(
+    registry: Mapping[str, Any] | Iterable[str], name: str, what: str, where: str = ""
+) -> str:
+    """`name` checked as `one_of(registry)` checks it in a config, for a description built from
+    Python: one ConfigError line if `registry` has no such name ("unknown loss 'hinge': ..."),
+    after `where` ("layers[2]: ")."""
+    try:
+        return _name_check(registry)(name)
+    except PydanticCustomError as error:
+        raise ConfigError(f"{where}unknown {what} {name!r}: {error.message()}") from None
 
 
 def in_range(low: int, high: int) -> AfterValidator:
@@ -75,120 +72,61 @@ def at_most(high: int) -> type[int]:
     return Annotated[int, Field(gt=0), in_range(1, high)]
 
 
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Seed = Annotated[int, in_range(0, MAX_SEED)]
 Width = at_most(MAX_WIDTH)
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 
 
+# -- sections ------------------------------------------------------------------------------------------
 class Section(BaseModel):
     """A config table: unknown keys are refused and values keep the type TOML gave them."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class ModelSection(Section):
-    """[model]: the network between the data's inputs and outputs (at most `MAX_PARAMETERS`)."""
+class Spec(Section):
+    """A section that is also a library object built from Python, such as `OptimizerSpec`.
 
-    hidden: Annotated[list[Width], Field(max_length=MAX_DEPTH)] = Field(
-        default_factory=lambda: [16]
-    )
-    activation: ActivationName = "tanh"
-    output_activation: ActivationName = "identity"
-    loss: LossName = "mse"
-    init: InitName = "xavier"
-    init_scale: PositiveFloat | None = None
-    dtype: DtypeName = "float32"
-    device: str = "cpu"
-    # Instead of hidden and the activations (which it replaces): any stack of layers, e.g.
-    # [{type = "linear", units = 64}, {type = "batchnorm"}, {type = "activation", name = "relu"},
-    #  {type = "dropout", p = 0.1}, {type = "linear"}]; the last linear layer's units default to
-    # the data's outputs.
-    layers: list[dict[str, Any]] | None = None
+    It is frozen (hashable), takes positional arguments in field order as a dataclass does
+    (`OptimizerSpec("sgd", lr=0.1)`), and refuses a mistake with the one line a config file gets,
+    the class named where a file would be: `OptimizerSpec: eps: Input should be greater than 0 (got -1)`.
+    """
 
-    def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec | NetworkSpec:
-        if self.layers is not None:
-            return self._network_spec(n_inputs, n_outputs, seed)
-        check_size([n_inputs, *self.hidden, n_outputs])
-        return MLPSpec(
-            sizes=[n_inputs, *self.hidden, n_outputs],
-            activations=[self.activation] * len(self.hidden) + [self.output_activation],
-            **self._training(seed),
-        )
+    model_config = ConfigDict(frozen=True)
 
-    def _training(self, seed: int) -> dict[str, Any]:
-        """What both kinds of description take alike: the loss, the initial weights, the dtype."""
-        keys = ("loss", "init", "init_scale", "dtype", "device")
-        return {"seed": seed, **{key: getattr(self, key) for key in keys}}
-
-    @property
-    def hidden_activation(self) -> str:
-        """The activation of the hidden layers (of the first one that has one, for a layer list)."""
-        if self.layers is None:
-            return self.activation
-        for entry in self.layers:
-            name = (
-                entry.get("name") if entry.get("type") == "activation" else entry.get("activation")
-            )
-            if name not in (None, "identity"):
-                return name
-        return "identity"
-
-    def layer_text(self) -> str | None:
-        """The layer list in a few words (None without one): 'linear 12 relu, batchnorm, ...'."""
-        if self.layers is None:
-            return None
-        words = []
-        for entry in self.layers:
-            details = [str(v) for k, v in entry.items() if k != "type" and v != "identity"]
-            words.append(" ".join([entry.get("type", "?"), *details]))
-        return ", ".join(words)
-
-    @property
-    def hidden_sizes(self) -> list[int]:
-        """The widths of the hidden linear layers (all but the output layer)."""
-        if self.layers is None:
-            return list(self.hidden)
-        return [entry.get("units") for entry in self.layers if entry.get("type") == "linear"][:-1]
-
-    def _network_spec(self, n_inputs: int, n_outputs: int, seed: int) -> NetworkSpec:
-        entries = [dict(entry) for entry in self.layers]
-        linear = [entry for entry in entries if entry.get("type") == "linear"]
-        if not linear:
-            raise ConfigError("[model] layers: the last linear layer makes the outputs; give one")
-        units = linear[-1].setdefault("units", n_outputs)
-        if units != n_outputs:
-            raise ConfigError(
-                f"[model] layers: the last linear layer has {units} units, but the data has "
-                f"{n_outputs} outputs; leave its units out"
-            )
-        widths = [entry.get("units") for entry in linear]
-        if all(isinstance(width, int) for width in widths):  # else NetworkSpec says what is wrong
-            check_size([n_inputs, *widths])
+    def __init__(self, *args: Any, **values: Any) -> None:
+        cls = type(self)
+        names = list(cls.model_fields)
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__name__} takes at most {len(names)} positional arguments")
+        for name, value in zip(names, args, strict=False):
+            if name in values:
+                raise TypeError(f"{cls.__name__} got two values for {name!r}")
+            values[name] = value
         try:
-            return NetworkSpec(n_inputs, entries, **self._training(seed))
-        except ConfigError as error:
-            raise ConfigError(f"[model] {error}") from None
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError(describe_error(cls, error, cls.__name__, top="")) from None
+
+    # Only a call from Python comes through here: a table read from a config is validated by
+    # pydantic itself, its mistakes located in the file (pydantic's RootModel does the same).
+    __init__.__pydantic_base_init__ = True
+
+    def replace(self, **changes: Any) -> Spec:
+        """A copy with `changes`, checked as the original was (as `dataclasses.replace`)."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**current, **changes})
 
 
-class OptimizerSection(Section):
-    """[optimizer]: the update rule, the same for both models (see `bpdemo.optim`)."""
-
-    name: OptimizerName = "adam"
-    lr: PositiveFloat = 0.01
-    momentum: Fraction = 0.0
-    nesterov: bool = False
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-    betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = Field(
-        default_factory=lambda: [0.9, 0.999]
-    )
-    eps: PositiveFloat = 1e-8
-    train_biases: bool = True
-    max_grad_norm: PositiveFloat | None = None
-
-    def spec(self) -> OptimizerSpec:
-        fields = self.model_dump()
-        fields["betas"] = tuple(fields["betas"])
-        return OptimizerSpec(**fields)
+def same_as(section: type[BaseModel], key: str) -> Any:
+    """The type, checks and default of `section`'s `key`, for a table that shows the same setting
+    under a name of its own; a default assigned there replaces the section's."""
+    info = section.model_fields[key]
+    return Annotated[(info.annotation, *info.metadata, Field(default=info.default))]
 
 
 class TrainSection(Section):
@@ -204,15 +142,13 @@ class TrainSection(Section):
 SchemaT = TypeVar("SchemaT", bound=Section)
 
 
-def check_size(sizes: Sequence[int]) -> None:
-    """Refuse a network of more than `MAX_PARAMETERS` weights and biases, before it is allocated."""
-    count = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(sizes))
-    if count > MAX_PARAMETERS:
-        raise ConfigError(
-            f"[model] layer sizes {list(sizes)} make {count:,} weights and biases; the range is 1 "
-            f"to {MAX_PARAMETERS:,} (each is kept about 8 times: two models, their gradients and "
-            "optimizer states): choose smaller hidden layers or smaller inputs"
-        )
+# -- reading -------------------------------------------------------------------------------------------
+def _too_many_digits(where: str) -> ConfigError:
+    """Python turns at most `sys.get_int_max_str_digits()` digits into a whole number (or back)."""
+    return ConfigError(
+        f"{where}: a whole number with more than {sys.get_int_max_str_digits():,} digits; "
+        "give a smaller number"
+    )
 
 
 @dataclass(frozen=True)
@@ -238,6 +174,8 @@ class Override:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()
+        except ValueError:  # digits beyond Python's limit: the text is too long to show
+            raise _too_many_digits(f"--set {key.strip()}=...") from None
         return cls(tuple(part.strip() for part in key.split(".")), value, f"--set {text!r}")
 
 
@@ -255,18 +193,26 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[Override | str]) -
     return data
 
 
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text as a dict; a mistake in it is one ConfigError line naming `source`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    except ValueError:  # digits beyond Python's limit for a whole number
+        raise _too_many_digits(source) from None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = Path(path).read_bytes().decode()
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} not found; pass an existing file to --config"
         ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot be read: {error}") from None
+    return parse_toml(text, str(path))
 
 
 def load_config(
@@ -278,13 +224,57 @@ def load_config(
 
 
 def validate(schema: type[SchemaT], data: dict[str, Any], source: str = "config") -> SchemaT:
+    """`data` (a config's tables) as `schema`: a table given in part keeps the schema's default for
+    the rest of it; any mistake is one ConfigError line naming `source`, the key and what is wrong."""
+    _check_digits(data, [], source)
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(with_defaults(schema, data))
     except ValidationError as error:
         raise ConfigError(describe_error(schema, error, source)) from None
 
 
-def describe_error(schema: type[Section], error: ValidationError, source: str) -> str:
+def with_defaults(schema: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with each table it gives completed from the schema's default for that table, so that
+    a house config giving only `[optimizer] lr` keeps the house demo's other [optimizer] settings
+    rather than the ones `OptimizerSpec` has when nothing is said."""
+    return _completed(data, {name: info.default for name, info in schema.model_fields.items()})
+
+
+def _completed(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    completed = dict(given)
+    for name, value in given.items():
+        default = defaults.get(name)
+        if isinstance(value, Mapping) and isinstance(default, BaseModel):
+            inner = {key: getattr(default, key) for key in type(default).model_fields}
+            completed[name] = {**inner, **_completed(value, inner)}
+    return completed
+
+
+def _check_digits(value: Any, path: list[str], source: str) -> None:
+    """Refuse a whole number too long to be written out (a config built in Python can hold one;
+    TOML text cannot): every message and config.toml would fail on it."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_digits(item, [*path, str(key)], source)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_digits(item, path, source)
+    elif isinstance(value, int) and not _writable(value):
+        where = f"[{'.'.join(path[:-1])}] " if len(path) > 1 else ""
+        raise _too_many_digits(f"{source}: {where}{path[-1] if path else 'value'}")
+
+
+def _writable(number: int) -> bool:
+    try:
+        str(number)
+    except ValueError:
+        return False
+    return True
+
+
+def describe_error(
+    schema: type[BaseModel], error: ValidationError, source: str, top: str = "the top level"
+) -> str:
     """One line for the first problem: where it is, what is wrong, what would be right."""
     first = error.errors()[0]
     loc = [part for part in first["loc"] if isinstance(part, str)]
@@ -293,10 +283,23 @@ def describe_error(schema: type[Section], error: ValidationError, source: str) -
     if first["type"] == "extra_forbidden":
         valid = ", ".join(_fields_at(schema, loc[:-1]))
         listed = f" (valid keys: {valid})" if valid else ""
-        return f"{source}: unknown key {key!r} in {where.rstrip() or 'the top level'}{listed}"
+        place = f" in {where.rstrip() or top}" if where or top else ""
+        return f"{source}: unknown key {key!r}{place}{listed}"
     value = first.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    shown = f" (got {_shown(value)})" if not isinstance(value, dict) else ""
     return f"{source}: {where}{key}: {first['msg']}{shown}"
+
+
+def _shown(value: Any) -> str:
+    """The value as the message shows it: its repr, cut short if it is long."""
+    text = repr(value) if _writable_everywhere(value) else "a whole number too long to show"
+    return text if len(text) <= 120 else f"{text[:100]}..."
+
+
+def _writable_everywhere(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return all(_writable_everywhere(item) for item in value)
+    return not isinstance(value, int) or _writable(value)
 
 
 def _fields_at(schema: type[BaseModel], path: list[str]) -> list[str]:

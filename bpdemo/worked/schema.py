@@ -9,7 +9,6 @@ number, so it is small by nature; the limits keep a mistake (a pasted page as a 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -18,22 +17,21 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from bpdemo.infra.config import (
-    ActivationName,
-    DtypeName,
-    Fraction,
-    LossName,
-    OptimizerName,
     Override,
     PositiveFloat,
     PositiveInt,
     Section,
     apply_overrides,
     load_config,
+    parse_toml,
     read_toml,
+    same_as,
     validate,
 )
 from bpdemo.infra.errors import ConfigError
 from bpdemo.infra.limits import MAX_THREADS  # train.threads
+from bpdemo.optim import OptimizerSpec
+from bpdemo.spec import ActivationName, DtypeName, LossName
 from bpdemo.worked.formula import MAX_FORMULA_LENGTH
 
 # -- limits (each refused with one line and exit status 2) ------------------------------------------
@@ -71,13 +69,14 @@ class InitSection(Section):
 
 
 class WorkedTrainSection(Section):
-    """[train]: full-batch steps (every step uses all the inputs, so one step is one epoch)."""
+    """[train]: full-batch steps (every step uses all the inputs, so one step is one epoch). The
+    update's keys are `OptimizerSpec`'s, with its checks and defaults: plain gradient descent."""
 
-    lr: PositiveFloat = 0.1
+    lr: same_as(OptimizerSpec, "lr")
     steps: Annotated[int, Field(gt=0, le=MAX_STEPS)] = 1
-    train_biases: bool = True
-    optimizer: OptimizerName = "sgd"  # sgd with momentum 0 is plain gradient descent
-    momentum: Fraction = 0.0
+    train_biases: same_as(OptimizerSpec, "train_biases")
+    optimizer: same_as(OptimizerSpec, "name")  # sgd with momentum 0 is plain gradient descent
+    momentum: same_as(OptimizerSpec, "momentum")
     # A longer run keeps about this many steps in trace.json.
     max_trace_steps: Annotated[int, Field(gt=0, le=MAX_TRACE_STEPS)] = 200
     # torch's CPU threads (--threads); None: torch's default.
@@ -210,10 +209,7 @@ def load(source: ConfigSource, overrides: Sequence[Override | str] = ()) -> Work
             raise ConfigError(f"config file {source} not found")
         data, name = read_toml(Path(source)), str(source)
     elif isinstance(source, str):
-        try:
-            data, name = tomllib.loads(source), "config text"
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config text: not valid TOML: {error}") from None
+        data, name = parse_toml(source, "config text"), "config text"
     else:
         raise TypeError(f"a worked example is a path, a dict or TOML text, not {type(source)}")
     return validate(WorkedConfig, apply_overrides(data, overrides), source=name)
