@@ -24,6 +24,7 @@ from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.config import ModelSection, Section, load_config
 from bpdemo.layers import ActivationLayer, BatchNorm1d, Dropout, LayerNorm
 from bpdemo.manual import Linear
+from tests.conftest import targets_for
 
 
 def register_silu():
@@ -202,10 +203,7 @@ def test_every_built_in_loss_passes_the_gradient_check(name):
     loss = LOSSES[name]
     generator = torch.Generator().manual_seed(3)
     output = torch.rand(5, 3, generator=generator, dtype=torch.float64) * 0.8 + 0.1
-    if loss.classification:
-        target = torch.randint(0, 3, (5,), generator=generator)
-    else:
-        target = torch.rand(5, 3, generator=generator, dtype=torch.float64)
+    target = targets_for(name, 5, 3, generator)
     report = check_gradients(
         loss.torch_fn,
         (output, target),

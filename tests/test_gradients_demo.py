@@ -281,12 +281,17 @@ def test_a_config_mistake_is_one_line_and_exit_2_before_any_folder(
 
 
 def test_a_study_leaves_the_torch_thread_count_as_it_found_it(digits):
-    before = torch.get_num_threads()
-    study(Setting("relu", "he", 2), *digits, N_CLASSES, OPTIONS)
-    assert torch.get_num_threads() == before
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
+    suite = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the one thread the tests run on, so a reset to 1 would show
+    try:
+        before = torch.get_num_threads()
+        study(Setting("relu", "he", 2), *digits, N_CLASSES, OPTIONS)
+        assert torch.get_num_threads() == before
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(suite)
 
 
 def test_the_study_inits_are_the_registrys_random_inits_and_large_described_by_the_registry():

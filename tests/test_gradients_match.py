@@ -11,17 +11,14 @@ import torch
 from bpdemo import AutogradMLP, ManualMLP, MLPSpec, finite_difference_grads, rel_diff
 from bpdemo.agreement import TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES
-from tests.conftest import make_data
+from tests.conftest import make_data, suited_to
 
 WIDTHS = [4, 5, 3, 4, 3]  # input width, then the width of up to four layers
 
 
 def spec_for(activation: str, loss: str, depth: int, dtype: torch.dtype) -> MLPSpec:
-    """A depth-layer network using `activation` everywhere (sigmoid last for bce, which needs it)."""
-    sizes = WIDTHS[: depth + 1]
-    activations = [activation] * depth
-    if loss == "bce":
-        activations[-1] = "sigmoid"
+    """A depth-layer network using `activation` everywhere (but where the loss needs another last)."""
+    sizes, activations = suited_to(loss, WIDTHS[: depth + 1], [activation] * depth)
     # weights and biases uniform in (-1, 1): nonzero biases keep pre-activations off relu's kink at 0,
     # where the derivative is a convention and finite differences are one-sided
     generator = torch.Generator().manual_seed(depth)
