@@ -401,7 +401,7 @@ def test_a_layer_list_in_a_config_builds_the_same_network(tmp_path):
     loss_a, grads_a = twin.loss_and_grads(x, y)
     assert math.isclose(float(loss_m), float(loss_a), rel_tol=1e-12)
     for name, grad in grads_a.items():
-        torch.testing.assert_close(grads_m[name], grad, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(grads_m[name], grad, rtol=TOLERANCES[torch.float64], atol=1e-14)
 
 
 @pytest.mark.parametrize(

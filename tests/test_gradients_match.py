@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bpdemo import AutogradMLP, ManualMLP, MLPSpec, finite_difference_grads, rel_diff
-from bpdemo.agreement import TOLERANCES
+from bpdemo.agreement import FINITE_DIFFERENCE_TOLERANCE, TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from tests.conftest import make_data, suited_to
 
@@ -64,8 +64,8 @@ def test_both_models_equal_finite_differences_in_float64(activation, loss, depth
     numeric = finite_difference_grads(spec, spec.initial_parameters(), x, y)
     for name, expected in numeric.items():
         # central differences with h = 1e-6 are exact to about 1e-9 relative in float64
-        assert rel_diff(grads_manual[name], expected) < 1e-6, name
-        assert rel_diff(grads_autograd[name], expected) < 1e-6, name
+        assert rel_diff(grads_manual[name], expected) < FINITE_DIFFERENCE_TOLERANCE, name
+        assert rel_diff(grads_autograd[name], expected) < FINITE_DIFFERENCE_TOLERANCE, name
 
 
 def test_a_wrong_derivative_is_caught(monkeypatch):
