@@ -3,6 +3,7 @@ files a run leaves behind."""
 
 import csv
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from bpdemo.bench.end_to_end import AMES_ENV, ames_csv_from_environment
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.cli import run_main
 
-# One torch thread in each test process: the networks here are tiny, so a second thread only adds
-# the cost of waking it for every operation, and pytest-xdist's workers already share the cores.
+# One torch thread in each test process and in every process a test starts (a command, a notebook's
+# kernel): the networks here are tiny, so another thread only adds the cost of waking it for every
+# operation, and pytest-xdist's workers already share the cores.
+os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
 # Each demo on small data, quiet: a whole run in a second or two.

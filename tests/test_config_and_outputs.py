@@ -275,6 +275,7 @@ def test_under_torchrun_only_rank_0_prints_and_the_status_stays_2(
     assert exit_info.value.code == 2 and capsys.readouterr().err.count("\n") == lines
 
 
+# -- run folders: claimed when a run starts, let go of when it ends ----------------------------------
 def test_run_dir_refuses_a_non_empty_folder_without_force_and_leaves_it_untouched(tmp_path):
     (tmp_path / "metrics.json").write_text("old")
     with pytest.raises(
@@ -305,7 +306,6 @@ def test_default_run_dir_is_runs_demo_timestamp(tmp_path, monkeypatch):
     assert first.path != second.path
 
 
-# -- run folders: claimed when a run starts, let go of when it ends ----------------------------------
 def test_a_folder_in_use_by_a_live_run_is_refused_at_once_and_left_untouched(tmp_path, capsys):
     out = tmp_path / "run"
     first = RunDir.prepare(out, "worked_example")  # a run that is still going
