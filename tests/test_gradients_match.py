@@ -17,7 +17,8 @@ WIDTHS = [4, 5, 3, 4, 3]  # input width, then the width of up to four layers
 
 
 def spec_for(activation: str, loss: str, depth: int, dtype: torch.dtype) -> MLPSpec:
-    """A depth-layer network using `activation` everywhere (but where the loss needs another last)."""
+    """A depth-layer network using `activation` everywhere, but last where the loss's kind of target
+    needs another (a sigmoid for probabilities)."""
     sizes, activations = suited_to(loss, WIDTHS[: depth + 1], [activation] * depth)
     # weights and biases uniform in (-1, 1): nonzero biases keep pre-activations off relu's kink at 0,
     # where the derivative is a convention and finite differences are one-sided

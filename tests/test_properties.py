@@ -71,9 +71,8 @@ def test_hand_written_autograd_and_finite_differences_agree(network):
         # finite differences: exact to about 1e-9 of the gradient's scale; the bound leaves room
         # for the loss's own size (the absolute error is about 1e-16 * |L| / h)
         scale = float(grads_a[name].abs().max())
-        bound = FINITE_DIFFERENCE_TOLERANCE + 1e-9 * max(1.0, abs(float(loss_a))) / max(
-            scale, 1e-12
-        )
+        room_for_the_loss = 1e-9 * max(1.0, abs(float(loss_a))) / max(scale, 1e-12)
+        bound = FINITE_DIFFERENCE_TOLERANCE + room_for_the_loss
         assert rel_diff(numeric[name], grads_a[name]) <= bound or scale < 1e-9, name
 
 
