@@ -13,8 +13,8 @@ Near a minimum they cancel almost entirely (a bias gradient is a mean residual, 
 by |g| would report large "differences" that are rounding and nothing else. S >= |g| entry by entry,
 so this measure is never stricter than max|g_manual - g_autograd| / max|g|, which `rel_diff` gives.
 
-Tolerances (relative gradient difference at every step): float64 at or below 1e-10, float32 at or
-below 1e-4. Both models do the same arithmetic in a different order, so they differ by rounding only:
+Tolerances (`TOLERANCES`, relative gradient difference at every step): float64 at or below 1e-10,
+float32 at or below 1e-4. Both models do the same arithmetic in a different order, so they differ by rounding only:
 about 1e-16 (float64) or 1e-7 (float32) per operation, amplified mildly over a training run.
 """
 

@@ -1,12 +1,52 @@
-"""Shared test helpers."""
+"""Shared test helpers: data that suits a loss, a command run as the command line runs it, and the
+files a run leaves behind."""
 
+import csv
+import json
+import os
+import tomllib
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from bpdemo.bench.end_to_end import AMES_ENV, ames_csv_from_environment
 from bpdemo.functional import ACTIVATIONS, LOSSES
+from bpdemo.infra.cli import run_main
+
+# One torch thread in each test process and in every process a test starts (a command, a notebook's
+# kernel): the networks here are tiny, so another thread only adds the cost of waking it for every
+# operation, and pytest-xdist's workers already share the cores.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
+
+# Each demo on small data, quiet: a whole run in a second or two.
+QUICK_HOUSES = ["--set", "data.houses=300", "--epochs", "3", "--quiet"]
+QUICK_IMAGES = [
+    "--set",
+    "data.per_class=20",
+    "--set",
+    "model.hidden=[16]",
+    "--epochs",
+    "2",
+    "--quiet",
+]
+QUICK_GRADIENTS = [
+    "--set",
+    "data.rows=64",
+    "--set",
+    'grid.activations=["tanh", "relu"]',
+    "--set",
+    'grid.inits=["he"]',
+    "--set",
+    "grid.depths=[2,3]",
+    "--set",
+    "report.focus_depth=2",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -18,18 +58,40 @@ def ames_csv() -> Path:
     return path
 
 
+def targets_for(
+    loss: str,
+    rows: int,
+    outputs: int,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Random targets of the kind the loss declares (`LOSSES[loss].targets`), for `rows` samples of
+    a network with `outputs` outputs: class labels (rows,) in 0 to outputs - 1 for `classes`, values
+    in [0, 1) shaped (rows, outputs) for `probabilities`, standard normal numbers for `numbers`."""
+    kind = LOSSES[loss].targets
+    if kind == "classes":
+        return torch.randint(0, outputs, (rows,), generator=generator)
+    draw = torch.rand if kind == "probabilities" else torch.randn
+    return draw(rows, outputs, generator=generator, dtype=torch.float64).to(dtype)
+
+
+def suited_to(loss: str, sizes: list[int], activations: list[str]) -> tuple[list[int], list[str]]:
+    """`sizes` and `activations` as the loss's kind of target needs them: at least two outputs to
+    choose a class from, a sigmoid last to give probabilities."""
+    sizes, activations = list(sizes), list(activations)
+    kind = LOSSES[loss].targets
+    if kind == "classes":
+        sizes[-1] = max(sizes[-1], 2)
+    if kind == "probabilities":
+        activations[-1] = "sigmoid"
+    return sizes, activations
+
+
 def make_data(spec, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random inputs and targets that suit `spec`'s loss, in its dtype."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, spec.sizes[0], generator=generator, dtype=torch.float64)
-    if spec.loss == "cross_entropy":
-        y = torch.randint(0, spec.sizes[-1], (batch,), generator=generator)
-        return x.to(spec.dtype), y
-    if spec.loss == "bce":
-        y = torch.rand(batch, spec.sizes[-1], generator=generator, dtype=torch.float64)
-    else:
-        y = torch.randn(batch, spec.sizes[-1], generator=generator, dtype=torch.float64)
-    return x.to(spec.dtype), y.to(spec.dtype)
+    return x.to(spec.dtype), targets_for(spec.loss, batch, spec.sizes[-1], generator, spec.dtype)
 
 
 @pytest.fixture
@@ -40,3 +102,39 @@ def registries():
     for registry, before in zip((ACTIVATIONS, LOSSES), saved, strict=True):
         registry.clear()
         registry.update(before)
+
+
+def run_cli(main, argv: list[str], capsys) -> tuple[int, str, str]:
+    """The command as `sys.exit(run_main(main))` runs it: (exit status, stdout, stderr)."""
+    try:
+        status = run_main(main, argv)
+    except SystemExit as exit_info:  # argparse's own exit
+        status = exit_info.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def one_line(stderr: str) -> str:
+    """`stderr`, after checking it is one line `error: ...`, with no traceback and no warning."""
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert "Traceback" not in stderr and "Warning" not in stderr
+    return stderr
+
+
+def complete_files(folder: Path) -> list[str]:
+    """Every file in `folder` is whole and parses; no temporary file is left. Returns the names."""
+    names = sorted(p.name for p in folder.iterdir())
+    assert not [name for name in names if name.endswith(".tmp")]
+    for name in names:
+        path = folder / name
+        if name.endswith(".json"):
+            json.loads(path.read_text())
+        elif name.endswith(".csv"):
+            rows = list(csv.reader(path.read_text().splitlines()))
+            assert rows and all(len(row) == len(rows[0]) for row in rows), name
+        elif name.endswith(".toml"):
+            tomllib.loads(path.read_text())
+        elif name.endswith(".png"):
+            with Image.open(path) as image:
+                image.verify()
+    return names

@@ -4,8 +4,9 @@ import math
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
-from bpdemo import AutogradMLP, ManualMLP, MLPSpec
+from bpdemo import AutogradMLP, ManualMLP, MLPSpec, OptimizerSpec, SideBySide
 from bpdemo.infra.errors import ConfigError
 
 SPEC = MLPSpec(sizes=[3, 5, 4, 2], activations=["relu", "tanh", "identity"], loss="mse", seed=7)
@@ -160,3 +161,71 @@ def test_a_target_that_would_broadcast_is_refused():
     model = ManualMLP(SPEC)
     with pytest.raises(ValueError, match="does not match output shape"):
         model.loss_and_grads(torch.randn(4, 3), torch.randn(4))
+
+
+SPEC64 = MLPSpec([3, 4, 1], ["tanh", "identity"], dtype="float64")
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (
+            torch.randn(5, 3),
+            "got float32 of shape (5, 3) on cpu: convert it with .to(torch.float64)",
+        ),
+        (torch.randn(3, dtype=torch.float64), "got float64 of shape (3,)"),
+        (torch.ones(5, 3, dtype=torch.long), "got int64 of shape (5, 3)"),
+        (torch.randn(5, 4, dtype=torch.float64), "got float64 of shape (5, 4)"),
+        ([[1.0, 2.0, 3.0]], "got a list: make it a tensor"),
+    ],
+    ids=["float32", "one-dimensional", "integer", "wrong-width", "list"],
+)
+def test_inputs_a_model_cannot_take_are_refused_with_what_it_takes(x, message):
+    y = torch.zeros(5, 1, dtype=torch.float64)
+    models = [ManualMLP(SPEC64).forward, AutogradMLP(SPEC64).forward]
+    models += [lambda x: ManualMLP(SPEC64).loss_and_grads(x, y)]
+    models += [lambda x: AutogradMLP(SPEC64).loss_and_grads(x, y)]
+    models += [lambda x: SideBySide(SPEC64, OptimizerSpec("sgd", lr=0.1)).step(x, y)]
+    for call in models:
+        with pytest.raises(ValueError) as error:
+            call(x)
+        text = str(error.value)
+        assert text.startswith("this model takes float64 inputs of shape (N, 3) on cpu; ")
+        assert message in text
+
+
+def test_labels_of_the_wrong_type_are_refused_with_what_the_loss_takes():
+    spec = MLPSpec([3, 4], ["identity"], loss="cross_entropy", dtype="float64")
+    x = torch.randn(5, 3, dtype=torch.float64)
+    for labels in (torch.zeros(5, dtype=torch.float64), torch.zeros(5, 1, dtype=torch.long)):
+        for model in (ManualMLP(spec), AutogradMLP(spec)):
+            with pytest.raises(ValueError, match=r"takes one class label per row: torch.long"):
+                model.loss_and_grads(x, labels)
+    with pytest.raises(ValueError, match="takes float64 targets of shape \\(5, 1\\)"):
+        ManualMLP(SPEC64).loss_and_grads(x, torch.zeros(5, 1))
+
+
+class TorchCalls(TorchFunctionMode):
+    """Every torch function called while active, by name (a property read by its attribute's name)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        read = getattr(func, "__self__", None) if func.__name__ == "__get__" else None
+        self.names.append(read.__name__ if read is not None else func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_input_check_reads_the_tensors_description_and_never_its_values():
+    # the step's cost: a few attribute comparisons, however many rows the batch has
+    from bpdemo.spec import check_input
+
+    x = torch.randn(1000, 3, dtype=torch.float64)
+    with TorchCalls() as calls:
+        check_input(SPEC64, x)
+    assert calls.names and set(calls.names) <= {"dtype", "ndim", "shape", "device", "size", "dim"}
+    with TorchCalls() as control:  # the trap sees a computation on the values
+        x.isfinite().all()
+    assert control.names == ["isfinite", "all"]

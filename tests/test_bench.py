@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import bpdemo.bench.__main__ as bench_cli
-from bpdemo import AutogradMLP, ManualMLP, MLPSpec
+from bpdemo import TOLERANCES, AutogradMLP, ManualMLP, MLPSpec
 from bpdemo.bench import QUICK, Settings, end_to_end
 from bpdemo.bench.steps import Case, _profiled_peak, cache_bytes, matmul_products, scratch_bytes
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.cli import run_main
+from tests.conftest import one_line, run_cli, targets_for
 
 # --quick takes about 20 s here; the test runs the same code on fewer repeats and points.
 SMOKE = Settings(
@@ -175,6 +176,20 @@ def test_an_ames_csv_that_is_not_there_is_one_error_line_naming_where_it_came_fr
     assert not out.exists()
 
 
+def test_a_bad_ames_csv_is_refused_before_any_benchmarking_and_leaves_no_folder(
+    tmp_path, capsys, monkeypatch
+):
+    from bpdemo.bench import steps
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    monkeypatch.setattr(steps, "step_time", lambda *a, **k: pytest.fail("measured"))
+    out = tmp_path / "run"
+    status, _, stderr = run_cli(bench_cli.main, ["--ames", str(bad), "--out", str(out)], capsys)
+    assert status == 2 and "has no column 'Overall Qual'" in one_line(stderr)
+    assert not out.exists()
+
+
 def test_the_ames_csv_comes_from_the_environment_and_help_names_no_path(capsys, monkeypatch):
     monkeypatch.delenv(end_to_end.AMES_ENV, raising=False)
     assert end_to_end.ames_csv_from_environment() is None
@@ -285,13 +300,9 @@ def loss_inputs(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """An output (6, 3) and a target that suit the loss `name`, in float64."""
     generator = torch.Generator().manual_seed(1)
     output = torch.randn(6, 3, generator=generator, dtype=torch.float64) * 3
-    targets = LOSSES[name].targets
-    if targets == "classes":
-        return output, torch.randint(0, 3, (6,), generator=generator)
-    if targets == "probabilities":
-        probabilities = torch.rand(6, 3, generator=generator, dtype=torch.float64)
-        return torch.sigmoid(output), probabilities
-    return output, torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    if LOSSES[name].targets == "probabilities":  # a loss of probabilities takes them as its output
+        output = torch.sigmoid(output)
+    return output, targets_for(name, 6, 3, generator)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -323,7 +334,9 @@ def test_a_short_last_batch_reuses_the_buffers_and_still_matches_autograd():
         assert all(layer.pre_activation.shape[0] == rows for layer in manual.layers)
         torch.testing.assert_close(loss_m, loss_a, rtol=1e-12, atol=0)
         for name, grad in grads_a.items():
-            torch.testing.assert_close(grads_m[name], grad, rtol=1e-10, atol=1e-14)
+            torch.testing.assert_close(
+                grads_m[name], grad, rtol=TOLERANCES[torch.float64], atol=1e-14
+            )
 
 
 def test_flat_parameters_and_grads_hold_every_parameter_end_to_end_in_torch_order():

@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from bpdemo import MLPSpec, OptimizerSpec, SideBySide
 from bpdemo.distributed import DistributedSideBySide, shard_rows, shard_weight
+from tests.conftest import targets_for
 
 STEPS = 6
 BATCH_ROWS = [10, 10, 7, 10, 7, 1]  # 7 rows split 4 + 3, and 1 row leaves one rank empty
@@ -29,11 +30,7 @@ def global_batches(spec: MLPSpec):
     generator = torch.Generator().manual_seed(11)
     for rows in BATCH_ROWS:
         x = torch.randn(rows, spec.sizes[0], generator=generator, dtype=torch.float64)
-        if spec.loss == "cross_entropy":
-            y = torch.randint(0, spec.sizes[-1], (rows,), generator=generator)
-        else:
-            y = torch.randn(rows, spec.sizes[-1], generator=generator, dtype=torch.float64)
-        yield x, y
+        yield x, targets_for(spec.loss, rows, spec.sizes[-1], generator)
 
 
 def train(pair: SideBySide):

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,7 +127,9 @@ def test_the_playground_trains_both_models_on_the_same_batches(client):
     frame = client.post("/api/playground/train", json={"epochs": 5}, headers=session).json()
     assert frame["step"] == 5 * 20
     assert frame["loss"]["manual"] < frame["loss"]["first"]
-    assert frame["loss"]["manual"] == pytest.approx(frame["loss"]["autograd"], rel=1e-10)
+    assert frame["loss"]["manual"] == pytest.approx(
+        frame["loss"]["autograd"], rel=TOLERANCES[torch.float64]
+    )
     assert frame["max_grad_diff"] <= frame["tolerance"] == TOLERANCES[torch.float64]
     assert len(frame["grid"]["p255"]) == 100 * 100
     assert len(frame["grad_norms"]) == 3
@@ -279,15 +280,28 @@ def test_a_burst_of_requests_is_answered_at_once_and_the_server_goes_on(app):
     with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         session = {SESSION_HEADER: http.post("/api/sessions").json()["session"]}
         http.post("/api/playground/setup", json={}, headers=session)
+        playground = app.state.store.sessions[session[SESSION_HEADER]].playground
+        trained, running, most_at_once = [], [], []
+
+        def count_trainings(request, train=playground.train):
+            running.append(1)
+            most_at_once.append(len(running))
+            try:
+                return train(request)
+            finally:
+                running.pop()
+                trained.append(1)
+
+        playground.train = count_trainings
 
         def train(_):
             return http.post("/api/playground/train", json={}, headers=session).status_code
 
-        start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(train, range(200)))
         assert set(statuses) <= {200, 429} and statuses.count(200) >= 1
-        assert time.perf_counter() - start < 60
+        # a busy answer did no work and none waited to do it later: one training at a time
+        assert len(trained) == statuses.count(200) and max(most_at_once) == 1
         # as the page does it: each request after the last answer, 200 of them, every one done
         for step in range(1, 201):
             answer = http.post("/api/worked/step", json={"step": step}, headers=session)

@@ -25,6 +25,7 @@ from bpdemo.infra.config import Section, load_config
 from bpdemo.layers import ActivationLayer, BatchNorm1d, Dropout, LayerNorm
 from bpdemo.manual import Linear
 from bpdemo.spec import ModelSection
+from tests.conftest import targets_for
 
 
 def register_silu():
@@ -351,10 +352,7 @@ def test_every_built_in_loss_passes_the_gradient_check(name):
     loss = LOSSES[name]
     generator = torch.Generator().manual_seed(3)
     output = torch.rand(5, 3, generator=generator, dtype=torch.float64) * 0.8 + 0.1
-    if loss.classification:
-        target = torch.randint(0, 3, (5,), generator=generator)
-    else:
-        target = torch.rand(5, 3, generator=generator, dtype=torch.float64)
+    target = targets_for(name, 5, 3, generator)
     report = check_gradients(
         loss.torch_fn,
         (output, target),
@@ -553,7 +551,7 @@ def test_a_layer_list_in_a_config_builds_the_same_network(tmp_path):
     loss_a, grads_a = twin.loss_and_grads(x, y)
     assert math.isclose(float(loss_m), float(loss_a), rel_tol=1e-12)
     for name, grad in grads_a.items():
-        torch.testing.assert_close(grads_m[name], grad, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(grads_m[name], grad, rtol=TOLERANCES[torch.float64], atol=1e-14)
 
 
 @pytest.mark.parametrize(

@@ -9,19 +9,17 @@ import pytest
 import torch
 
 from bpdemo import AutogradMLP, ManualMLP, MLPSpec, finite_difference_grads, rel_diff
-from bpdemo.agreement import TOLERANCES
+from bpdemo.agreement import FINITE_DIFFERENCE_TOLERANCE, TOLERANCES
 from bpdemo.functional import ACTIVATIONS, LOSSES
-from tests.conftest import make_data
+from tests.conftest import make_data, suited_to
 
 WIDTHS = [4, 5, 3, 4, 3]  # input width, then the width of up to four layers
 
 
 def spec_for(activation: str, loss: str, depth: int, dtype: torch.dtype) -> MLPSpec:
-    """A depth-layer network using `activation` everywhere (sigmoid last for bce, which needs it)."""
-    sizes = WIDTHS[: depth + 1]
-    activations = [activation] * depth
-    if loss == "bce":
-        activations[-1] = "sigmoid"
+    """A depth-layer network using `activation` everywhere, but last where the loss's kind of target
+    needs another (a sigmoid for probabilities)."""
+    sizes, activations = suited_to(loss, WIDTHS[: depth + 1], [activation] * depth)
     # weights and biases uniform in (-1, 1): nonzero biases keep pre-activations off relu's kink at 0,
     # where the derivative is a convention and finite differences are one-sided
     generator = torch.Generator().manual_seed(depth)
@@ -67,8 +65,8 @@ def test_both_models_equal_finite_differences_in_float64(activation, loss, depth
     numeric = finite_difference_grads(spec, spec.initial_parameters(), x, y)
     for name, expected in numeric.items():
         # central differences with h = 1e-6 are exact to about 1e-9 relative in float64
-        assert rel_diff(grads_manual[name], expected) < 1e-6, name
-        assert rel_diff(grads_autograd[name], expected) < 1e-6, name
+        assert rel_diff(grads_manual[name], expected) < FINITE_DIFFERENCE_TOLERANCE, name
+        assert rel_diff(grads_autograd[name], expected) < FINITE_DIFFERENCE_TOLERANCE, name
 
 
 def test_a_wrong_derivative_is_caught(monkeypatch):

@@ -8,9 +8,11 @@ import contextlib
 import io
 import json
 import pickle
+import struct
 import tomllib
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from bpdemo.infra.cli import run_main
 from bpdemo.infra.errors import DataError
 from bpdemo.plots import images as image_plots
 from demos.images import main
+from tests.conftest import one_line, run_cli
 
 COLOURS = {"car": (0, 255, 0), "cat": (0, 0, 255), "dog": (255, 0, 0)}
 
@@ -126,6 +129,51 @@ def test_a_class_with_a_single_image_cannot_be_split(tmp_path):
     data = load_folder(root, image_size=4)
     with pytest.raises(DataError, match="class 'car' has 1 image; every class needs at least 2"):
         split_images(data, 0.25, seed=0)
+
+
+def dog_and_cat_folder(root: Path, per_class: int = 6) -> Path:
+    for name, colour in (("dog", (255, 0, 0)), ("cat", (0, 0, 255))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (6, 6), colour).save(root / name / f"{i}.png")
+    return root
+
+
+def test_links_in_an_image_folder_are_not_followed(tmp_path):
+    root = dog_and_cat_folder(tmp_path / "photos")
+    (root / "dog" / "loop").symlink_to("..")  # every image again, under every class
+    outside = tmp_path / "elsewhere.png"
+    Image.new("RGB", (6, 6), (0, 255, 0)).save(outside)
+    (root / "cat" / "outside.png").symlink_to(outside)
+    (root / "cat" / "again.png").symlink_to(root / "cat" / "0.png")
+    data = load_folder(root, image_size=4)
+    assert data.rows == 12 and np.bincount(data.y).tolist() == [6, 6]
+    assert any("skipped 3 links" in note for note in data.notes)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG file that claims to be width x height pixels (its pixel data is a few bytes only)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(bytes(16))
+    signature = bytes([0x89]) + b"PNG" + bytes([13, 10, 26, 10])
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [10_000, 14_000])
+def test_an_oversized_image_is_one_clear_error(tmp_path, capsys, side):
+    root = dog_and_cat_folder(tmp_path / "photos")
+    (root / "dog" / "huge.png").write_bytes(png_header(side, side))
+    out = tmp_path / "run"
+    status, _, stderr = run_cli(main, ["--root", str(root), "--out", str(out)], capsys)
+    assert status == 2
+    line = one_line(stderr)
+    assert "huge.png is " in line and "images over 89,478,485 pixels are refused" in line
+    assert not out.exists()
 
 
 def test_the_demo_turns_a_bad_folder_into_one_line_and_status_2_before_any_output(tmp_path, capsys):
