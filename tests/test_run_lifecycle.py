@@ -6,7 +6,6 @@ what it wrote.
 import argparse
 import ast
 import errno
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from bpdemo.bench.__main__ import main as bench_main
 from bpdemo.infra.cli import run_main
-from bpdemo.infra.command import claim, kept_line, wrote_line
+from bpdemo.infra.command import kept_line, run_command, wrote_line
 from bpdemo.infra.outputs import RunDir
 from demos.gradients import main as gradients_main
 from demos.house_prices import main as houses_main
@@ -164,21 +163,16 @@ def test_seed_is_refused_by_a_worked_example_with_one_line_that_says_why(tmp_pat
     assert not out.exists()
 
 
-def test_a_process_other_than_rank_zero_claims_no_folder(tmp_path, monkeypatch):
+def test_a_process_other_than_rank_zero_neither_claims_a_folder_nor_prints(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("RANK", "1")
     out = tmp_path / "out"
     args = argparse.Namespace(out=str(out), force=False, format="png", dpi=120, quiet=False)
-    assert claim("demo", args) is None
-    assert not out.exists()
-
-
-def test_an_earlier_run_with_force_is_replaced_only_when_the_new_one_writes(tmp_path, capsys):
-    out = tmp_path / "out"
-    earlier_run(out, "worked_example", "metrics.json")
-    argv = ["--config", "configs/worked_321.toml", "--quiet", "--force", "--out", str(out)]
-    assert run_main(worked_main, argv) == 0
-    assert (out / "notes.txt").read_text() == "the user's own\n"  # not bpdemo's: kept
-    assert json.loads((out / "metrics.json").read_text())["status"]["steps_run"] == 1
+    with run_command("demo", args) as run:
+        assert run.folder is None
+        run.say("rank 0 alone speaks")
+    assert not out.exists() and capsys.readouterr().out == ""
 
 
 # -- the shape of the commands ----------------------------------------------------------------------

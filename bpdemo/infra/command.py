@@ -90,14 +90,14 @@ def run_command(
     `quiet`. summary: the file an interrupted run writes what it finished into.
     The folder is let go of when the block ends; an error inside leaves that to `cli.run_main`.
     """
-    run = Run(name, config, claim(name, args, summary), quiet=args.quiet)
+    run = Run(name, config, _claim(name, args, summary), quiet=args.quiet)
     interruption.set_phase("data")
     yield run  # an error raised here passes on, the folder still held: run_main keeps what was done
     if run.folder is not None:
         run.folder.close()
 
 
-def claim(name: str, args: argparse.Namespace, summary: str = METRICS) -> RunDir | None:
+def _claim(name: str, args: argparse.Namespace, summary: str = METRICS) -> RunDir | None:
     """The output folder `args` names, claimed (`RunDir.prepare`) by rank 0; None on the other ranks.
 
     If rank 0 cannot claim it, it raises the `UsageError` that says why, and the other ranks stop
