@@ -3,8 +3,9 @@
 `run_epochs` is the one loop. It shuffles the rows once per epoch from a seeded generator (or keeps
 their order), cuts them into mini-batches, calls `step(x, target)` on each, and stops at once when a
 step's loss is inf or NaN, on Ctrl-C, when another process of a data-parallel run is lost, or when
-the end-of-epoch callback says so; it keeps what it has either way. A step is one model and its optimizer (`OneModel`, as the benchmark trains), a
-`SideBySide` pair (the demos), or a pair that also keeps every number (the worked examples).
+the end-of-epoch callback says so; it keeps what it has either way. A step is one model and its
+optimizer (`OneModel`, as the benchmark trains), a `SideBySide` pair (the demos), or a pair that also
+keeps every number (the worked examples).
 
 `fit` puts a `SideBySide` pair through it: both models see identical mini-batches in identical
 order, both are evaluated on the training and the held-out split after every epoch, and the
