@@ -14,19 +14,12 @@ weights identical.
 The hand-written model weights its shard gradient by n_r / N and sums with `all_reduce`; the autograd
 model runs under `DistributedDataParallel`, which averages over the W ranks during `backward()`, so its
 shard loss is scaled by W * n_r / N first. Uneven shards (a last batch not divisible by W) stay exact.
+Starting the processes and joining their group is `bpdemo.infra.processes`.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -35,25 +28,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bpdemo.compare import SideBySide
 from bpdemo.functional import LOSSES
-from bpdemo.infra import interruption
-from bpdemo.infra.errors import UsageError
-from bpdemo.infra.outputs import FigureFormat, RunDir
-from bpdemo.spec import resolve_device
-
-TORCHRUN_HINT = "torchrun --standalone --nproc_per_node=2 -m demos.images --distributed"
-
-
-def init_from_torchrun(device: torch.device) -> None:
-    """Join the process group that torchrun set up (gloo on the CPU, nccl on GPUs)."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise UsageError(f"--distributed needs to be started by torchrun, e.g. {TORCHRUN_HINT}")
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-
-
-def is_main_process() -> bool:
-    """True outside distributed runs and on rank 0: the one process that prints and writes."""
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def shard_rows(rows: int, rank: int, world_size: int) -> slice:
@@ -127,147 +101,3 @@ def all_reduce_sum(value: Tensor) -> Tensor:
     value = value.clone()
     dist.all_reduce(value)
     return value
-
-
-# -- helpers for a demo that runs under torchrun ----------------------------------------------------------
-@contextmanager
-def process_group(distributed: bool, device: str) -> Iterator[str]:
-    """With `distributed`, join torchrun's process group for the block and leave it after.
-
-    Yields the device this process should use: `device` itself, or with `distributed` this rank's
-    own GPU (see `rank_device`).
-    """
-    if not distributed:
-        yield device
-        return
-    rank = rank_device(resolve_device(device))
-    init_from_torchrun(rank)
-    try:
-        yield str(rank)
-    finally:
-        leave_process_group()
-
-
-def rank_device(device: torch.device) -> torch.device:
-    """`cuda` without an index becomes `cuda:LOCAL_RANK`, so each rank on a machine has its own GPU."""
-    if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
-
-
-class StoppedWithRankZero(UsageError):
-    """A rank other than 0 stops because rank 0 stopped (rank 0 says why, in one line)."""
-
-
-@contextmanager
-def main_process_first():
-    """Run the body on rank 0 first, then on the other ranks (e.g. a download into a shared cache).
-
-    Outside a distributed run it just runs the body. If rank 0 fails inside (a data folder that is
-    not there), the others learn of it and stop quietly with the same exit status, rather than
-    waiting for it, or failing on a connection it closed.
-    """
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        yield
-        return
-    if is_main_process():
-        try:
-            yield
-        except BaseException as error:
-            from_main_process(getattr(error, "exit_status", 1))  # the others stop too
-            raise
-        from_main_process(None)
-        return
-    status = from_main_process(None)  # rank 0's outcome: None when it went well
-    if status is not None:
-        stop = StoppedWithRankZero("rank 0 stopped")
-        stop.exit_status = status
-        raise stop
-    yield
-
-
-def from_main_process(value: Any) -> Any:
-    """Rank 0's `value` (any picklable object) on every rank; `value` itself outside a distributed run."""
-    if not dist.is_initialized():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def prepare_run_dir(
-    out: str | None, demo: str, force: bool, figures: FigureFormat | None = None
-) -> tuple[RunDir | None, bool]:
-    """(the output folder, made by rank 0 only; whether rank 0 could make it), on every rank.
-
-    Rank 0 raises the `UsageError` if not; the other ranks learn of it and stop quietly.
-    Outside a distributed run this is `RunDir.prepare`.
-    """
-    run, failure = None, None
-    if is_main_process():
-        try:
-            run = RunDir.prepare(out, demo, force, figures=figures)
-        except UsageError as error:
-            failure = error
-    failed = from_main_process(failure is not None)
-    if failure is not None:
-        raise failure
-    return run, not failed
-
-
-def leave_process_group() -> None:
-    """Leave the process group, if this process joined one."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def launch_local(module: str, argv: list[str], processes: int, flag: str = "--processes") -> int:
-    """Run `python -m module *argv --distributed` on `processes` local processes, as torchrun would
-    start them, and return the command's exit status: rank 0's, or the first non-zero one. `flag`
-    (the option that asked for this, with its value) is left out of the processes' arguments.
-
-    The processes meet on a free port of this computer's loopback interface (gloo). Every rank
-    checks its config and data; only rank 0 prints an error, so a mistake is one line, with the
-    usual exit status 2. Ctrl-C reaches every process (they share the terminal); each stops, rank 0
-    keeps what was finished and says so, and this waits for them all.
-    """
-    with socket.socket() as probe:  # a port that is free now, for the processes to meet on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    argv = list(argv)
-    for i, word in enumerate(argv):
-        if word == flag:
-            del argv[i : i + 2]
-            break
-        if word.startswith(f"{flag}="):
-            del argv[i]
-            break
-    command = [sys.executable, "-m", module, *argv, "--distributed"]
-    children = []
-    for rank in range(processes):
-        environment = {
-            **os.environ,
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(processes),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-        environment.setdefault("GLOO_SOCKET_IFNAME", "lo")
-        children.append(subprocess.Popen(command, env=environment))
-    statuses: list[int] = []
-    for child in children:
-        while True:
-            try:
-                statuses.append(child.wait())
-                break
-            except KeyboardInterrupt as error:
-                # Ctrl-C reached the children from the terminal; a kill of this process only,
-                # not: pass it on. Then wait, so that they keep what they finished.
-                signum = interruption.as_interrupted(error).signum
-                if signum != signal.SIGINT:
-                    for other in children:
-                        if other.poll() is None:
-                            other.send_signal(signum)
-    failed = [status for status in statuses if status != 0]
-    return statuses[0] if statuses[0] != 0 else (failed[0] if failed else 0)

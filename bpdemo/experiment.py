@@ -1,10 +1,11 @@
 """A side-by-side experiment as the training demos run it: data -> pair -> fit -> evaluate -> results.
 
 `Experiment.prepare` builds the hand-written network and its autograd twin from a config's [model]
-and [optimizer] sections, makes the output folder and writes `config.toml` into it. `fit` trains both
-on the same mini-batches (a run that diverged or was interrupted writes what it has and raises);
-`results` scores both models on the training and the test split; `metrics` and `write` put what the
-demo adds beside them into the run folder. What to score, print and draw is the demo's to say.
+and [optimizer] sections, with the data as tensors. `fit` trains both on the same mini-batches (a run
+that diverged or was interrupted writes what it has and raises); `results` scores both models on the
+training and the test split; `metrics` and `write` put what the demo adds beside them into the run
+folder. What to score, print and draw is the demo's to say; the folder itself, claimed before the data
+was read and let go of at the end, is the command's (`bpdemo.infra.command.run_command`).
 
 Each part, once finished, is kept: the history is written as soon as training ends, and the run
 folder's `progress` grows with every result, so an interruption later on keeps them (`bpdemo.infra.outputs`).
@@ -22,12 +23,13 @@ from torch import Tensor
 
 from bpdemo.baselines import Baseline
 from bpdemo.compare import Evaluation, SideBySide
-from bpdemo.distributed import DistributedSideBySide, prepare_run_dir
+from bpdemo.distributed import DistributedSideBySide
 from bpdemo.functional import LOSSES
 from bpdemo.infra import interruption
-from bpdemo.infra.config import TrainSection, dump_config
+from bpdemo.infra.config import TrainSection
 from bpdemo.infra.errors import ConfigError
-from bpdemo.infra.outputs import FigureFormat, RunDir
+from bpdemo.infra.outputs import RunDir
+from bpdemo.infra.ranks import is_rank_zero
 from bpdemo.optim import OptimizerSpec
 from bpdemo.report import agreement, run_status, stop_if_unfinished, write_history
 from bpdemo.spec import ModelSection
@@ -105,30 +107,14 @@ class Experiment:
         run: RunDir | None,
         distributed: bool = False,
     ) -> Experiment:
-        """The pair for `inputs` -> `outputs`, and config.toml in the run folder `run` (claimed
-        with `claim_folder` when the run started; None on the other ranks of a distributed run)."""
+        """The pair for `inputs` -> `outputs` and the data as its tensors; `run` is the run's output
+        folder (None on the ranks of a distributed run other than 0)."""
         spec = config.model.spec(inputs, outputs, config.seed)
         pair_type = DistributedSideBySide if distributed else SideBySide
         pair = pair_type(spec, config.optimizer)
-        if run is not None:
-            run.write_text("config.toml", dump_config(config))
         train = data.tensors("train", spec.dtype, spec.device)
         test = data.tensors("test", spec.dtype, spec.device)
         return cls(config, dataset, pair, train, test, run)
-
-    @staticmethod
-    def claim_folder(
-        out: str | None, demo: str, force: bool = False, figures: FigureFormat | None = None
-    ) -> tuple[RunDir | None, bool]:
-        """Claim the run's output folder as the run starts, on rank 0 of a distributed run:
-        (the folder, or None on the other ranks; whether rank 0 could claim it). A mistake found
-        later, before the first file is written, leaves the folder as it was."""
-        return prepare_run_dir(out, demo, force, figures)
-
-    @property
-    def is_main_process(self) -> bool:
-        """Whether this process prints and writes (all but ranks 1, 2, ... of a distributed run)."""
-        return self.run is not None
 
     @property
     def world_size(self) -> int:
@@ -151,7 +137,7 @@ class Experiment:
             batch_size=train.batch_size,
             seed=self.config.seed,
             metrics=metrics,
-            quiet=quiet or not self.is_main_process,
+            quiet=quiet or not is_rank_zero(),
             description=description,
         )
         if self.run is not None:
@@ -216,14 +202,9 @@ class Experiment:
             **run_status(self.history),
         }
 
-    def write(self, metrics: dict[str, Any], figures: Mapping[str, Any]) -> list[str]:
-        """metrics.json, then the figures ({file name: a function that draws it}) one by one; then
-        the run lets go of its folder.
-
-        Returns the names of every file the run wrote, config.toml first.
-        """
+    def write(self, metrics: dict[str, Any], figures: Mapping[str, Any]) -> None:
+        """metrics.json, then the figures ({file name: a function that draws it}) one by one, so
+        that an interruption keeps those finished."""
         interruption.set_phase("writing")
         self.run.write_json("metrics.json", metrics)
-        saved = self.run.save_figures(figures)
-        self.run.close()
-        return ["config.toml", "metrics.json", "history.csv", "steps.csv", *saved]
+        self.run.save_figures(figures)

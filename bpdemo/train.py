@@ -2,9 +2,10 @@
 
 `run_epochs` is the one loop. It shuffles the rows once per epoch from a seeded generator (or keeps
 their order), cuts them into mini-batches, calls `step(x, target)` on each, and stops at once when a
-step's loss is inf or NaN, on Ctrl-C, or when the end-of-epoch callback says so; it keeps what it
-has either way. A step is one model and its optimizer (`OneModel`, as the benchmark trains), a
-`SideBySide` pair (the demos), or a pair that also keeps every number (the worked examples).
+step's loss is inf or NaN, on Ctrl-C, when another process of a data-parallel run is lost, or when
+the end-of-epoch callback says so; it keeps what it has either way. A step is one model and its
+optimizer (`OneModel`, as the benchmark trains), a `SideBySide` pair (the demos), or a pair that also
+keeps every number (the worked examples).
 
 `fit` puts a `SideBySide` pair through it: both models see identical mini-batches in identical
 order, both are evaluated on the training and the held-out split after every epoch, and the
@@ -27,6 +28,7 @@ from tqdm import tqdm  # plain: the notebook widgets need ipywidgets
 
 from bpdemo.agreement import StepRecord
 from bpdemo.compare import SideBySide
+from bpdemo.infra.processes import lost_process
 
 Metrics = Callable[[Tensor, Tensor], dict[str, float]]
 Split = tuple[Tensor, Tensor]
@@ -48,6 +50,7 @@ class Loop:
     seconds: float = 0.0  # in the epochs (shuffling and steps), not in the end-of-epoch callback
     diverged_at_step: int | None = None  # 1-based, counted over the whole loop
     interrupted: bool = False
+    process_lost: bool = False  # interrupted by the loss of another process of a data-parallel run
     stopped: bool = False  # the end-of-epoch callback asked to stop
 
 
@@ -93,6 +96,10 @@ def run_epochs(
                 return loop
     except KeyboardInterrupt:
         loop.interrupted = True
+    except RuntimeError as error:
+        if not lost_process(error):
+            raise
+        loop.interrupted = loop.process_lost = True
     return loop
 
 
@@ -133,6 +140,7 @@ class History:
     seconds_autograd: float = 0.0
     interrupted: bool = False
     diverged_at_step: int | None = None
+    process_lost: bool = False  # the interruption was another process of the run ending
 
     @property
     def completed(self) -> bool:
@@ -226,7 +234,7 @@ def fit(
     finally:
         bar.close()
     history.steps = loop.records
-    history.interrupted = loop.interrupted
+    history.interrupted, history.process_lost = loop.interrupted, loop.process_lost
     if loop.diverged_at_step is not None:
         history.diverged_at_step = loop.records[-1].step
     history.seconds_manual = pair.seconds_manual

@@ -18,12 +18,11 @@ from pydantic import Field
 from bpdemo.datasets.digits import small_digits
 from bpdemo.health import STUDY_INITS, StudyOptions, Thresholds, grid, network_spec, study
 from bpdemo.infra import config as schema
-from bpdemo.infra import interruption
-from bpdemo.infra.cli import common_parser, figure_format, load_demo_config, printer, run_main
+from bpdemo.infra.cli import common_parser, load_demo_config, run_main
+from bpdemo.infra.command import run_command
 from bpdemo.infra.config import same_as
 from bpdemo.infra.errors import ConfigError
 from bpdemo.infra.limits import MAX_DEPTH
-from bpdemo.infra.outputs import RunDir
 from bpdemo.optim import OptimizerSpec
 from bpdemo.plots.gradients import figures
 from bpdemo.report import health as report
@@ -118,13 +117,15 @@ def check(config: GradientsConfig) -> None:
     check_size([PIXELS, *[config.model.width] * (max(config.grid.depths) - 1), N_CLASSES])
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None):
     description = "Show vanishing and exploding gradients layer by layer, and what cures them."
-    args = common_parser(DEMO, description, epilog=EPILOG).parse_args(argv)
-    # Everything a user can get wrong is checked before the output folder is made.
+    return common_parser(DEMO, description, epilog=EPILOG).parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     config = load_demo_config(GradientsConfig, args)
     check(config)
-    digits = small_digits(config.data.rows, config.seed)
     options = StudyOptions(
         width=config.model.width,
         normal_std=config.grid.normal_std,
@@ -139,51 +140,45 @@ def main(argv: list[str] | None = None) -> int:
         thresholds=config.verdict,
     )
     settings = grid(config.grid.activations, config.grid.inits, config.grid.depths)
-    spec = network_spec(settings[0], digits.x.shape[1], N_CLASSES, options)  # dtype, device
-    run = RunDir.prepare(args.out, DEMO, args.force, figures=figure_format(args))
-    run.write_text("config.toml", schema.dump_config(config))
-    say = printer(args.quiet)
-
-    say(report.describe_study(settings, options, digits, config.clipping.max_grad_norm))
-    head = {  # how metrics.json begins; an interrupted run keeps the settings it finished
-        "seed": config.seed,
-        "dtype": config.model.dtype,
-        "data": {"description": digits.description, "rows": config.data.rows},
-        "optimizer": config.optimizer.model_dump(),
-        "thresholds": config.verdict.model_dump(),
-    }
-    results = []
-    interruption.set_phase("study")
-    with torch_threads(config.train.threads), report.progress(args.quiet, len(settings)) as advance:
+    spec = network_spec(settings[0], PIXELS, N_CLASSES, options)  # its dtype and device, checked
+    with torch_threads(config.train.threads), run_command(DEMO, args, config) as run:
+        digits = small_digits(config.data.rows, config.seed)
         x, y = digits.tensors(spec.dtype, spec.device)
-        for setting in settings:
-            results.append(study(setting, x, y, N_CLASSES, options))
-            advance(results[-1])
-            run.progress = {**head, "settings": [report.metrics_entry(r, options) for r in results]}
-    seconds = sum(result.seconds for result in results)
+        run.write_config()
+        run.say(report.describe_study(settings, options, digits, config.clipping.max_grad_norm))
+        head = {  # how metrics.json begins; an interrupted run keeps the settings it finished
+            "seed": config.seed,
+            "dtype": config.model.dtype,
+            "data": {"description": digits.description, "rows": config.data.rows},
+            "optimizer": config.optimizer.model_dump(),
+            "thresholds": config.verdict.model_dump(),
+        }
+        results, entries = [], []
+        run.phase("study")
+        with report.progress(args.quiet, len(settings)) as advance:
+            for setting in settings:
+                results.append(study(setting, x, y, N_CLASSES, options))
+                advance(results[-1])
+                entries.append(report.metrics_entry(results[-1], options))
+                run.folder.progress = {**head, "settings": entries}
+        seconds = sum(result.seconds for result in results)
 
-    say(f"\n{report.TABLE_TITLE}\n{report.verdict_table(results, options)}")
-    if clipped := report.clipping_lines(results):
-        say("\n" + "\n".join([report.CLIPPING_TITLE, *clipped]))
-    highlights = report.highlights(results, config.report.focus_depth, config.verdict.ratio)
-    say("\n" + "\n".join([*highlights, *report.agreement_lines(results)]))
+        run.say(f"\n{report.TABLE_TITLE}\n{report.verdict_table(results, options)}")
+        if clipped := report.clipping_lines(results):
+            run.say("\n" + "\n".join([report.CLIPPING_TITLE, *clipped]))
+        highlights = report.highlights(results, config.report.focus_depth, config.verdict.ratio)
+        run.say("\n" + "\n".join([*highlights, *report.agreement_lines(results)]))
 
-    interruption.set_phase("writing")
-    verdicts = {"verdicts": report.verdicts(results), "highlights": highlights}
-    settings_block = {"settings": [report.metrics_entry(r, options) for r in results]}
-    run.write_json("metrics.json", {**head, **verdicts, **settings_block, "seconds": seconds})
-    tables = {
-        "settings.csv": report.summary_rows(results, options),
-        "steps.csv": report.step_rows(results),
-        "layer_norms.csv": report.layer_norm_rows(results),
-    }
-    for name, rows in tables.items():
-        run.write_csv(name, rows)
-    drawn = figures(results, config.report.focus_depth) if config.report.figures else {}
-    saved = run.save_figures(drawn)
-    run.close()
-    written = ", ".join(["config.toml", "metrics.json", *tables, *saved])
-    say(f"\n{len(settings)} settings in {seconds:.1f} s; wrote {written} to {run.path}")
+        run.phase("writing")
+        verdicts = {"verdicts": report.verdicts(results), "highlights": highlights}
+        metrics = {**head, **verdicts, "settings": entries, "seconds": seconds}
+        run.folder.write_json("metrics.json", metrics)
+        run.folder.write_csv("settings.csv", report.summary_rows(results, options))
+        run.folder.write_csv("steps.csv", report.step_rows(results))
+        run.folder.write_csv("layer_norms.csv", report.layer_norm_rows(results))
+        if config.report.figures:
+            run.folder.save_figures(figures(results, config.report.focus_depth))
+        run.finish(f"{len(settings)} settings in {seconds:.1f} s; ")
     return 0
 
 

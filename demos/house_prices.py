@@ -31,11 +31,12 @@ from bpdemo.datasets.houses import (
 )
 from bpdemo.experiment import Experiment, check_model
 from bpdemo.infra import cli
+from bpdemo.infra.command import run_command
 from bpdemo.infra.config import Name, Section, Seed, TrainSection, at_most, one_of
 from bpdemo.infra.limits import MAX_HOUSES
 from bpdemo.optim import OptimizerSpec
 from bpdemo.plots import houses as plots
-from bpdemo.report import agreement_line, files_line
+from bpdemo.report import agreement_line
 from bpdemo.report import houses as report
 from bpdemo.scores import house_price, price_scorer
 from bpdemo.spec import ModelSection
@@ -119,12 +120,10 @@ def data_overrides(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The config is checked before the output folder is claimed; a mistake in the data, found
-    # after, leaves the folder as it was.
     config = cli.load_demo_config(HousePricesConfig, args, data_overrides(args))
     check_model(config.model, "numbers", "a price needs one of {losses}")
-    with torch_threads(config.train.threads):  # small matrices: more threads cost more
-        run, _ = Experiment.claim_folder(args.out, DEMO, args.force, cli.figure_format(args))
+    # small matrices: more threads cost more
+    with torch_threads(config.train.threads), run_command(DEMO, args, config) as run:
         data = config.data
         # every [data] key but test_fraction says which houses to load
         houses = load_houses(**data.model_dump(exclude={"test_fraction"}), seed=config.seed)
@@ -135,30 +134,30 @@ def main(argv: list[str] | None = None) -> int:
             report.dataset_block(split),
             inputs=len(houses.features),
             outputs=1,
-            run=run,
+            run=run.folder,
         )
-        say = cli.printer(args.quiet)
-        say(report.describe_run(config, split))
+        run.write_config()
+        run.say(report.describe_run(config, split))
         walk = config.walkthrough
         house = example_house(split, walk.bedrooms, walk.living_area_sqft)
         before = house_price(experiment.pair, split, house.x)
-        say(report.describe_house(house, before))
+        run.say(report.describe_house(house, before))
 
         experiment.fit(quiet=args.quiet, description="house prices")
         results = experiment.results(price_scorer(split, config.model.loss))
         baselines = fit_regressors(split, config.model, config.seed, config.train.threads)
         after = house_price(experiment.pair, split, house.x)
 
-        say(f"\nresults on {len(split.test_index):,} held-out test houses (prices in dollars):")
-        say(report.results_table(results, baselines))
-        say("\n" + agreement_line(experiment.pair))
-        say(report.describe_house(house, before, after))
+        run.say(f"\nresults on {len(split.test_index):,} held-out test houses (prices in dollars):")
+        run.say(report.results_table(results, baselines))
+        run.say("\n" + agreement_line(experiment.pair))
+        run.say(report.describe_house(house, before, after))
 
         metrics = experiment.metrics(
             results, baselines, walkthrough=report.house_block(house, before, after)
         )
-        figures = plots.figures(experiment, split, results, baselines)
-        say("\n" + files_line(experiment.write(metrics, figures), experiment.run.path))
+        experiment.write(metrics, plots.figures(experiment, split, results, baselines))
+        run.finish()
     return 0
 
 

@@ -23,15 +23,17 @@ from pydantic import Field
 
 from bpdemo.baselines import fit_classifier
 from bpdemo.datasets.images import DATASETS, load_images, split_images
-from bpdemo.distributed import launch_local, main_process_first, process_group
 from bpdemo.experiment import Experiment, check_model
 from bpdemo.image_step import check_test_image, snapshot, walk_through
 from bpdemo.infra import cli
 from bpdemo.infra import config as schema
+from bpdemo.infra.command import run_command
 from bpdemo.infra.limits import MAX_IMAGE_SIZE, MAX_PROCESSES
+from bpdemo.infra.processes import launch_local, process_group, rank_zero_first
+from bpdemo.infra.ranks import is_rank_zero
 from bpdemo.optim import OptimizerSpec
 from bpdemo.plots import images as plots
-from bpdemo.report import agreement_line, files_line
+from bpdemo.report import agreement_line
 from bpdemo.report import images as report
 from bpdemo.scores import accuracy, class_scores, prediction_agreement, probabilities_of
 from bpdemo.spec import ModelSection
@@ -134,8 +136,6 @@ def data_overrides(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The config is checked before the output folder is claimed; a mistake in the data, found
-    # after, leaves the folder as it was.
     config = cli.load_demo_config(ImagesConfig, args, data_overrides(args))
     check_model(config.model, "classes", CLASS_LOSS_ADVICE)
     if args.processes and not args.distributed:  # the config is right: start the processes
@@ -143,13 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     with (
         torch_threads(config.train.threads),  # small matrices: more threads cost more
         process_group(args.distributed, config.model.device) as device,
+        run_command(DEMO, args, config) as run,
     ):
         config.model.device = device  # with --distributed, each rank's own
-        run, ready = Experiment.claim_folder(args.out, DEMO, args.force, cli.figure_format(args))
-        if not ready:  # rank 0 could not claim the output folder, and says why
-            return 2
         data = config.data
-        with main_process_first():  # a download happens once, into the shared cache
+        with rank_zero_first():  # a download happens once, into the shared cache
             # every [data] key but test_fraction says which images to load
             images = load_images(**data.model_dump(exclude={"test_fraction"}), seed=config.seed)
         split = split_images(images, data.test_fraction, config.seed)
@@ -160,15 +158,15 @@ def main(argv: list[str] | None = None) -> int:
             report.dataset_block(split),
             inputs=images.x.shape[1],
             outputs=len(images.classes),
-            run=run,
+            run=run.folder,
             distributed=args.distributed,
         )
-        say = cli.printer(args.quiet or not experiment.is_main_process)
-        say(report.describe_run(config, split, experiment.world_size))
+        run.write_config()
+        run.say(report.describe_run(config, split, experiment.world_size))
 
         initial = snapshot(experiment.pair, experiment.test[0])
         history = experiment.fit(quiet=args.quiet, description=images.name, metrics=accuracy)
-        if not experiment.is_main_process:  # rank 0 evaluates, prints and writes
+        if not is_rank_zero():  # rank 0 evaluates, prints and writes
             return 0 if history.completed else 1
         results = experiment.results(class_scores)
         baseline = fit_classifier(split, config.model, config.seed, config.train.threads)
@@ -176,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         walk = walk_through(experiment.pair, experiment.test, initial, config.walkthrough)
         predictions = prediction_agreement(probabilities["manual"], probabilities["autograd"])
 
-        say(f"\nresults on {len(split.test_index):,} held-out test images:")
-        say(report.results_table(results, baseline))
-        say("\n" + agreement_line(experiment.pair))
-        say(report.describe_predictions(predictions, results))
-        say("\n" + report.describe_step(walk, images.classes))
+        run.say(f"\nresults on {len(split.test_index):,} held-out test images:")
+        run.say(report.results_table(results, baseline))
+        run.say("\n" + agreement_line(experiment.pair))
+        run.say(report.describe_predictions(predictions, results))
+        run.say("\n" + report.describe_step(walk, images.classes))
 
         metrics = experiment.metrics(
             results,
@@ -191,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             distributed={"world_size": experiment.world_size},
         )
         figures = plots.figures(experiment, split, results, probabilities, walk, predictions)
-        say("\n" + files_line(experiment.write(metrics, figures), experiment.run.path))
+        experiment.write(metrics, figures)
+        run.finish()
         return 0
 
 

@@ -15,18 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bpdemo.infra.cli import (
-    CONFIG_DIR,
-    common_overrides,
-    common_parser,
-    figure_format,
-    flag_override,
-    printer,
-    run_main,
-)
+from bpdemo.infra.cli import CONFIG_DIR, common_overrides, common_parser, flag_override, run_main
+from bpdemo.infra.command import run_command
 from bpdemo.infra.config import Override
 from bpdemo.infra.errors import ConfigError
-from bpdemo.infra.outputs import RunDir
 from bpdemo.register import import_extensions
 from bpdemo.train import torch_threads
 from bpdemo.worked import (
@@ -46,29 +38,11 @@ examples:
   python -m demos.worked_example --config configs/worked_321.toml --steps 20 --set train.lr=0.02
 
 Every step uses all the inputs (full batch), so --epochs N is the same as --steps N. --seed is
-accepted but changes nothing: a worked example's weights are explicit.
+refused: a worked example's weights are given in its config, so nothing is drawn at random.
 """
 
 
-def command_line_overrides(args: argparse.Namespace) -> list[Override]:
-    """`--set` and the flags as config overrides (the flags come after `--set`, so they win).
-
-    `--epochs` is another name for `--steps`: every step uses all the inputs, so a step is an epoch.
-    """
-    if args.steps is not None and args.epochs is not None and args.steps != args.epochs:
-        raise ConfigError(
-            f"--steps {args.steps} and --epochs {args.epochs} disagree; here one step uses all the "
-            "inputs, so they are the same thing: give one of them"
-        )
-    overrides = common_overrides(args)
-    if args.steps is not None and args.epochs is None:
-        overrides.append(flag_override("train.steps", args.steps, "--steps"))
-    if args.picture_step is not None:
-        overrides.append(flag_override("picture.step", args.picture_step, "--picture-step"))
-    return overrides
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = common_parser(
         DEMO,
         "Reproduce a worked backpropagation example step by step, and audit a source's numbers.",
@@ -86,22 +60,46 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="the step the network pictures show (config: picture.step; default 1)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    # Everything the user could get wrong is checked before the output folder is made.
+
+def command_line_overrides(args: argparse.Namespace) -> list[Override]:
+    """`--set` and the flags as config overrides (the flags come after `--set`, so they win).
+
+    `--epochs` is another name for `--steps`: every step uses all the inputs, so a step is an epoch.
+    `--seed` is refused: a worked example's weights are given, so there is nothing to draw at random.
+    """
+    if args.seed is not None:
+        raise ConfigError(
+            f"--seed {args.seed}: a worked example starts from the weights its config gives "
+            "([init]), so nothing is drawn at random; leave --seed out"
+        )
+    if args.steps is not None and args.epochs is not None and args.steps != args.epochs:
+        raise ConfigError(
+            f"--steps {args.steps} and --epochs {args.epochs} disagree; here one step uses all the "
+            "inputs, so they are the same thing: give one of them"
+        )
+    overrides = common_overrides(args)
+    if args.steps is not None and args.epochs is None:
+        overrides.append(flag_override("train.steps", args.steps, "--steps"))
+    if args.picture_step is not None:
+        overrides.append(flag_override("picture.step", args.picture_step, "--picture-step"))
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     import_extensions(args.imports)  # what they register may be named in the config
     config = load_worked_config(args.config, command_line_overrides(args))
     example = WorkedExample.from_config(config, source=str(args.config))
-    run_dir = RunDir.prepare(args.out, DEMO, args.force, figures=figure_format(args))
-
-    say = printer(args.quiet)
-    with torch_threads(config.train.threads):
+    with torch_threads(config.train.threads), run_command(DEMO, args, config) as run:
+        run.phase("training")
         result = run_worked_example(example)
-    say(result.text())
-    written = write_outputs(run_dir, config, result)
-    raise_on_failure(result, run_dir)
-    names = [path.name for path in written]
-    say(f"\nwrote {', '.join(names[:-1])} and {names[-1]} to {run_dir.path}")
+        run.say(result.text())
+        run.write_config()
+        write_outputs(run.folder, config, result)
+        raise_on_failure(result, run.folder)
+        run.finish()
     return 0
 
 

@@ -109,8 +109,8 @@ def test_shard_weights_make_the_full_batch_gradient():
 
 
 def test_without_torchrun_distributed_is_a_clear_error(monkeypatch):
-    from bpdemo.distributed import init_from_torchrun
     from bpdemo.infra.errors import UsageError
+    from bpdemo.infra.processes import init_from_torchrun
 
     for name in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)

@@ -7,6 +7,10 @@ loopback interface only, and no figures.
 
 import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch.distributed as dist
@@ -15,6 +19,7 @@ import torch.multiprocessing as mp
 from bpdemo.plots import images as image_plots
 from demos.images import main
 
+ROOT = Path(__file__).resolve().parent.parent
 SMALL_RUN = [
     "--epochs",
     "2",
@@ -104,13 +109,8 @@ def test_distributed_without_torchrun_is_a_usage_error_before_any_output(
 
 # -- --processes N: bpdemo starts the processes itself, so a mistake keeps its exit status ----------
 def processes_run(argv: list[str], tmp_path) -> tuple[int, str, str]:
-    import subprocess
-    import sys
-    from pathlib import Path
-
     command = [sys.executable, "-m", "demos.images", *argv]
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -143,3 +143,48 @@ def test_a_config_mistake_with_processes_is_refused_before_any_process_starts(tm
     argv = ["--processes", "2", "--set", 'model.loss="mse"', "--out", str(tmp_path / "run")]
     assert run_main(main, argv) == 2
     assert "model.loss 'mse' is for numbers" in capsys.readouterr().err
+
+
+def children_by_rank(pid: int) -> dict[int, int]:
+    """The processes `pid` started, by the RANK it gave each (read from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or one that has ended
+        ranks = [int(item[5:]) for item in environment if item.startswith(b"RANK=")]
+        if parent == pid and ranks:
+            found[ranks[0]] = int(entry.name)
+    return found
+
+
+def test_a_process_killed_mid_run_ends_the_command_with_one_line_and_keeps_the_history(tmp_path):
+    out = tmp_path / "run"
+    small = [arg for arg in SMALL_RUN if arg != "--quiet"]
+    small[small.index("--epochs") + 1] = "100000"  # still training when the process is killed
+    command = [sys.executable, "-m", "demos.images", *small, "--processes", "2", "--out", str(out)]
+    launcher = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for line in launcher.stdout:  # rank 0's progress: the first epoch is done
+        if "epoch 1/100000" in line:
+            break
+    os.kill(children_by_rank(launcher.pid)[1], signal.SIGKILL)
+    _, stderr = launcher.communicate(timeout=300)
+
+    assert launcher.returncode == 1
+    assert (
+        stderr.count("\n") == 1 and "(another process of the run ended, during training)" in stderr
+    )
+    assert f"kept config.toml, metrics.json, history.csv and steps.csv in {out}" in stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["process_lost"] is True
+    assert (
+        metrics["epochs_completed"] >= 1
+        and len(metrics["history"]) == metrics["epochs_completed"] + 1
+    )
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + len(metrics["history"])  # a header, then every epoch finished
+    assert not (out / ".bpdemo-lock").exists()

@@ -1,8 +1,8 @@
 """`python -m bpdemo.bench [--out DIR] [--quick] [--threads N] [--ames CSV]`: measure, print the
 table, write `bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`).
 
-The Ames CSV is read and checked before anything is measured or written. An interrupted benchmark
-keeps what it measured in bench.json, marked `"interrupted": true`.
+The Ames CSV is read and checked, once the output folder is claimed, before anything is measured or
+written. An interrupted benchmark keeps what it measured in bench.json, marked `"interrupted": true`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, run, summary
-from bpdemo.infra import interruption
-from bpdemo.infra.cli import ArgumentParser, figure_format, output_arguments, run_main, whole_number
+from bpdemo import bench
+from bpdemo.bench import FULL, QUICK, end_to_end, print_progress, summary
+from bpdemo.infra.cli import ArgumentParser, output_arguments, run_main, whole_number
+from bpdemo.infra.command import run_command
 from bpdemo.infra.errors import UsageError
 from bpdemo.infra.limits import MAX_THREADS
-from bpdemo.infra.outputs import RunDir
 from bpdemo.train import torch_threads
 
 DEFAULT_THREADS = 1
@@ -64,28 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     if ames is not None and not ames.is_file():
         given = "--ames" if args.ames is not None else end_to_end.AMES_ENV
         raise UsageError(f"{given} {ames}: no such file")
-    interruption.set_phase("data")
-    houses = None if ames is None else end_to_end.ames_problem(ames)  # a bad file: refused now
-    out = RunDir.prepare(
-        args.out, "bench", force=args.force, summary="bench.json", figures=figure_format(args)
-    )
-    with torch_threads(args.threads):
-        results = run(
+    with torch_threads(args.threads), run_command("bench", args, summary="bench.json") as run:
+        houses = None if ames is None else end_to_end.ames_problem(ames)  # a bad file: refused now
+        results = bench.run(
             QUICK if args.quick else FULL,
             ames_csv=houses,
             progress=None if args.quiet else print_progress,
-            results=out.progress,
+            results=run.folder.progress,
         )
-    from bpdemo.plots.bench import scaling_figure
+        from bpdemo.plots.bench import scaling_figure
 
-    out.write_json("bench.json", results)
-    (figure,) = out.save_figures(
-        {"scaling.png": partial(scaling_figure, results["scaling"], results["threads"])}
-    )
-    out.close()
-    if not args.quiet:
-        print(summary.table(results))
-        print(f"\nwrote bench.json and {figure} to {out.path} ({results['seconds']:.0f} s)")
+        run.folder.write_json("bench.json", results)
+        run.folder.save_figures(
+            {"scaling.png": partial(scaling_figure, results["scaling"], results["threads"])}
+        )
+        run.say(summary.table(results))
+        run.finish(after=f" ({results['seconds']:.0f} s)")
     return 0
 
 

@@ -4,7 +4,8 @@ User mistakes (`UsageError`) print one line on stderr and exit 2; faults at run 
 that is full, too little memory) print one line and exit 1; an interruption (Ctrl-C, SIGTERM) keeps what
 the run finished, prints one line and exits 130 or 143 (`bpdemo.infra.interruption`). Library warnings never
 reach the terminal: what matters in them is said in the project's own words. Under torchrun only rank 0
-prints. `--debug` shows the traceback and the warnings instead.
+prints (`bpdemo.infra.ranks`). `--debug` shows the traceback and the warnings instead. A command's run
+itself, from the claim of its folder to the line that says what it wrote, is `bpdemo.infra.command`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from typing import Any
 import numpy as np
 
 from bpdemo.infra import interruption, outputs
+from bpdemo.infra.command import kept_line
 from bpdemo.infra.config import Override, SchemaT, load_config
 from bpdemo.infra.errors import RunError, UsageError
 from bpdemo.infra.limits import MAX_DPI, MAX_SEED, MAX_THREADS, MIN_DPI
 from bpdemo.infra.outputs import FIGURE_FORMATS, FigureFormat
+from bpdemo.infra.processes import ProcessLost, lost_process
+from bpdemo.infra.ranks import is_rank_zero
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -129,7 +133,7 @@ def common_parser(
 
 def output_arguments(group, command: str) -> None:
     """`--out`, `--force`, `--format` and `--dpi`, as every command that writes a run folder takes
-    them (`figure_format(args)` reads the last two)."""
+    them (`bpdemo.infra.command.run_command` reads them)."""
     group.add_argument(
         "--out", metavar="DIR", help=f"output folder (default: runs/{command}/<timestamp>)"
     )
@@ -151,11 +155,6 @@ def output_arguments(group, command: str) -> None:
         metavar="N",
         help=f"resolution of png figures ({MIN_DPI} to {MAX_DPI}, default {FigureFormat.dpi})",
     )
-
-
-def figure_format(args: argparse.Namespace) -> FigureFormat:
-    """The figure format `--format` and `--dpi` chose."""
-    return FigureFormat(args.format, args.dpi)
 
 
 def _shown(path: Path) -> str:
@@ -208,21 +207,6 @@ def load_demo_config(
     import_extensions(getattr(args, "imports", []))  # what they register may be named in the config
     overrides = common_overrides(args) + list(extra_overrides)
     return load_config(schema, args.config, overrides)
-
-
-def printer(quiet: bool) -> Callable[..., None]:
-    """`say(text)`: print a line now (flushed, so it interleaves with progress), or nothing if quiet."""
-
-    def say(text: str = "") -> None:
-        if not quiet:
-            print(text, flush=True)
-
-    return say
-
-
-def is_rank_zero() -> bool:
-    """Whether this process prints errors: any process outside torchrun, rank 0 under it."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def report_error(line: str) -> None:
@@ -296,13 +280,7 @@ def _run(main, args: list[str], debug: bool, held: Sequence[outputs.RunDir]) -> 
     try:
         return main(args) or 0
     except KeyboardInterrupt as error:
-        stop = interruption.as_interrupted(error)
-        with interruption.shielded():
-            runs = outputs.close_runs(stop, keep=held)
-        if debug:
-            raise
-        report_error(stop.describe() + kept_files(runs))
-        return stop.exit_status
+        return _stopped(interruption.as_interrupted(error), debug, held)
     except (UsageError, RunError) as error:
         if debug:
             raise
@@ -317,6 +295,8 @@ def _run(main, args: list[str], debug: bool, held: Sequence[outputs.RunDir]) -> 
         report_error(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
         return 1
     except (MemoryError, RuntimeError) as error:
+        if lost_process(error) and not debug:  # outside training, where the loop keeps its history
+            return _stopped(ProcessLost(interruption.phase()), debug, held)
         if debug or not out_of_memory(error):
             raise
         report_error(
@@ -326,10 +306,11 @@ def _run(main, args: list[str], debug: bool, held: Sequence[outputs.RunDir]) -> 
         return 1
 
 
-def kept_files(runs: Sequence[outputs.RunDir]) -> str:
-    """`; kept config.toml and metrics.json in runs/x`, or that nothing was written."""
-    names = list(dict.fromkeys(name for run in runs for name in run.written))
-    if not names:
-        return "; nothing was written"
-    listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
-    return f"; kept {listed} in {runs[0].path}"
+def _stopped(stop: interruption.Interrupted, debug: bool, held: Sequence[outputs.RunDir]) -> int:
+    """A run stopped early (`stop`): each folder keeps what it finished, and one line says which."""
+    with interruption.shielded():
+        runs = outputs.close_runs(stop, keep=held)
+    if debug:
+        raise  # the exception being handled, with its traceback
+    report_error(stop.describe() + kept_line(runs))
+    return stop.exit_status

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bpdemo.infra.ranks import is_rank_zero
+
 SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 START = "start"  # the phase of a command before it names one
 
@@ -108,7 +110,7 @@ def _exit_at_once(signum: int, frame) -> None:
         if _state.started
         else "before the command began; nothing was written"
     )
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+    if is_rank_zero():  # in a data-parallel run, rank 0 speaks for all
         os.write(2, f"error: interrupted ({SIGNALS[signum]}) {when}\n".encode())
     os._exit(128 + signum)
 

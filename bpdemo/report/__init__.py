@@ -11,6 +11,7 @@ from bpdemo.compare import SideBySide
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DivergenceError
 from bpdemo.infra.outputs import RunDir
+from bpdemo.infra.processes import ProcessLost
 from bpdemo.train import History
 
 # How each model of a training demo is named in its tables, lines and figures.
@@ -61,7 +62,8 @@ def stop_if_unfinished(
 
     Writes `history.csv`, `steps.csv` and a `metrics.json` with `dataset`, `agreement`, the run's
     status (`interrupted`, `diverged_at_step`, ...) and the epoch history so far; an interruption
-    adds its phase and signal, and raises `bpdemo.infra.interruption.Interrupted`.
+    adds its phase and signal, and raises `bpdemo.infra.interruption.Interrupted` (a lost process of
+    a data-parallel run: `bpdemo.infra.processes.ProcessLost`).
     """
     if history.completed:
         return
@@ -74,7 +76,11 @@ def stop_if_unfinished(
             "history": history.epochs,
         }
         if history.interrupted:
-            stop = interruption.stopped(f"after {len(history.epochs) - 1} of {epochs} epochs")
+            detail = f"after {len(history.epochs) - 1} of {epochs} epochs"
+            if history.process_lost:
+                stop = ProcessLost(interruption.phase(), detail)
+            else:
+                stop = interruption.stopped(detail)
             metrics.update(stop.marks())
         run.write_json("metrics.json", metrics)
         if history.interrupted:
@@ -106,9 +112,3 @@ def data_and_split(split: Any, **facts: Any) -> dict[str, Any]:
         "train_rows": len(split.train_index),
         "test_rows": len(split.test_index),
     }
-
-
-def files_line(names: Sequence[str], folder: Any) -> str:
-    """`wrote a, b and c to FOLDER`: what a run wrote, and where."""
-    listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
-    return f"wrote {listed} to {folder}"

@@ -1,4 +1,4 @@
-"""What a worked example writes: config.toml, trace.json, metrics.json, steps.csv, network pictures.
+"""What a worked example writes beside its config.toml: trace.json, metrics.json, steps.csv, pictures.
 
 trace.json holds every number of every kept step of each run, the claims and their verdicts;
 metrics.json the run's status, the agreement of the two models, the final losses and the count of
@@ -7,10 +7,7 @@ claims by verdict; steps.csv one row per kept step.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bpdemo.infra import interruption
-from bpdemo.infra.config import dump_config
 from bpdemo.infra.errors import DivergenceError
 from bpdemo.infra.outputs import RunDir
 from bpdemo.worked.picture import network_figure, picture_name, quiet_numerics
@@ -18,37 +15,30 @@ from bpdemo.worked.result import WorkedResult
 from bpdemo.worked.schema import WorkedConfig
 
 
-def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -> list[Path]:
-    """config.toml, trace.json, metrics.json, steps.csv and the network pictures, one per phase."""
-    trace = result.trace()
-    written = [
-        run_dir.write_text("config.toml", dump_config(config)),
-        run_dir.write_json("trace.json", trace),
-    ]
-    metrics = result.metrics()
-    written.append(run_dir.write_json("metrics.json", metrics))
-    written.append(
-        run_dir.write_csv(
-            "steps.csv",
-            (
-                {
-                    "variant": r.example.variant,
-                    "step": s.step,
-                    "loss": s.loss,
-                    "max_manual_autograd_diff": s.max_manual_autograd_diff,
-                    "max_manual_autograd_abs_diff": s.max_manual_autograd_abs_diff,
-                }
-                for r in result.runs()
-                for s in r.steps
-            ),
-        )
+def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -> None:
+    """trace.json, metrics.json, steps.csv and the network pictures, one per phase of `config`'s
+    [picture] (config.toml is the command's: `bpdemo.infra.command.Run.write_config`)."""
+    run_dir.write_json("trace.json", result.trace())
+    run_dir.write_json("metrics.json", result.metrics())
+    run_dir.write_csv(
+        "steps.csv",
+        (
+            {
+                "variant": r.example.variant,
+                "step": s.step,
+                "loss": s.loss,
+                "max_manual_autograd_diff": s.max_manual_autograd_diff,
+                "max_manual_autograd_abs_diff": s.max_manual_autograd_abs_diff,
+            }
+            for r in result.runs()
+            for s in r.steps
+        ),
     )
     for run, standardised in zip(result.runs(), (False, True), strict=False):
         for phase in dict.fromkeys(config.picture.phases) if run.steps else ():
             with quiet_numerics():
                 figure = network_figure(run, phase=phase)
-                written.append(run_dir.save_figure(figure, picture_name(phase, standardised)))
-    return written
+                run_dir.save_figure(figure, picture_name(phase, standardised))
 
 
 def raise_on_failure(result: WorkedResult, run_dir: RunDir) -> None:
