@@ -145,12 +145,15 @@ def test_argparse_mistakes_are_one_line_and_status_2(capsys):
 
 
 def test_run_dir_refuses_a_non_empty_folder_without_force_and_leaves_it_untouched(tmp_path):
-    (tmp_path / "metrics.json").write_text("old")
+    previous = RunDir.prepare(tmp_path, "demo")  # a previous run's file: --force may replace it
+    previous.write_text("metrics.json", "old")
+    previous.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(
         UsageError, match="exists and is not empty; choose another --out, or add --force"
     ):
         RunDir.prepare(tmp_path, "demo")
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "metrics.json").read_text() == "old"
     RunDir.prepare(tmp_path, "demo", force=True).write_json("metrics.json", {"a": 1})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}

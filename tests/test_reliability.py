@@ -119,7 +119,7 @@ def test_1_the_lock_of_a_killed_run_is_taken_over_only_with_force(tmp_path, caps
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK).write_text(json.dumps({"demo": "images", "pid": 4242}))  # held by no process
-    (out / "config.toml").write_text("seed = 0\n")
+    (out / "notes.txt").write_text("seed = 0\n")
     status, _, stderr = run(houses_main, [*HOUSES, "--out", str(out)], capsys)
     assert status == 2
     assert "holds what a run left when it was killed; add --force" in one_line(stderr)
