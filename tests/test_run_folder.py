@@ -18,7 +18,7 @@ import pytest
 
 import bpdemo.bench.__main__ as bench_cli
 from bpdemo.bench import steps
-from bpdemo.infra import interruption
+from bpdemo.infra import interruption, outputs
 from bpdemo.infra.cli import run_main
 from bpdemo.infra.errors import UsageError
 from bpdemo.infra.outputs import LOCK, MANIFEST, RunDir, atomic_write
@@ -399,3 +399,16 @@ def test_a_run_interrupted_during_a_write_records_the_file_it_finished(tmp_path,
     assert run.written == ["history.csv"] and manifest["files"] == ["history.csv"]
     assert manifest["sha256"]["history.csv"] == sha256(b"epoch\n1\n")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MANIFEST, "history.csv"]
+
+
+def test_an_interrupted_run_never_writes_its_summary_over_a_file_the_user_put_there(tmp_path):
+    out = tmp_path / "out"
+    run = RunDir.prepare(out, "demo")
+    run.write_text("config.toml", "seed = 0\n")
+    run.progress = {"history": [1.0]}
+    (out / "metrics.json").write_text("the user's, put there while the run went on\n")
+    others = [other for other in outputs.open_runs() if other is not run]
+    stop = interruption.Interrupted(signal.SIGINT, "training")
+    assert outputs.close_runs(stop, keep=others) == [run]  # as the command line closes it
+    assert (out / "metrics.json").read_text() == "the user's, put there while the run went on\n"
+    assert not (out / LOCK).exists()

@@ -347,12 +347,13 @@ def open_runs() -> list[RunDir]:
 def close_runs(stop: Any = None, keep: Iterable[RunDir] = ()) -> list[RunDir]:
     """Close every folder this process still holds but those in `keep` (see `RunDir.close`).
 
-    Returns the folders closed. One that cannot be written any more is let go of all the same.
+    Returns the folders closed. One that cannot be written any more (a full disk, a file of the
+    user's put where its summary goes) is let go of all the same.
     """
     kept = list(keep)
     runs = [run for run in _open_runs if all(run is not other for other in kept)]
     for run in runs:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, UsageError):
             run.close(stop)
     return runs
 
