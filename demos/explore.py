@@ -4,23 +4,25 @@
 
 Starts a web server on 127.0.0.1 (this computer only), prints its address and opens the page. Every
 number on the page is computed here, by the hand-written model and by autograd, and sent as JSON;
-the library side is `bpdemo.explore`. Ctrl-C stops the server: it prints one line and exits with
-status 130, as a program stopped by Ctrl-C does.
+the library side is `bpdemo.explore`. Ctrl-C (SIGINT) or SIGTERM stops the server: a request still
+running is answered with one line, the command prints `explorer stopped` (nothing with --quiet) and
+exits with status 130 or 143, as a program stopped by that signal does.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 import threading
 import webbrowser
 from pathlib import Path
 
-import uvicorn
-
 from bpdemo.explore import create_app, tcp_socket
+from bpdemo.explore.app import explorer_server
+from bpdemo.infra import interruption
 from bpdemo.infra.cli import CONFIG_DIR, ArgumentParser, run_main
 from bpdemo.infra.errors import RunError, UsageError
 from bpdemo.train import torch_threads
@@ -28,7 +30,6 @@ from bpdemo.worked import load_worked_config
 
 DEFAULT_CONFIG = CONFIG_DIR / "worked_321.toml"
 HOST = "127.0.0.1"  # never another address: the page is for the person at this computer
-INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
 THREADS = 1  # small networks run fastest on one torch thread; requests run side by side anyway
 EPILOG = """\
 examples:
@@ -94,25 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with torch_threads(THREADS):
             app = create_app(config, str(args.config))  # refuses an example it cannot draw
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    app, log_level=level, access_log=args.debug, timeout_graceful_shutdown=2
-                )
-            )
+            server = explorer_server(app, log_level=level, access_log=args.debug)
             url = f"http://{HOST}:{sock.getsockname()[1]}/"
             print(f"bpdemo explorer: {url}  (Ctrl-C stops it)", flush=True)
             if not args.no_browser:
                 threading.Timer(0.5, webbrowser.open, [url]).start()
             server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # the server re-raises Ctrl-C once it has shut down
+        stop = None
+    except KeyboardInterrupt as signalled:  # the server raises the signal again once it has stopped
+        stop = interruption.as_interrupted(signalled)
     finally:
         sock.close()
     if server is not None and not server.started:
         raise RunError(f"the server could not start on {url}")
-    # The server returns only when Ctrl-C (SIGINT) has stopped it.
-    print("explorer stopped", flush=True)
-    return INTERRUPTED
+    if not args.quiet:
+        print("explorer stopped", flush=True)
+    # The server returns only when a signal has stopped it: Ctrl-C (SIGINT) or SIGTERM.
+    return stop.exit_status if stop is not None else 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -272,12 +272,15 @@ def test_under_torchrun_only_rank_0_prints_and_the_status_stays_2(
 
 # -- run folders: claimed when a run starts, let go of when it ends ----------------------------------
 def test_run_dir_refuses_a_non_empty_folder_without_force_and_leaves_it_untouched(tmp_path):
-    (tmp_path / "metrics.json").write_text("old")
+    previous = RunDir.prepare(tmp_path, "demo")  # a previous run's file: --force may replace it
+    previous.write_text("metrics.json", "old")
+    previous.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(
         UsageError, match="exists and is not empty; choose another --out, or add --force"
     ):
         RunDir.prepare(tmp_path, "demo")
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "metrics.json").read_text() == "old"
     RunDir.prepare(tmp_path, "demo", force=True).write_json("metrics.json", {"a": 1})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}
@@ -322,7 +325,7 @@ def test_the_lock_of_a_killed_run_is_taken_over_only_with_force(tmp_path, capsys
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK).write_text(json.dumps({"demo": "images", "pid": 4242}))  # held by no process
-    (out / "config.toml").write_text("seed = 0\n")
+    (out / "notes.txt").write_text("seed = 0\n")
     status, _, stderr = run_cli(houses_main, [*QUICK_HOUSES, "--out", str(out)], capsys)
     assert status == 2
     assert "holds what a run left when it was killed; add --force" in one_line(stderr)

@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; h
 
 from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import SESSION_HEADER, create_app, serving
-from bpdemo.explore.schemas import MAX_STEP
+from bpdemo.explore.schemas import MAX_STEP, MAX_STEPS_PER_REQUEST
 from bpdemo.infra.cli import run_main
 from bpdemo.worked import WorkedExample, load_worked_config, run_worked_example
 from demos.explore import main
@@ -241,10 +241,10 @@ def test_malformed_oversized_and_unknown_requests_are_refused(client):
     assert "reload the page" in refused(answer, 404)
     answer = client.post("/api/playground/train", json={}, headers=session)
     assert refused(answer, 409) == "set up the playground first"
-    body = {"points": 1000, "batch_size": 1}
+    body = {"points": 1000, "batch_size": 1000 // MAX_STEPS_PER_REQUEST}  # an epoch a request
     client.post("/api/playground/setup", json=body, headers=session)
     answer = client.post("/api/playground/train", json={"epochs": 3}, headers=session)
-    assert "at most 2000" in refused(answer, 422)
+    assert f"at most {MAX_STEPS_PER_REQUEST}" in refused(answer, 422)
 
 
 # -- sessions and load ---------------------------------------------------------------------------
@@ -302,11 +302,11 @@ def test_a_burst_of_requests_is_answered_at_once_and_the_server_goes_on(app):
         assert set(statuses) <= {200, 429} and statuses.count(200) >= 1
         # a busy answer did no work and none waited to do it later: one training at a time
         assert len(trained) == statuses.count(200) and max(most_at_once) == 1
-        # as the page does it: each request after the last answer, 200 of them, every one done
-        for step in range(1, 201):
+        # as the page does it: each request after the last answer, to the last step, every one done
+        for step in range(1, MAX_STEP + 1):
             answer = http.post("/api/worked/step", json={"step": step}, headers=session)
             assert answer.status_code == 200
-        assert answer.json()["step"] == 200
+        assert answer.json()["step"] == MAX_STEP
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -7,7 +7,12 @@ each sent when the last was answered, the time from sending to having the decode
   step by both models, with chain-rule factors and claims (goal: under 50 ms);
 - a playground frame: a 2-8-8-1 network on 200 points, one epoch of batches of 10 (20 steps of
   both models side by side), the loss of both on every point, and the decision boundary on a
-  100 x 100 grid (goal: at least 20 frames per second).
+  100 x 100 grid (goal: at least 20 frames per second);
+- the largest case: every kind of request at the explorer's limits (`bpdemo.explore.schemas`), the
+  slowest of each (goal: every answer under 1 s). The worked example has MAX_LAYERS tanh layers of
+  MAX_UNITS neurons, MAX_SAMPLES samples, MAX_STEP steps and the most claims a worked example may
+  state; the playground MAX_POINTS points, MAX_HIDDEN_LAYERS layers of MAX_HIDDEN_UNITS, a
+  MAX_GRID grid, and training requests of MAX_STEPS_PER_REQUEST steps, of small and of large batches.
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ import sys
 import time
 
 import httpx
+import torch
 
-from bpdemo.explore import SESSION_HEADER, create_app, serving
+from bpdemo.explore import SESSION_HEADER, create_app, schemas, serving
 from bpdemo.infra.cli import CONFIG_DIR, ArgumentParser, run_main
+from bpdemo.infra.config import validate
 from bpdemo.infra.errors import UsageError
 from bpdemo.train import torch_threads
-from bpdemo.worked import load_worked_config
+from bpdemo.worked import WorkedConfig, load_worked_config
+from bpdemo.worked.schema import MAX_CLAIMS
 
 STEP_GOAL_MS = 50.0
 FRAMES_GOAL = 20.0
+ANSWER_GOAL_S = 1.0  # every answer within the limits (docs/explore.md)
 PLAYGROUND = {"dataset": "xor", "points": 200, "hidden": [8, 8], "batch_size": 10, "grid": 100}
 
 
@@ -40,14 +49,24 @@ def timed(http: httpx.Client, path: str, body: dict, session: dict[str, str]) ->
     return seconds
 
 
+def open_session(http: httpx.Client) -> dict[str, str]:
+    return {SESSION_HEADER: http.post("/api/sessions").json()["session"]}
+
+
+def last_step(steps: int) -> int:
+    """The last step of `steps` stepped one at a time from step 2, within the explorer's limit."""
+    return min(steps + 1, schemas.MAX_STEP)
+
+
 def measure(steps: int, frames: int) -> dict[str, float]:
     config_path = CONFIG_DIR / "worked_321.toml"
     app = create_app(load_worked_config(config_path), str(config_path))
     with serving(app) as url, httpx.Client(base_url=url, timeout=60) as http:
-        session = {SESSION_HEADER: http.post("/api/sessions").json()["session"]}
+        session = open_session(http)
         timed(http, "/api/worked/step", {"step": 1}, session)  # the page's first request
         forward = [
-            timed(http, "/api/worked/step", {"step": step}, session) for step in range(2, steps + 2)
+            timed(http, "/api/worked/step", {"step": step}, session)
+            for step in range(2, last_step(steps) + 1)
         ]
         again = [timed(http, "/api/worked/step", {"step": 2}, session) for _ in range(steps)]
 
@@ -69,10 +88,96 @@ def measure(steps: int, frames: int) -> dict[str, float]:
     }
 
 
+def largest_worked_config() -> WorkedConfig:
+    """A worked example at the explorer's limits: MAX_LAYERS tanh layers of MAX_UNITS neurons,
+    MAX_SAMPLES samples, MAX_STEP steps, and MAX_CLAIMS claims spread over the steps."""
+    generator = torch.Generator().manual_seed(0)
+    width, layers, samples = schemas.MAX_UNITS, schemas.MAX_LAYERS, schemas.MAX_SAMPLES
+
+    def uniform(*shape: int) -> list:
+        return (torch.rand(*shape, generator=generator, dtype=torch.float64) - 0.5).tolist()
+
+    data = {
+        "title": "the largest example the explorer takes",
+        "network": {
+            "sizes": [width] * (layers + 1),
+            "activations": ["tanh"] * layers,
+            "loss": "half_sse",
+        },
+        "init": {"weights": [uniform(width, width) for _ in range(layers)]},
+        "train": {"lr": 0.01, "steps": schemas.MAX_STEP},
+        "data": {"inputs": uniform(samples, width), "targets": uniform(samples, width)},
+        "claims": [
+            {
+                "name": "loss" if k % 2 else "output.0",
+                "step": 1 + k % schemas.MAX_STEP,
+                "sample": k % samples,
+                "value": 0.25,
+            }
+            for k in range(MAX_CLAIMS)
+        ],
+    }
+    return validate(WorkedConfig, data, source="the largest example")
+
+
+def largest_playgrounds() -> dict[str, tuple[dict, dict]]:
+    """{what: (set-up settings, training request)} at the playground's limits."""
+    network = {
+        "dataset": "spiral",
+        "points": schemas.MAX_POINTS,
+        "hidden": [schemas.MAX_HIDDEN_UNITS] * schemas.MAX_HIDDEN_LAYERS,
+        "grid": schemas.MAX_GRID,
+    }
+    smallest = -(-schemas.MAX_POINTS // schemas.MAX_STEPS_PER_REQUEST)
+    epochs = min(schemas.MAX_EPOCHS_PER_REQUEST, schemas.MAX_STEPS_PER_REQUEST)
+    largest = -(-schemas.MAX_POINTS // (schemas.MAX_STEPS_PER_REQUEST // epochs))
+    return {
+        f"smallest batches ({smallest})": ({**network, "batch_size": smallest}, {"epochs": 1}),
+        f"{epochs} epochs of batches of {largest}": (
+            {**network, "batch_size": largest},
+            {"epochs": epochs},
+        ),
+    }
+
+
+def measure_largest(repeats: int) -> dict[str, float]:
+    """Seconds of the slowest of `repeats` answers to each kind of request at the limits."""
+    app = create_app(largest_worked_config(), "the largest example")
+    slowest: dict[str, float] = {}
+
+    def keep(what: str, seconds: float) -> None:
+        slowest[what] = max(slowest.get(what, 0.0), seconds)
+
+    last = schemas.MAX_STEP
+    with serving(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        for _ in range(repeats):
+            session = open_session(http)  # a new page: nothing run yet
+            keep("worked: a new page's first step", timed(http, "/api/worked/step", {}, session))
+            keep(
+                f"worked: a jump to step {last}",
+                timed(http, "/api/worked/step", {"step": last}, session),
+            )
+            keep(
+                f"worked: step {last // 2}, already run",
+                timed(http, "/api/worked/step", {"step": last // 2}, session),
+            )
+            edit = {"what": "weight", "layer": 0, "row": 0, "column": 0, "value": 0.5}
+            keep("worked: an edit", timed(http, "/api/worked/edit", edit, session))
+            keep("worked: a reset", timed(http, "/api/worked/reset", {}, session))
+            for what, (settings, request) in largest_playgrounds().items():
+                keep("playground: set-up", timed(http, "/api/playground/setup", settings, session))
+                keep(
+                    f"playground: {what}",
+                    timed(http, "/api/playground/train", request, session),
+                )
+    return slowest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
         prog="bpdemo.bench.explore",
-        description="Time the explorer's answers: a worked-example step, a playground frame.",
+        description="Time the explorer's answers: a worked-example step, a playground frame, and "
+        "every kind of request at the explorer's limits.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument(
@@ -82,22 +187,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    steps, frames = (20, 10) if args.quick else (100, 60)
+    steps, frames, repeats = (20, 10, 1) if args.quick else (100, 60, 3)
     with torch_threads(args.threads):
         results = measure(steps, frames)
+        slowest = measure_largest(repeats)
     step_ok = "meets" if results["step_median_ms"] < STEP_GOAL_MS else "MISSES"
     frame_ok = "meets" if results["frames_per_second"] >= FRAMES_GOAL else "MISSES"
+    limits_ok = "meets" if max(slowest.values()) < ANSWER_GOAL_S else "MISSES"
     print(
         f"explorer over HTTP on this computer, torch threads {args.threads}\n"
-        f"  worked-example step (3-2-1, steps 2 to {steps + 1}, one at a time): median "
+        f"  worked-example step (3-2-1, steps 2 to {last_step(steps)}, one at a time): median "
         f"{results['step_median_ms']:.1f} ms, 95th percentile {results['step_p95_ms']:.1f} ms, "
         f"slowest {results['step_max_ms']:.1f} ms ({step_ok} the goal of {STEP_GOAL_MS:.0f} ms)\n"
         f"  the same step asked again: median {results['step_again_median_ms']:.1f} ms\n"
         f"  playground frame (2-8-8-1, 200 points, 20 steps of both models, 100 x 100 grid): "
         f"median {results['frame_median_ms']:.1f} ms, {results['frames_per_second']:.1f} frames/s, "
         f"{results['steps_per_second']:.0f} steps/s ({frame_ok} the goal of {FRAMES_GOAL:.0f} "
-        "frames/s)"
+        "frames/s)\n"
+        f"  at the limits, the slowest of {repeats} answers of each kind ({limits_ok} the goal of "
+        f"every answer under {ANSWER_GOAL_S:.0f} s):"
     )
+    for what, seconds in slowest.items():
+        print(f"    {what}: {seconds:.2f} s")
     return 0
 
 

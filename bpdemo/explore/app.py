@@ -5,16 +5,27 @@ like the configs) before an endpoint runs; every refusal, of any kind, is answer
 `{"error": "one line"}` with a 4xx status, and an unexpected fault as a 500 with one line, never a
 traceback. Endpoints are plain functions: FastAPI runs them in its thread pool, and a session runs one
 request at a time (`bpdemo.explore.sessions`).
+
+Only the explorer's own page can drive it: a request must name the server's own address as its
+`Host` (so a site that rebinds its name to 127.0.0.1 is refused), and a request a page sends from
+another site (its `Origin`) is refused before it reaches an endpoint, so no other page can open or
+end a session. The server (`explorer_server`) bounds its connections in number and in time: a
+connection that has not delivered a whole request `REQUEST_SECONDS` after it opened, or after its
+last answer, is closed, and past `MAX_CONNECTIONS` the longest-waiting idle one is closed to make
+room. Stopped while a request is running, it answers that request with a 503 of one line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import resource
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -26,6 +37,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bpdemo.explore import schemas
 from bpdemo.explore.playground import Playground
@@ -87,6 +100,8 @@ def create_app(
 ) -> FastAPI:
     """The app for one worked example (checked: `WorkedStepper` raises ConfigError if it is wrong)."""
     WorkedStepper(config, source).view(1, 0)  # checks the example, and warms torch up
+    small = PlaygroundSettings(points=schemas.MIN_POINTS, grid=schemas.MIN_GRID)
+    Playground(small).train(TrainRequest())  # so that a page's first set-up is as quick as the rest
     store = SessionStore(lambda: WorkedStepper(config, source), max_sessions=max_sessions)
     app = FastAPI(
         title="bpdemo explorer", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
@@ -105,11 +120,15 @@ def create_app(
         # A fault, not a refusal: one line for the page, the details in the log.
         try:
             return await call_next(request)
+        except ClientDisconnect:  # cut off while sending its body (REQUEST_SECONDS): nobody to tell
+            return error(408, f"the request did not arrive within {schemas.REQUEST_SECONDS} s")
         except Exception as exc:
             log.error("%s %s failed: %r", request.method, request.url.path, exc)
             log.debug("the traceback", exc_info=exc)
             message = f"the server could not answer: {type(exc).__name__}: {exc}"
             return error(500, message.splitlines()[0])
+
+    app.add_middleware(Guard, state=app.state)  # added last, so it runs first
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -180,6 +199,174 @@ def create_app(
     return app
 
 
+class Guard:
+    """Refuses a request that is not from the explorer's own page, before anything else sees it, and
+    answers a request still running when the server stops (ASGI middleware around the app).
+
+    Its own address is the one the connection was made to (`scope["server"]`): the `Host` must be
+    127.0.0.1 or localhost at that port (or the server's own name there), and an `Origin`, which a
+    browser sends with every request a page makes, must be that same address.
+    """
+
+    def __init__(self, app, state):
+        self.app = app
+        # each running request: a future the server's stop sets, and whether it has begun its answer
+        self.running: dict[asyncio.Future, Callable[[], bool]] = {}
+        state.guard = self  # for the server, which stops it
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, send)
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            return await _send_error(send, *refusal)
+        answer = {"begun": False, "abandoned": False}
+
+        async def answering(message) -> None:
+            if answer["abandoned"]:
+                return  # the page has had its answer: the server stopped
+            answer["begun"] = True
+            await send(message)
+
+        # The work runs as a task of its own: a thread of torch cannot be cancelled, and waiting for
+        # it would hold up the answer to the page and the server's stop.
+        work = asyncio.ensure_future(self.app(scope, receive, answering))
+        stop = asyncio.get_running_loop().create_future()
+        self.running[stop] = lambda: answer["begun"]
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # uvicorn stopped waiting for this request
+            pass
+        finally:
+            del self.running[stop]
+        if work.done():
+            return work.result()
+        if answer["begun"]:  # the answer is on its way: let it finish
+            return await work
+        answer["abandoned"] = True
+        work.cancel()
+        await _send_error(send, 503, "the explorer was stopped before it could answer")
+
+    def stop(self) -> None:
+        """Answer every request that has not begun its answer with a 503, at once."""
+        for stop, begun in self.running.items():
+            if not begun() and not stop.done():
+                stop.set_result(None)
+
+    @staticmethod
+    def refusal(scope) -> tuple[int, str] | None:
+        """(status, message) for a request from anywhere but the explorer's own page, else None."""
+        server_name, port = scope.get("server") or ("127.0.0.1", None)
+        own = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", server_name)}
+        if port == 80:  # a Host may leave out the default port
+            own |= {"127.0.0.1", "localhost", server_name}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host", "").lower()
+        if host not in own:
+            return 421, (
+                f"this server answers only at http://127.0.0.1:{port}/ (the request named "
+                f"{host or 'no host'}): open the explorer at the address it printed"
+            )
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() not in {f"http://{name}" for name in own}:
+            return 403, f"a page from {origin} cannot use the explorer: only its own page can"
+        return None
+
+
+async def _send_error(send, status: int, message: str) -> None:
+    response = error(status, message)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class ExplorerProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 connection, bounded in time and in number (see the module docstring).
+
+    A connection is waiting from the moment it opens, or answers, until a whole request (headers and
+    body) has arrived; it may wait `REQUEST_SECONDS`. The waiting connections are kept oldest first,
+    so that past the bound the one that has waited longest is closed to make room for a new one.
+    """
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        waiting = _waiting(self.server_state)
+        while len(self.connections) > _connection_bound() and waiting:
+            _, oldest = waiting.popitem(last=False)
+            oldest.close()
+        self.deadline = None
+        self.wait_for_request()
+
+    def wait_for_request(self) -> None:
+        self.stop_waiting()
+        self.deadline = self.loop.call_later(schemas.REQUEST_SECONDS, self.close)
+        _waiting(self.server_state)[id(self)] = self
+
+    def stop_waiting(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        _waiting(self.server_state).pop(id(self), None)
+
+    def close(self) -> None:
+        """Close the connection (a request cut off mid-body sees the client leave)."""
+        self.stop_waiting()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        cycle = self.cycle
+        # A whole request has arrived: the time it takes to answer is not bounded here.
+        if cycle is not None and not cycle.more_body and not cycle.response_complete:
+            self.stop_waiting()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self.wait_for_request()
+
+    def connection_lost(self, exc) -> None:
+        self.stop_waiting()
+        super().connection_lost(exc)
+
+
+def _waiting(state) -> OrderedDict:
+    """The server's waiting connections, oldest first (kept on uvicorn's shared server state)."""
+    if not hasattr(state, "waiting_connections"):
+        state.waiting_connections = OrderedDict()
+    return state.waiting_connections
+
+
+def _connection_bound() -> int:
+    """`MAX_CONNECTIONS`, or half the files this process may open if that is fewer."""
+    files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return min(schemas.MAX_CONNECTIONS, files // 2) if files > 0 else schemas.MAX_CONNECTIONS
+
+
+class ExplorerServer(uvicorn.Server):
+    """uvicorn's server that, as it stops, first answers the requests still running (503)."""
+
+    async def shutdown(self, sockets=None) -> None:
+        guard = getattr(self.config.app.state, "guard", None)  # none before the first request
+        if guard is not None:
+            guard.stop()
+        await super().shutdown(sockets)
+
+
+def explorer_server(app: FastAPI, *, log_level: int | str = "warning", access_log=False):
+    """The server for `app`: bounded connections and timeouts (`bpdemo.explore.schemas`)."""
+    config = uvicorn.Config(
+        app,
+        http=ExplorerProtocol,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_keep_alive=schemas.REQUEST_SECONDS,
+        timeout_graceful_shutdown=2,
+        h11_max_incomplete_event_size=schemas.MAX_HEADER_BYTES,
+    )
+    return ExplorerServer(config)
+
+
 def tcp_socket() -> socket.socket:
     """A TCP socket to serve from, for uvicorn's `sockets=`.
 
@@ -199,7 +386,7 @@ def serving(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
     sock = tcp_socket()
     sock.bind((host, 0))
     sock.listen()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = explorer_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -2,40 +2,46 @@
 
 Every request body is a `Section`, so a wrong key, a string where a number goes, an inf or a NaN, or
 a size past a limit is refused before any work starts, with one line naming the field. The limits
-keep every answer small and quick: a request never runs longer than a fraction of a second, and
-never makes a tensor larger than a few megabytes.
+keep every answer small and quick: within them every answer comes in under a second on two cores
+(`python -m bpdemo.bench.explore` measures the largest case), and no tensor is larger than a few
+megabytes.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from bpdemo.infra.config import Section, same_as
 from bpdemo.infra.errors import UsageError
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import ActivationName, DtypeName
-from bpdemo.worked import schema as worked_limits
 
 # -- limits (docs/explore.md lists them) -----------------------------------------------------------
-# A worked example's own limits (layers with weights, neurons in one layer) hold in the explorer too.
-MAX_LAYERS, MAX_UNITS = worked_limits.MAX_LAYERS, worked_limits.MAX_WIDTH
+# Each answer must come in under a second on two cores, so these are below a worked example's own
+# limits: a worked-example answer may run the example three times to MAX_STEP (the claims' audit,
+# the hand-written run, autograd's run), and its chain-rule panels grow with layers x neurons².
+MAX_LAYERS, MAX_UNITS = 3, 8  # layers with weights, neurons in one layer of a worked example
 MAX_SAMPLES = 16  # rows of a worked example's data
-MAX_STEP = 300  # the last step a worked example can be stepped to
+MAX_STEP = 100  # the last step a worked example can be stepped to
 MAX_MAGNITUDE = 1e6  # largest |value| of an edited input, target or weight
 MAX_LR = 100.0  # largest learning rate, in both parts
-MAX_HIDDEN_LAYERS = 4  # hidden layers of a playground network
+MAX_HIDDEN_LAYERS, MAX_HIDDEN_UNITS = 4, 16  # hidden layers of a playground network, and widths
 MIN_POINTS, MAX_POINTS = 10, 1000  # points of a playground data set
 MAX_EPOCHS_PER_REQUEST = 50  # epochs one training request may ask for
-MAX_STEPS_PER_REQUEST = 2000  # mini-batch steps one training request may run (epochs × batches)
+MAX_STEPS_PER_REQUEST = 100  # mini-batch steps one training request may run (epochs × batches)
 MIN_GRID, MAX_GRID = 10, 150  # the decision boundary's grid: GRID × GRID points
 MAX_SESSIONS = 32  # open pages at once; the least recently used one is closed beyond that
 SESSION_IDLE_SECONDS = 3600  # a page silent this long is closed
 MAX_BODY_BYTES = 64 * 1024  # largest request body
+MAX_HEADER_BYTES = 16 * 1024  # largest request line and headers
+REQUEST_SECONDS = 10  # a connection must deliver a whole request within this, or is closed
+MAX_CONNECTIONS = 1000  # open connections; past that the longest-waiting idle one is closed
 
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
-Index = Annotated[int, Field(ge=0, lt=MAX_UNITS)]
+Index = Annotated[int, Field(ge=0, lt=max(MAX_UNITS, MAX_SAMPLES))]  # a neuron, or a sample
 # OptimizerSpec's checks of a learning rate, and the explorer's limit
 LearningRate = Annotated[same_as(OptimizerSpec, "lr"), Field(le=MAX_LR)]
 
@@ -72,10 +78,14 @@ class PlaygroundSettings(Section):
 
     dataset: Dataset = "xor"
     points: Annotated[int, Field(ge=MIN_POINTS, le=MAX_POINTS)] = 200
-    noise: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.1
+    noise: Annotated[
+        float,
+        Field(ge=0, le=1, allow_inf_nan=False),
+        AfterValidator(lambda noise: noise + 0.0),  # -0.0 is 0 (numpy refuses a scale of -0.0)
+    ] = 0.1
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     hidden: Annotated[
-        list[Annotated[int, Field(ge=1, le=MAX_UNITS)]], Field(max_length=MAX_HIDDEN_LAYERS)
+        list[Annotated[int, Field(ge=1, le=MAX_HIDDEN_UNITS)]], Field(max_length=MAX_HIDDEN_LAYERS)
     ] = Field(default_factory=lambda: [8, 8])
     activation: ActivationName = "tanh"
     optimizer: same_as(OptimizerSpec, "name") = "adam"
@@ -86,6 +96,25 @@ class PlaygroundSettings(Section):
 
     def steps_per_epoch(self) -> int:
         return -(-self.points // self.batch_size)
+
+    @model_validator(mode="after")
+    def one_epoch_per_request(self) -> PlaygroundSettings:
+        """An epoch must fit in one training request, as the page trains an epoch a frame."""
+        if self.steps_per_epoch() > MAX_STEPS_PER_REQUEST:
+            smallest = -(-self.points // MAX_STEPS_PER_REQUEST)
+            raise PydanticCustomError(
+                "batch_size",
+                "batch_size: with {points} points, batches of {batch} make {steps} steps an "
+                "epoch, and one request runs at most {limit}: use batches of at least {smallest}",
+                {
+                    "points": self.points,
+                    "batch": self.batch_size,
+                    "steps": self.steps_per_epoch(),
+                    "limit": MAX_STEPS_PER_REQUEST,
+                    "smallest": smallest,
+                },
+            )
+        return self
 
 
 class TrainRequest(Section):

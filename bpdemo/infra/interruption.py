@@ -8,7 +8,8 @@ and returns) is followed by `check()`, which raises it again. `set_phase` marks 
 command ends with one line and exit status 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
 
 While what was finished is being saved (`shielded()`), a second signal is remembered but raises nothing,
-so the files being written are completed. Before `run_main` begins (Python still importing torch) and
+so the files being written are completed. A file written while the run goes on is written `deferred()`:
+a signal that comes meanwhile is raised as soon as the file is complete. Before `run_main` begins (Python still importing torch) and
 after it ends, `exit_outside_run` makes a signal end the process at once with one line: nothing is
 being written then.
 """
@@ -55,6 +56,7 @@ class Interrupted(KeyboardInterrupt):
 
 class _State:
     received: int | None = None  # the first signal received since `handlers()` began
+    count: int = 0  # signals received since `handlers()` began
     phase: str = START
     shield: int = 0
     started: bool = False  # whether a command's `handlers()` ever began
@@ -73,6 +75,7 @@ def phase() -> str:
 
 
 def _on_signal(signum: int, frame) -> None:
+    _state.count += 1
     if _state.received is None:
         _state.received = signum
     if not _state.shield:
@@ -83,6 +86,7 @@ def _on_signal(signum: int, frame) -> None:
 def handlers() -> Iterator[None]:
     """SIGINT and SIGTERM raise `Interrupted` inside the block (main thread only), as before after."""
     _state.received, _state.phase, _state.shield, _state.started = None, START, 0, True
+    _state.count = 0
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -102,6 +106,17 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _state.shield -= 1
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside the block a signal waits, and is raised as the block ends (unless an outer `shielded()`
+    still holds it): what the block does is done whole, and the run still stops at once after."""
+    before = _state.count
+    with shielded():
+        yield
+    if _state.count != before and not _state.shield:
+        raise Interrupted(_state.received or signal.SIGINT, _state.phase)
 
 
 def _exit_at_once(signum: int, frame) -> None:
