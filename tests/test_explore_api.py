@@ -134,6 +134,55 @@ def test_the_playground_trains_both_models_on_the_same_batches(client):
     assert len(frame["grad_norms"]) == 3
 
 
+def train_steps(client, session, steps: int) -> dict:
+    """Train the playground for `steps` steps (20 a epoch here) in as few requests as allowed."""
+    frame = {}
+    while steps:
+        epochs = min(steps // 20, 50)
+        frame = client.post("/api/playground/train", json={"epochs": epochs}, headers=session)
+        steps -= epochs * 20
+    return frame.json()
+
+
+# 5,000 steps of each, measured once by hand: tanh's check at most 3.1e-15 and its runs drift past
+# 1e-10 from step 2163; relu's check at most 1.0e-16, its two runs bitwise identical throughout.
+# Here tanh runs just past its drift step, and relu 1,000 steps, to keep the suite fast.
+@pytest.mark.parametrize(("activation", "steps"), [("tanh", 2200), ("relu", 1000)])
+def test_the_playground_checks_gradients_at_the_same_weights_however_far_the_runs_drift(
+    client, activation, steps
+):
+    session = open_session(client)
+    body = {"dataset": "spiral", "activation": activation, "optimizer": "adam", "lr": 0.03}
+    client.post("/api/playground/setup", json=body, headers=session)
+    frame = train_steps(client, session, steps)
+    assert frame["step"] == frame["steps_compared"] == steps
+    assert frame["within_tolerance"] and frame["outside_from_step"] is None
+    assert frame["max_grad_diff"] <= frame["tolerance"] == TOLERANCES[torch.float64]
+    assert frame["text"]["verdict"] == "within"
+    drift, said = frame["drift"], frame["text"]["drift"]
+    if drift["parted_at_step"] is None:
+        assert said == f"bitwise identical at every step of {steps}"
+    else:
+        assert "drift apart" in frame["text"]["why_drift"]
+    if activation == "tanh":  # far apart by now: the boundaries differ visibly
+        assert drift["max_rel_grad_diff"] > frame["tolerance"]
+        assert f"above 1e-10 from step {drift['past_tolerance_at_step']}" in said
+        assert "OUTSIDE" not in said and "disagree" not in said
+
+
+def test_a_subtly_wrong_backward_fails_the_playgrounds_check_at_step_1(app, client):
+    from tests.test_agreement import subtly_wrong_backward
+
+    session = open_session(client)
+    client.post("/api/playground/setup", json={"dataset": "spiral"}, headers=session)
+    pair = app.state.store.sessions[session[SESSION_HEADER]].playground.pair
+    layer = pair.manual.layers[1]  # the second tanh layer
+    layer.backward = subtly_wrong_backward(layer)
+    frame = client.post("/api/playground/train", json={"epochs": 1}, headers=session).json()
+    assert not frame["within_tolerance"] and frame["outside_from_step"] == 1
+    assert frame["text"]["verdict"] == "OUTSIDE" and frame["text"]["outside_from"] == "from step 1"
+
+
 @pytest.mark.parametrize("dataset", ["moons", "circles", "spiral"])
 def test_every_data_set_sets_up(client, dataset):
     body = {"dataset": dataset, "points": 50, "hidden": [4], "grid": 20, "dtype": "float32"}

@@ -280,6 +280,43 @@ def test_the_playground_learns_xor_with_both_models_in_agreement(url, browser, s
     assert "within" in difference.text
 
 
+WARN_COLOUR = "rgb(162, 59, 0)"  # style.css --warn, the colour of a failed check
+TRAIN_AND_DRAW = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  for (let i = 0; i < arguments[0]; i++) renderFrame(await call("/api/playground/train", { epochs: 25 }));
+})().then(() => done(null), (error) => done(String(error)));
+"""
+
+
+def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drift(url, browser):
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, url)
+    browser.find_element("id", "tab-playground").click()
+    wait_for(browser, lambda: browser.find_element("id", "pg-stepno").text == "0", "no set-up")
+    Select(browser.find_element("id", "pg-dataset")).select_by_value("spiral")  # tanh, adam 0.03
+    browser.find_element("id", "pg-setup").click()
+    wait_for(browser, lambda: not browser.find_element("id", "busy").is_displayed(), "never idle")
+    browser.set_script_timeout(120)
+    assert browser.execute_async_script(TRAIN_AND_DRAW, 6) is None  # 6 × 25 epochs × 20 steps
+    assert browser.find_element("id", "pg-stepno").text == "3000"
+
+    page = browser.find_element("id", "page-playground")
+    assert not page.find_elements("css selector", ".wrong, .warn")
+    colours = browser.execute_script(
+        "return [...arguments[0].querySelectorAll('*')].map((e) => getComputedStyle(e).color)", page
+    )
+    assert WARN_COLOUR not in colours
+    check = browser.find_element("id", "pg-diff")
+    assert float(check.get_attribute("data-value")) <= TOLERANCES[torch.float64]
+    assert "within" in check.text and "OUTSIDE" not in page.text
+    drift = browser.find_element("id", "pg-drift")
+    past = drift.get_attribute("data-past-step")
+    assert past and f"from step {past}" in drift.text  # drift shown, with the step it began
+    assert "drift apart" in browser.find_element("id", "pg-drift-why").text
+
+
 def test_a_bad_request_shows_its_message_and_the_page_goes_on(url, browser):
     open_page(browser, url)
     message = browser.find_element("id", "message")
