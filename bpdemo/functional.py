@@ -20,8 +20,8 @@ log-softmax).
 
 Every rule is defined as its `torch.nn.functional` counterpart, edge cases included (relu'(0) = 0,
 softplus linear above 20, bce's logarithms clamped at -100), and multiplies in the order torch's own
-backward does, so the hand-written and the autograd model agree to rounding (sigmoid's backward bit
-for bit; tanh's within a unit in the last place, torch rounding 1 - a^2 once). Each entry also
+backward does, so the hand-written and the autograd model agree to rounding (sigmoid's and tanh's
+backward bit for bit, tanh's rounding 1 - a^2 once as torch's kernel does). Each entry also
 carries the facts other modules need about it (its formulas as text, its largest slope, its name in
 scikit-learn, its `torch_fn` for the autograd twin), so that each is written here and nowhere else.
 """
@@ -90,8 +90,10 @@ def tanh(z: Tensor, out: Tensor | None = None) -> Tensor:
 
 
 def tanh_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
-    one_minus_a_squared = torch.mul(a, a, out=out).neg_().add_(1)
-    return one_minus_a_squared.mul_(grad_a)
+    # 1 - a·a rounded once, as torch's own kernel does: where a saturates, a² is close to 1, and
+    # rounding a² first would lose the digits of the small difference 1 - a²
+    ones = torch.ones_like(a) if out is None else out.fill_(1)
+    return ones.addcmul_(a, a, value=-1).mul_(grad_a)
 
 
 # relu: f(z) = max(z, 0), f'(z) = 1 if z > 0 else 0 (0 at z = 0, as torch)

@@ -29,8 +29,9 @@ from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import SESSION_HEADER, create_app, serving
 from bpdemo.explore.schemas import MAX_STEP
 from bpdemo.infra.cli import run_main
+from bpdemo.train import torch_threads
 from bpdemo.worked import WorkedExample, load_worked_config, run_worked_example
-from demos.explore import main
+from demos.explore import THREADS, main
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "worked_321.toml"
@@ -38,7 +39,10 @@ CONFIG = ROOT / "configs" / "worked_321.toml"
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app(load_worked_config(CONFIG), str(CONFIG), max_sessions=4)
+    with torch_threads(
+        THREADS
+    ):  # as `python -m demos.explore` serves: the threads it starts use it
+        yield create_app(load_worked_config(CONFIG), str(CONFIG), max_sessions=4)
 
 
 @pytest.fixture

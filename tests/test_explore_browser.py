@@ -18,7 +18,9 @@ import torch
 from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import create_app, serving
 from bpdemo.infra.cli import run_main
+from bpdemo.train import torch_threads
 from bpdemo.worked import fmt, load_worked_config
+from demos.explore import THREADS
 from demos.worked_example import main as worked_example_main
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "worked_321.toml"
@@ -48,7 +50,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def url():
     app = create_app(load_worked_config(CONFIG), str(CONFIG))
-    with serving(app) as address:
+    with torch_threads(THREADS), serving(app) as address:  # as `python -m demos.explore` serves
         yield address
 
 
@@ -289,7 +291,9 @@ const done = arguments[arguments.length - 1];
 """
 
 
-def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drift(url, browser):
+def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drift(
+    url, browser, screenshots
+):
     from selenium.webdriver.support.ui import Select
 
     open_page(browser, url)
@@ -301,6 +305,7 @@ def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drif
     browser.set_script_timeout(120)
     assert browser.execute_async_script(TRAIN_AND_DRAW, 6) is None  # 6 × 25 epochs × 20 steps
     assert browser.find_element("id", "pg-stepno").text == "3000"
+    browser.save_screenshot(str(screenshots / "explore_playground_drift.png"))
 
     page = browser.find_element("id", "page-playground")
     assert not page.find_elements("css selector", ".wrong, .warn")

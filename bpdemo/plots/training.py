@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bpdemo.agreement import Drift
 from bpdemo.train import History
 
 MANUAL_STYLE = {"color": "tab:blue", "linestyle": "-", "linewidth": 2.5, "alpha": 0.7}
@@ -75,7 +76,10 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
     steps = np.array([r.step for r in history.steps])
     keys = ("max_rel_grad_diff", "max_abs_grad_diff", "drift_max_rel_grad_diff")
     series = {key: np.array([getattr(r, key) for r in history.steps]) for key in keys}
-    parted = next((r.step for r in history.steps if not r.same_parameters), None)
+    drift = Drift()
+    for record in history.steps:
+        drift.add(record, tolerance)
+    parted, past = drift.parted_at_step, drift.past_tolerance_at_step
     nonzero = np.concatenate([v[(v > 0) & np.isfinite(v)] for v in series.values()])
     floor = nonzero.min() / 10 if nonzero.size else 1e-20
     floors = dict(zip(keys, (floor, floor / 4, floor), strict=True))
@@ -84,8 +88,9 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
         ("max_abs_grad_diff", "check, absolute: max|Δg|", "tab:green", "--", 3),
     ]
     if parted is not None:
-        drift = f"drift of the two runs, relative (first apart at step {parted})"
-        lines.append(("drift_max_rel_grad_diff", drift, "0.65", "-", 2))
+        above = f", above the tolerance from step {past}" if past else ""
+        label = f"drift of the two runs, relative (first apart at step {parted}{above})"
+        lines.append(("drift_max_rel_grad_diff", label, "0.65", "-", 2))
     for key, label, color, style, zorder in lines:
         values, at = series[key], floors[key]
         zeros = int((values == 0).sum())
