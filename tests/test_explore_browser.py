@@ -291,9 +291,7 @@ const done = arguments[arguments.length - 1];
 """
 
 
-def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drift(
-    url, browser, screenshots
-):
+def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drift(url, browser):
     from selenium.webdriver.support.ui import Select
 
     open_page(browser, url)
@@ -305,7 +303,6 @@ def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drif
     browser.set_script_timeout(120)
     assert browser.execute_async_script(TRAIN_AND_DRAW, 6) is None  # 6 × 25 epochs × 20 steps
     assert browser.find_element("id", "pg-stepno").text == "3000"
-    browser.save_screenshot(str(screenshots / "explore_playground_drift.png"))
 
     page = browser.find_element("id", "page-playground")
     assert not page.find_elements("css selector", ".wrong, .warn")
