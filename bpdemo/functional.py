@@ -242,9 +242,10 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # bce: L = -mean(y log p + (1 - y) log(1 - p)), each log clamped at -100 as torch does;
-# dL/dp = (p - y) / (p (1 - p)) / numel, with p (1 - p) held above 1e-12 as torch does
+# dL/dp = (p - y) / (p (1 - p)) / numel, with p (1 - p) held above 1e-12 as torch does: its kernel's
+# 1e-12 is a float32 constant, 9.99999996e-13, in float64 as well
 BCE_LOG_FLOOR = -100.0
-BCE_EPS = 1e-12
+BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 
 
 def bce(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

@@ -148,30 +148,30 @@ def train_steps(client, session, steps: int) -> dict:
     return frame.json()
 
 
-# 5,000 steps of each, measured once by hand: tanh's check at most 3.1e-15 and its runs drift past
-# 1e-10 from step 2163; relu's check at most 1.0e-16, its two runs bitwise identical throughout.
-# Here tanh runs just past its drift step, and relu 1,000 steps, to keep the suite fast.
-@pytest.mark.parametrize(("activation", "steps"), [("tanh", 2200), ("relu", 1000)])
+# 5,000 steps of each, measured once by hand (`python -m docs.drift_figure` draws tanh's): tanh's
+# check exactly 0 at every step, its runs first apart at step 1271 (the two Adams round differently)
+# and beyond 1e-10 from step 3948; relu's check at most 1.0e-16, its two runs bitwise identical
+# throughout. Here 1,300 steps of each, past the step tanh's runs part, to keep the suite fast.
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_the_playground_checks_gradients_at_the_same_weights_however_far_the_runs_drift(
-    client, activation, steps
+    client, activation
 ):
     session = open_session(client)
     body = {"dataset": "spiral", "activation": activation, "optimizer": "adam", "lr": 0.03}
     client.post("/api/playground/setup", json=body, headers=session)
-    frame = train_steps(client, session, steps)
-    assert frame["step"] == frame["steps_compared"] == steps
+    frame = train_steps(client, session, 1300)
+    assert frame["step"] == frame["steps_compared"] == 1300
     assert frame["within_tolerance"] and frame["outside_from_step"] is None
     assert frame["max_grad_diff"] <= frame["tolerance"] == TOLERANCES[torch.float64]
     assert frame["text"]["verdict"] == "within"
     drift, said = frame["drift"], frame["text"]["drift"]
-    if drift["parted_at_step"] is None:
-        assert said == f"bitwise identical at every step of {steps}"
-    else:
+    if activation == "relu":
+        assert drift["parted_at_step"] is None and frame["text"]["why_drift"] == ""
+        assert said == "bitwise identical at every step of 1300"
+    else:  # reported with the step it began, and why, in words that judge nothing
+        assert f"(first apart at step {drift['parted_at_step']})" in said
         assert "drift apart" in frame["text"]["why_drift"]
-    if activation == "tanh":  # far apart by now: the boundaries differ visibly
-        assert drift["max_rel_grad_diff"] > frame["tolerance"]
-        assert f"above 1e-10 from step {drift['past_tolerance_at_step']}" in said
-        assert "OUTSIDE" not in said and "disagree" not in said
+        assert not any(word in said for word in ("OUTSIDE", "within", "disagree"))
 
 
 def test_a_subtly_wrong_backward_fails_the_playgrounds_check_at_step_1(app, client):

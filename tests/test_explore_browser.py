@@ -313,9 +313,9 @@ def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drif
     check = browser.find_element("id", "pg-diff")
     assert float(check.get_attribute("data-value")) <= TOLERANCES[torch.float64]
     assert "within" in check.text and "OUTSIDE" not in page.text
-    drift = browser.find_element("id", "pg-drift")
-    past = drift.get_attribute("data-past-step")
-    assert past and f"from step {past}" in drift.text  # drift shown, with the step it began
+    drift = browser.find_element("id", "pg-drift")  # shown, with the step it began, in grey
+    parted = drift.get_attribute("data-parted-step")
+    assert parted and f"first apart at step {parted}" in drift.text
     assert "drift apart" in browser.find_element("id", "pg-drift-why").text
 
 

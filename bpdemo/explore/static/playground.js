@@ -74,7 +74,8 @@ function renderFrame(frame) {
     el("td", { colspan: 2, class: frame.within_tolerance ? "agrees" : "wrong" },
       `${t.max_grad_diff} relative (${t.verdict} ${t.tolerance}${outside}, ${frame.steps_compared} steps)`));
   const drift = el("tr", { id: "pg-drift", class: "drift",
-    "data-value": frame.drift.max_rel_grad_diff, "data-past-step": frame.drift.past_tolerance_at_step ?? "" });
+    "data-value": frame.drift.max_rel_grad_diff, "data-parted-step": frame.drift.parted_at_step ?? "",
+    "data-past-step": frame.drift.past_tolerance_at_step ?? "" });
   drift.append(el("td", {}, "drift of the two runs, each trained on its own"),
     el("td", { colspan: 2 }, t.drift));
   const grid_row = el("tr", { class: "drift" });
