@@ -256,7 +256,7 @@ class Agreement:
         self.max_abs_grad_diff = max(self.max_abs_grad_diff, record.max_abs_grad_diff)
         self.max_rel_grad_diff = max(self.max_rel_grad_diff, record.max_rel_grad_diff)
         self.max_abs_loss_diff = max(self.max_abs_loss_diff, record.loss_abs_diff)
-        if self.outside_from_step is None and not record.max_rel_grad_diff <= self.tolerance:
+        if self.outside_from_step is None and record.max_rel_grad_diff > self.tolerance:
             self.outside_from_step = record.step
         self.drift.add(record, self.tolerance)
 

@@ -118,7 +118,11 @@ def leaky_relu_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None
 
 # softplus: f(z) = log(1 + e^z), f'(z) = e^z / (1 + e^z) = sigmoid(z); linear above the threshold
 def softplus(z: Tensor, out: Tensor | None = None) -> Tensor:
-    return torch.where(z > SOFTPLUS_THRESHOLD, z, torch.log1p(torch.exp(z)), out=out)
+    # the value from torch's own kernel, as tanh's and sigmoid's: log1p(exp(z)) written out rounds
+    # differently in the last place, and a float32 sigmoid output within a unit of 1 would turn
+    # that into a jump of a whole sample's gradient
+    value = F.softplus(z, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
+    return value if out is None else out.copy_(value)
 
 
 def softplus_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
