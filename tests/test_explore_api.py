@@ -150,7 +150,7 @@ def train_steps(client, session, steps: int) -> dict:
 
 # 5,000 steps of each, measured once by hand (`python -m docs.drift_figure` draws tanh's): tanh's
 # check exactly 0 at every step, its runs first apart at step 1271 (the two Adams round differently)
-# and beyond 1e-10 from step 3948; relu's check at most 1.0e-16, its two runs bitwise identical
+# and beyond 1e-10 from step 3948; relu's check exactly 0 too, its two runs bitwise identical
 # throughout. Here 1,300 steps of each, past the step tanh's runs part, to keep the suite fast.
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_the_playground_checks_gradients_at_the_same_weights_however_far_the_runs_drift(
