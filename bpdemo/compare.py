@@ -113,8 +113,15 @@ class SideBySide:
         self.reference.train(self.manual.training)
 
     def reference_gradients(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict]:
-        """Loss and gradients of `reference` (loaded by `load_reference`) on one batch."""
-        return self.reference.loss_and_grads(x, target)
+        """Loss and gradients of `reference` (loaded by `load_reference`) on one batch.
+
+        Its gradient tensors are zeroed and filled again, not made anew at every step.
+        """
+        reference = self.reference
+        reference.zero_grad(set_to_none=False)
+        loss = reference.loss(reference(x), target)
+        loss.backward()
+        return loss.detach(), {name: p.grad for name, p in reference.named_parameters()}
 
     def step(self, x: Tensor, target: Tensor) -> StepRecord:
         """One forward, backward and update of both models on the same batch, and both questions."""

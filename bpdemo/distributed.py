@@ -130,7 +130,7 @@ class DistributedSideBySide(SideBySide):
         """The reference's full-batch loss and gradients: its shard's, weighted, summed over ranks."""
         x_shard, target_shard, weight = self.shard(x, target)
         if len(x_shard):
-            loss, grads = self.reference.loss_and_grads(x_shard, target_shard)
+            loss, grads = super().reference_gradients(x_shard, target_shard)
         else:  # fewer rows than ranks: this rank adds nothing
             loss = torch.zeros((), dtype=self.spec.dtype, device=self.spec.device)
             grads = {n: torch.zeros_like(p) for n, p in self.reference.named_parameters()}
