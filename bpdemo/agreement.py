@@ -14,14 +14,23 @@ by |g| would report large "differences" that are rounding and nothing else. S >=
 so this measure is never stricter than max|g_manual - g_autograd| / max|g|, which `rel_diff` gives.
 
 Tolerances (`TOLERANCES`, relative gradient difference at every step): float64 at or below 1e-10,
-float32 at or below 1e-4. Both models do the same arithmetic in a different order, so they differ by rounding only:
-about 1e-16 (float64) or 1e-7 (float32) per operation, amplified mildly over a training run.
+float32 at or below 1e-4. Both models do the same arithmetic in a different order, so they differ by
+rounding only: about 1e-16 (float64) or 1e-7 (float32) per operation.
+
+Two models trained side by side answer two questions, never mixed (docs/agreement.md):
+    the verdict   does the hand-written backward compute autograd's gradient? Both gradients are
+                  taken at the same parameters, the hand-written model's, at every step, and held to
+                  the tolerance: `StepRecord.grad_*_diff`, `Agreement.within_tolerance`.
+    drift         how far have the two runs, each trained on its own, drifted apart? Each keeps its own
+                  rounding in its weights, and a chaotic run amplifies that difference step after step
+                  (`why_runs_drift`). It is reported, never judged: `StepRecord.drift_*`,
+                  `StepRecord.param_abs_diff`, `Agreement.drift`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
@@ -73,9 +82,34 @@ def relative_to(abs_diff: float, scale: Tensor) -> float:
     return abs_diff / largest
 
 
+def why_runs_drift(dtype: torch.dtype | str) -> str:
+    """The one sentence that says why two correct runs drift apart (float64 or float32)."""
+    name = str(dtype).removeprefix("torch.")
+    eps = torch.finfo(getattr(torch, name)).eps
+    return (
+        f"two runs drift apart because each keeps its own rounding (about {eps:.0e} in {name}) "
+        "in its weights and carries it into every later step, where training can amplify it; "
+        "the gradients are checked at the same weights, so drift is not a disagreement"
+    )
+
+
 @dataclass
 class StepRecord:
-    """What one training step of both models looked like. Norms and differences are floats."""
+    """What one training step of both models looked like. Norms and differences are floats.
+
+    The verdict, at the same parameters (the hand-written model's, as the step began):
+        grad_abs_diff, grad_rel_diff: per parameter, the hand-written gradient against autograd's.
+        loss_abs_diff: |hand-written loss - autograd's loss|.
+    The drift of the two runs, each trained on its own:
+        loss_manual, loss_autograd: each run's own loss (the autograd run's, at its own parameters).
+        drift_grad_abs_diff, drift_grad_rel_diff: per parameter, the hand-written run's gradient
+            against the autograd run's (each at its own parameters).
+        param_abs_diff: per parameter, the two runs' parameters after the update.
+        grad_norm_manual, grad_norm_autograd: each run's gradient norms.
+        same_parameters: the two runs were bitwise identical as the step began (parameters, buffers
+            and dropout generators), so the two questions have the same answer.
+    A record made without the drift fields is one of two runs that were identical.
+    """
 
     step: int
     loss_manual: float
@@ -85,6 +119,18 @@ class StepRecord:
     param_abs_diff: dict[str, float]
     grad_norm_manual: dict[str, float]
     grad_norm_autograd: dict[str, float]
+    loss_abs_diff: float | None = None
+    drift_grad_abs_diff: dict[str, float] | None = None
+    drift_grad_rel_diff: dict[str, float] | None = None
+    same_parameters: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss_abs_diff is None:
+            self.loss_abs_diff = abs(self.loss_manual - self.loss_autograd)
+        if self.drift_grad_abs_diff is None:
+            self.drift_grad_abs_diff = self.grad_abs_diff
+        if self.drift_grad_rel_diff is None:
+            self.drift_grad_rel_diff = self.grad_rel_diff
 
     @property
     def finite(self) -> bool:
@@ -103,8 +149,21 @@ class StepRecord:
     def max_abs_param_diff(self) -> float:
         return max(self.param_abs_diff.values())
 
+    @property
+    def drift_max_abs_grad_diff(self) -> float:
+        return max(self.drift_grad_abs_diff.values())
+
+    @property
+    def drift_max_rel_grad_diff(self) -> float:
+        return max(self.drift_grad_rel_diff.values())
+
     def row(self) -> dict[str, float]:
-        """A flat row for `steps.csv`: the losses and the maxima over parameters."""
+        """A flat row for `steps.csv`: the losses and the maxima over parameters.
+
+        The verdict: `max_abs_grad_diff`, `max_rel_grad_diff`. The drift: the two losses,
+        `max_abs_param_diff`, `drift_max_abs_grad_diff`, `drift_max_rel_grad_diff`, and
+        `same_parameters` (1 while the two runs are bitwise identical, 0 after they part).
+        """
         return {
             "step": self.step,
             "loss_manual": self.loss_manual,
@@ -112,12 +171,67 @@ class StepRecord:
             "max_abs_grad_diff": self.max_abs_grad_diff,
             "max_rel_grad_diff": self.max_rel_grad_diff,
             "max_abs_param_diff": self.max_abs_param_diff,
+            "drift_max_abs_grad_diff": self.drift_max_abs_grad_diff,
+            "drift_max_rel_grad_diff": self.drift_max_rel_grad_diff,
+            "same_parameters": int(self.same_parameters),
         }
 
 
 @dataclass
+class Drift:
+    """How far the two runs, each trained on its own, have drifted apart over the steps so far.
+
+    Not a verdict (`why_runs_drift`): the maxima over the steps of the gradient difference between
+    the runs (absolute, and relative as the verdict measures it), of their losses and of their
+    parameters after each update; `parted_at_step`, the first step that began with the runs no
+    longer bitwise identical, and `past_tolerance_at_step`, the first at which their gradient
+    difference passed the tolerance (None: never).
+    """
+
+    max_abs_grad_diff: float = 0.0
+    max_rel_grad_diff: float = 0.0
+    max_abs_loss_diff: float = 0.0
+    max_abs_param_diff: float = 0.0
+    parted_at_step: int | None = None
+    past_tolerance_at_step: int | None = None
+
+    def describe(self, steps: int, tolerance: float) -> str:
+        """The drift in words, e.g. "gradients 1.1e+02 relative apart at most, parameters 1.4,
+        losses 0.25; above 1e-10 from step 2163 (first apart at step 2)"."""
+        if self.parted_at_step is None:
+            return f"bitwise identical at every step of {steps}"
+        past = self.past_tolerance_at_step
+        where = (
+            f"above {tolerance:g} from step {past}" if past else f"below {tolerance:g} throughout"
+        )
+        return (
+            f"gradients {self.max_rel_grad_diff:.1e} relative apart at most, parameters "
+            f"{self.max_abs_param_diff:.1e}, losses {self.max_abs_loss_diff:.1e}; {where} "
+            f"(first apart at step {self.parted_at_step})"
+        )
+
+    def add(self, record: StepRecord, tolerance: float) -> None:
+        self.max_abs_grad_diff = max(self.max_abs_grad_diff, record.drift_max_abs_grad_diff)
+        self.max_rel_grad_diff = max(self.max_rel_grad_diff, record.drift_max_rel_grad_diff)
+        loss_diff = abs(record.loss_manual - record.loss_autograd)
+        self.max_abs_loss_diff = max(self.max_abs_loss_diff, loss_diff)
+        self.max_abs_param_diff = max(self.max_abs_param_diff, record.max_abs_param_diff)
+        if self.parted_at_step is None and not record.same_parameters:
+            self.parted_at_step = record.step
+        past = record.finite and record.drift_max_rel_grad_diff > tolerance
+        if self.past_tolerance_at_step is None and past:
+            self.past_tolerance_at_step = record.step
+
+
+@dataclass
 class Agreement:
-    """The maxima over every step compared so far, and whether they are within tolerance."""
+    """The two questions over every step compared so far (see the module docstring).
+
+    The verdict, at the same parameters at every step: `max_abs_grad_diff`, `max_rel_grad_diff`
+    (held to `tolerance`: `within_tolerance`, and `outside_from_step`, the first step it failed) and
+    `max_abs_loss_diff`. The drift of the two runs: `drift`, and `max_abs_param_diff` (the drift's,
+    under the name it has always had).
+    """
 
     dtype: str
     tolerance: float
@@ -125,19 +239,33 @@ class Agreement:
     max_abs_grad_diff: float = 0.0
     max_rel_grad_diff: float = 0.0
     max_abs_loss_diff: float = 0.0
-    max_abs_param_diff: float = 0.0
+    outside_from_step: int | None = None  # the first step the verdict failed (None: never)
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def within_tolerance(self) -> bool:
+        """The verdict: at every step, at the same parameters, within the tolerance."""
         return self.max_rel_grad_diff <= self.tolerance
+
+    @property
+    def max_abs_param_diff(self) -> float:
+        return self.drift.max_abs_param_diff
 
     def add(self, record: StepRecord) -> None:
         self.steps_compared += 1
         self.max_abs_grad_diff = max(self.max_abs_grad_diff, record.max_abs_grad_diff)
         self.max_rel_grad_diff = max(self.max_rel_grad_diff, record.max_rel_grad_diff)
-        self.max_abs_param_diff = max(self.max_abs_param_diff, record.max_abs_param_diff)
-        loss_diff = abs(record.loss_manual - record.loss_autograd)
-        self.max_abs_loss_diff = max(self.max_abs_loss_diff, loss_diff)
+        self.max_abs_loss_diff = max(self.max_abs_loss_diff, record.loss_abs_diff)
+        if self.outside_from_step is None and record.max_rel_grad_diff > self.tolerance:
+            self.outside_from_step = record.step
+        self.drift.add(record, self.tolerance)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "within_tolerance": self.within_tolerance}
+        """metrics.json's `agreement`: the verdict's keys, `max_abs_param_diff`, then `drift`."""
+        verdict = {k: v for k, v in asdict(self).items() if k != "drift"}
+        return {
+            **verdict,
+            "max_abs_param_diff": self.max_abs_param_diff,
+            "within_tolerance": self.within_tolerance,
+            "drift": asdict(self.drift),
+        }

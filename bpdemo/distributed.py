@@ -43,7 +43,12 @@ def shard_weight(loss: str, shard: int, total: int) -> float:
 
 
 class DistributedSideBySide(SideBySide):
-    """`SideBySide` across the ranks of an initialised process group; `step` takes the global batch."""
+    """`SideBySide` across the ranks of an initialised process group; `step` takes the global batch.
+
+    Every gradient it compares is the full batch's: each rank's shard gradient, weighted, summed over
+    the ranks. The reference of the verdict (see `SideBySide`) is sharded the same way, so that a
+    dropout layer draws the same masks in it as in the hand-written model.
+    """
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,11 +56,15 @@ class DistributedSideBySide(SideBySide):
         device_ids = [self.spec.device.index or 0] if self.spec.device.type == "cuda" else None
         self.ddp = DistributedDataParallel(self.autograd, device_ids=device_ids)
 
-    def gradients(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict, Tensor, dict]:
+    def shard(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, float]:
+        """This rank's rows of the global batch, and their weight in the full-batch gradient."""
         rows = shard_rows(len(x), self.rank, self.world_size)
         x_shard, target_shard = x[rows], target[rows]
+        return x_shard, target_shard, shard_weight(self.spec.loss, len(x_shard), len(x))
+
+    def gradients(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict, Tensor, dict]:
+        x_shard, target_shard, weight = self.shard(x, target)
         shard = len(x_shard)
-        weight = shard_weight(self.spec.loss, shard, len(x))
 
         self._shard_weight = weight if shard else 0.0
         start = time.perf_counter()
@@ -83,6 +92,26 @@ class DistributedSideBySide(SideBySide):
         self.seconds_manual += middle - start
         self.seconds_autograd += time.perf_counter() - middle
         return loss_m, grads_m, loss_a, grads_a
+
+    def runs_identical(self) -> bool:
+        """True when the two runs are identical on every rank: the ranks decide together, since
+        the reference's gradients are summed over them."""
+        flag = torch.tensor(float(super().runs_identical()), device=self.spec.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag)
+
+    def reference_gradients(self, x: Tensor, target: Tensor) -> tuple[Tensor, dict]:
+        """The reference's full-batch loss and gradients: its shard's, weighted, summed over ranks."""
+        x_shard, target_shard, weight = self.shard(x, target)
+        if len(x_shard):
+            loss, grads = super().reference_gradients(x_shard, target_shard)
+        else:  # fewer rows than ranks: this rank adds nothing
+            loss = torch.zeros((), dtype=self.spec.dtype, device=self.spec.device)
+            grads = {n: torch.zeros_like(p) for n, p in self.reference.named_parameters()}
+        for grad in grads.values():
+            grad.mul_(weight)
+            dist.all_reduce(grad)
+        return all_reduce_sum(loss * weight), grads
 
     @torch.no_grad()
     def gradient_scales(self) -> dict[str, Tensor]:

@@ -20,8 +20,8 @@ log-softmax).
 
 Every rule is defined as its `torch.nn.functional` counterpart, edge cases included (relu'(0) = 0,
 softplus linear above 20, bce's logarithms clamped at -100), and multiplies in the order torch's own
-backward does, so the hand-written and the autograd model agree to rounding (sigmoid's backward bit
-for bit; tanh's within a unit in the last place, torch rounding 1 - a^2 once). Each entry also
+backward does, so the hand-written and the autograd model agree to rounding (sigmoid's and tanh's
+backward bit for bit, tanh's rounding 1 - a^2 once as torch's kernel does). Each entry also
 carries the facts other modules need about it (its formulas as text, its largest slope, its name in
 scikit-learn, its `torch_fn` for the autograd twin), so that each is written here and nowhere else.
 """
@@ -90,8 +90,10 @@ def tanh(z: Tensor, out: Tensor | None = None) -> Tensor:
 
 
 def tanh_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
-    one_minus_a_squared = torch.mul(a, a, out=out).neg_().add_(1)
-    return one_minus_a_squared.mul_(grad_a)
+    # 1 - a·a rounded once, as torch's own kernel does: where a saturates, a² is close to 1, and
+    # rounding a² first would lose the digits of the small difference 1 - a²
+    ones = torch.ones_like(a) if out is None else out.fill_(1)
+    return ones.addcmul_(a, a, value=-1).mul_(grad_a)
 
 
 # relu: f(z) = max(z, 0), f'(z) = 1 if z > 0 else 0 (0 at z = 0, as torch)
@@ -116,7 +118,11 @@ def leaky_relu_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None
 
 # softplus: f(z) = log(1 + e^z), f'(z) = e^z / (1 + e^z) = sigmoid(z); linear above the threshold
 def softplus(z: Tensor, out: Tensor | None = None) -> Tensor:
-    return torch.where(z > SOFTPLUS_THRESHOLD, z, torch.log1p(torch.exp(z)), out=out)
+    # the value from torch's own kernel, as tanh's and sigmoid's: log1p(exp(z)) written out rounds
+    # differently in the last place, and a float32 sigmoid output within a unit of 1 would turn
+    # that into a jump of a whole sample's gradient
+    value = F.softplus(z, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
+    return value if out is None else out.copy_(value)
 
 
 def softplus_backward(grad_a: Tensor, z: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
@@ -261,9 +267,10 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # bce: L = -mean(y log p + (1 - y) log(1 - p)), each log clamped at -100 as torch does;
-# dL/dp = (p - y) / (p (1 - p)) / numel, with p (1 - p) held above 1e-12 as torch does
+# dL/dp = (p - y) / (p (1 - p)) / numel, with p (1 - p) held above 1e-12 as torch does: its kernel's
+# 1e-12 is a float32 constant, 9.99999996e-13, in float64 as well
 BCE_LOG_FLOOR = -100.0
-BCE_EPS = 1e-12
+BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 
 
 def bce(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

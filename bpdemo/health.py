@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Annotated
 
@@ -43,7 +43,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from bpdemo.agreement import rel_diff
+from bpdemo.agreement import Drift, rel_diff
 from bpdemo.compare import SideBySide
 from bpdemo.functional import ACTIVATIONS
 from bpdemo.infra import interruption
@@ -269,12 +269,14 @@ def clipping_check(pair: SideBySide, x: Tensor, y: Tensor) -> ClipCheck:
 
 @dataclass
 class TrainingRun:
-    """A short training run of both models: per-step losses and layer norms, how it ended."""
+    """A short training run of both models: per-step losses and layer norms, how it ended, the
+    gradient check at the same parameters and the two runs' drift (`drift`, from the pair)."""
 
     history: History
     max_grad_norm: float | None
     tolerance: float
     blowup: float = math.inf
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def exploded(self) -> bool:
@@ -316,18 +318,22 @@ class TrainingRun:
 
     @property
     def max_rel_grad_diff(self) -> float:
-        """Largest relative gradient difference over the steps with finite losses."""
+        """Largest relative gradient difference at the same parameters (the check), over the steps
+        with finite losses."""
         values = [r.max_rel_grad_diff for r in self.history.steps if r.finite]
         return max((v for v in values if math.isfinite(v)), default=0.0)
 
     @property
+    def within_tolerance(self) -> bool:
+        """The check: at the same parameters, every finite step within the tolerance."""
+        return self.max_rel_grad_diff <= self.tolerance
+
+    @property
     def drift_step(self) -> int | None:
-        """First step whose relative gradient difference exceeds the tolerance, if any (the models
-        are never re-synchronised: where gradients explode, rounding differences grow every step)."""
-        for record in self.history.steps:
-            if record.finite and record.max_rel_grad_diff > self.tolerance:
-                return record.step
-        return None
+        """First step at which the two runs' gradients, each at its own parameters, were further
+        apart than the tolerance, if any: drift, not a disagreement (where gradients explode,
+        rounding differences between the runs' weights grow every step)."""
+        return self.drift.past_tolerance_at_step
 
 
 def train(pair: SideBySide, x: Tensor, y: Tensor, options: StudyOptions) -> TrainingRun:
@@ -342,7 +348,11 @@ def train(pair: SideBySide, x: Tensor, y: Tensor, options: StudyOptions) -> Trai
     if history.interrupted:  # the loop kept what it had; the study stops there, not this run only
         raise interruption.stopped()
     return TrainingRun(
-        history, pair.optimizer.max_grad_norm, pair.agreement.tolerance, options.thresholds.blowup
+        history,
+        pair.optimizer.max_grad_norm,
+        pair.agreement.tolerance,
+        options.thresholds.blowup,
+        pair.agreement.drift,
     )
 
 

@@ -9,7 +9,8 @@ keeps every number (the worked examples).
 
 `fit` puts a `SideBySide` pair through it: both models see identical mini-batches in identical
 order, both are evaluated on the training and the held-out split after every epoch, and the
-`History` keeps every step and every epoch. The caller decides what to say and write.
+`History` keeps every step (the verdict at the same parameters and the two runs' drift, see
+`bpdemo.agreement.StepRecord`) and every epoch. The caller decides what to say and write.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ class OneModel:
 # -- both models side by side -----------------------------------------------------------------------
 @dataclass
 class History:
-    """Per-step records, per-epoch rows, timings, and how the run ended."""
+    """Per-step records (`StepRecord`: the verdict and the drift), per-epoch rows (each run's
+    losses and metrics), timings, and how the run ended."""
 
     steps: list[StepRecord] = field(default_factory=list)
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -243,12 +245,17 @@ def fit(
 
 
 def progress_summary(row: dict[str, float], pair: SideBySide) -> str:
+    """One progress line: both runs' losses, the largest gradient difference at the same
+    parameters so far (the verdict), and once the two runs have parted, their drift."""
+    agreement = pair.agreement
     parts = [
         f"train loss {row['train_loss_manual']:.4g} (autograd {row['train_loss_autograd']:.4g})"
     ]
     if "test_loss_manual" in row:
         parts.append(f"test loss {row['test_loss_manual']:.4g}")
-    parts.append(f"max grad diff {pair.agreement.max_rel_grad_diff:.1e}")
+    parts.append(f"max grad diff {agreement.max_rel_grad_diff:.1e}")
+    if agreement.drift.parted_at_step is not None:
+        parts.append(f"runs' drift {agreement.drift.max_rel_grad_diff:.1e}")
     return ", ".join(parts)
 
 

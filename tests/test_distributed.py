@@ -38,7 +38,7 @@ def train(pair: SideBySide):
         (record.loss_manual, record.loss_autograd)
         for record in (pair.step(x, y) for x, y in global_batches(pair.spec))
     ]
-    return losses, pair.manual.state_dict(), pair.autograd.state_dict()
+    return losses, pair.manual.state_dict(), pair.autograd.state_dict(), pair.agreement.as_dict()
 
 
 LOSSES = ["cross_entropy", "mse", "half_sse"]  # a mean loss with labels, a mean and a sum loss
@@ -50,6 +50,10 @@ def worker(rank: int, world_size: int, rendezvous: str, results: str) -> None:
     )
     try:
         outcome = {loss: train(DistributedSideBySide(spec_for(loss), OPTIMIZER)) for loss in LOSSES}
+        apart = DistributedSideBySide(spec_for("cross_entropy"), OPTIMIZER)
+        with torch.no_grad():  # every rank's autograd run starts a hair away: the runs drift
+            next(apart.autograd.parameters()).add_(1e-9)
+        outcome["apart"] = train(apart)
         torch.save(outcome, f"{results}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -61,7 +65,7 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def distributed_results(tmp_path_factory):
-    """Rank 0's and rank 1's (losses, manual weights, autograd weights) for every loss."""
+    """Rank 0's and rank 1's (losses, manual weights, autograd weights, agreement) for every loss."""
     folder = tmp_path_factory.mktemp("distributed")
     previous = os.environ.get("GLOO_SOCKET_IFNAME")
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
@@ -77,9 +81,9 @@ def distributed_results(tmp_path_factory):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_two_gloo_processes_follow_the_single_process_run(distributed_results, loss):
-    single_losses, single_manual, single_autograd = train(SideBySide(spec_for(loss), OPTIMIZER))
+    single_losses, single_manual, single_autograd, _ = train(SideBySide(spec_for(loss), OPTIMIZER))
     for results in distributed_results:
-        losses, manual, autograd = results[loss]
+        losses, manual, autograd, _ = results[loss]
         for (lm, la), (sm, sa) in zip(losses, single_losses, strict=True):
             assert lm == pytest.approx(sm, rel=1e-12) and la == pytest.approx(sa, rel=1e-12)
         for name, expected in single_manual.items():
@@ -90,6 +94,18 @@ def test_two_gloo_processes_follow_the_single_process_run(distributed_results, l
         for n, p in single_manual.items()
     )
     assert moved > 0.05
+
+
+@pytest.mark.parametrize("loss", [*LOSSES, "apart"])
+def test_every_rank_checks_the_full_batch_gradient_at_the_hand_written_parameters(
+    distributed_results, loss
+):
+    first, second = (results[loss][3] for results in distributed_results)
+    assert first == second  # the ranks decide together whether the check needs its own pass
+    assert first["within_tolerance"] and first["max_rel_grad_diff"] <= 1e-10
+    if loss == "apart":  # the check had its own pass at every step, the runs drifted
+        assert first["drift"]["parted_at_step"] == 1
+        assert first["drift"]["max_rel_grad_diff"] > 1e-10
 
 
 def test_shards_cover_the_batch_once_and_differ_by_at_most_one_row():

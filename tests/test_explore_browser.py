@@ -18,9 +18,12 @@ from matplotlib.colors import to_rgb
 
 from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import create_app, serving
+from bpdemo.explore.schemas import MAX_STEPS_PER_REQUEST
 from bpdemo.infra.cli import run_main
 from bpdemo.plots.network import FALLS_COLOUR, RISES_COLOUR
+from bpdemo.train import torch_threads
 from bpdemo.worked import fmt, load_worked_config
+from demos.explore import THREADS
 from demos.worked_example import main as worked_example_main
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "worked_321.toml"
@@ -50,7 +53,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def url():
     app = create_app(load_worked_config(CONFIG), str(CONFIG))
-    with serving(app) as address:
+    with torch_threads(THREADS), serving(app) as address:  # as `python -m demos.explore` serves
         yield address
 
 
@@ -346,6 +349,46 @@ def test_the_playground_learns_xor_with_both_models_in_agreement(url, browser, s
     assert float(difference.get_attribute("data-tolerance")) == TOLERANCES[torch.float64]
     assert float(difference.get_attribute("data-value")) <= TOLERANCES[torch.float64]
     assert "within" in difference.text
+
+
+WARN_COLOUR = "rgb(162, 59, 0)"  # style.css --warn, the colour of a failed check
+TRAIN_AND_DRAW = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  for (let i = 0; i < arguments[0]; i++) {
+    renderFrame(await call("/api/playground/train", { epochs: arguments[1] }));
+  }
+})().then(() => done(null), (error) => done(String(error)));
+"""
+
+
+def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drift(url, browser):
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, url)
+    browser.find_element("id", "tab-playground").click()
+    wait_for(browser, lambda: browser.find_element("id", "pg-stepno").text == "0", "no set-up")
+    Select(browser.find_element("id", "pg-dataset")).select_by_value("spiral")  # tanh, adam 0.03
+    browser.find_element("id", "pg-setup").click()
+    wait_for(browser, lambda: not browser.find_element("id", "busy").is_displayed(), "never idle")
+    browser.set_script_timeout(120)
+    epochs = MAX_STEPS_PER_REQUEST // 20  # 20 steps an epoch: as many as one request may run
+    assert browser.execute_async_script(TRAIN_AND_DRAW, 3000 // (epochs * 20), epochs) is None
+    assert browser.find_element("id", "pg-stepno").text == "3000"
+
+    page = browser.find_element("id", "page-playground")
+    assert not page.find_elements("css selector", ".wrong, .warn")
+    colours = browser.execute_script(
+        "return [...arguments[0].querySelectorAll('*')].map((e) => getComputedStyle(e).color)", page
+    )
+    assert WARN_COLOUR not in colours
+    check = browser.find_element("id", "pg-diff")
+    assert float(check.get_attribute("data-value")) <= TOLERANCES[torch.float64]
+    assert "within" in check.text and "OUTSIDE" not in page.text
+    drift = browser.find_element("id", "pg-drift")  # shown, with the step it began, in grey
+    parted = drift.get_attribute("data-parted-step")
+    assert parted and f"first apart at step {parted}" in drift.text
+    assert "drift apart" in browser.find_element("id", "pg-drift-why").text
 
 
 def test_a_bad_request_shows_its_message_and_the_page_goes_on(url, browser):

@@ -16,7 +16,7 @@ from bpdemo.datasets.digits import small_digits
 from bpdemo.health import STUDY_INITS, Setting, StudyOptions, network_spec, study
 from bpdemo.infra.cli import run_main
 from bpdemo.optim import OptimizerSpec
-from bpdemo.report.health import init_description, metrics_entry, reason
+from bpdemo.report.health import agreement_lines, init_description, metrics_entry, reason
 from bpdemo.spec import INITS, MLPSpec
 from bpdemo.train import torch_threads
 from demos.gradients import main
@@ -166,6 +166,19 @@ def test_the_backward_factors_multiply_to_the_error_ratio_that_autograd_sees(stu
         assert relative(m, e) <= TOLERANCE
 
 
+def test_two_runs_that_drift_apart_still_pass_the_check_at_the_same_weights_at_every_step(studied):
+    result = studied("tanh", "large", 10)
+    run = result.run
+    assert run.drift_step is not None and run.drift.max_rel_grad_diff > TOLERANCE
+    assert run.within_tolerance and run.max_rel_grad_diff <= TOLERANCE
+    training = metrics_entry(result, OPTIONS)["training"]
+    assert training["within_tolerance"] is True and training["drift_step"] == run.drift_step
+    lines = agreement_lines([result])
+    assert "within tolerance at every step of every run" in lines[1]
+    assert f"tanh / large / depth 10 from step {run.drift_step}" in lines[2]
+    assert "OUTSIDE" not in "\n".join(lines)
+
+
 # -- the demo ------------------------------------------------------------------------------------------------
 SMALL = [
     "--set",
@@ -258,6 +271,8 @@ def test_the_demo_prints_a_table_of_verdicts_with_reasons(demo_runs):
     row = next(line for line in lines if line.startswith("relu       large  10"))
     assert "exploding" in row and "inf/NaN at step" in row
     assert any("clipped to global norm 1: finite for 8 steps" in line for line in lines)
+    check = next(line for line in lines if line.startswith("hand-written vs autograd during"))
+    assert "each step at the hand-written model's parameters: within tolerance" in check
 
 
 @pytest.mark.parametrize(

@@ -207,3 +207,18 @@ def test_progress_lines_when_output_is_not_a_terminal(capsys):
         SideBySide(SPEC, OptimizerSpec("sgd", lr=0.1)), data(), epochs=20, batch_size=40, quiet=True
     )
     assert capsys.readouterr().out == ""
+
+
+def test_progress_lines_give_the_check_and_once_the_two_runs_part_their_drift(capsys):
+    same = MLPSpec([4, 8, 1], ["relu", "identity"], loss="mse", seed=2, dtype="float64")
+    pair = SideBySide(same, OptimizerSpec("sgd", lr=0.1))
+    fit(pair, make_data(same, batch=40), epochs=2, batch_size=40, description="same")
+    assert pair.agreement.drift.parted_at_step is None  # relu and mse: the same bits in both
+    assert "drift" not in capsys.readouterr().out
+    pair = SideBySide(SPEC, OptimizerSpec("sgd", lr=0.1))
+    with torch.no_grad():
+        next(pair.autograd.parameters()).add_(1e-9)  # the autograd run starts a hair away
+    fit(pair, data(), epochs=2, batch_size=40, description="apart")
+    first = capsys.readouterr().out.splitlines()[0]
+    check, drift = pair.agreement.max_rel_grad_diff, pair.agreement.drift.max_rel_grad_diff
+    assert f"max grad diff {check:.1e}, runs' drift" in first and check <= 1e-10 < drift

@@ -2,9 +2,12 @@
 
 A frame is one training request: `run_epochs` (the one training loop) puts a `SideBySide` pair
 through some epochs of shuffled mini-batches, both models on the same batches, then the frame reports
-both models' loss on all the points, each layer's gradient norm (both models), the largest
-gradient difference so far against the shared tolerance, and the decision boundary: the
-hand-written model's probability on a grid, with its largest difference from autograd's.
+both models' loss on all the points, each layer's gradient norm (both models), and the decision
+boundary: the hand-written model's probability on a grid. It answers two questions apart
+(`bpdemo.agreement`): the verdict, the largest gradient difference so far with both gradients taken
+at the hand-written model's parameters, against the shared tolerance; and the drift of the two runs,
+each trained on its own (their gradients, weights and boundaries), with the step it passed the
+tolerance: reported, never judged.
 
 The data sets: XOR and a two-armed spiral written here, two moons and two circles from
 scikit-learn's generators. The network has one sigmoid output (the probability of class 1) and the
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from sklearn.datasets import make_circles, make_moons
 
-from bpdemo.agreement import TOLERANCES, StepRecord
+from bpdemo.agreement import TOLERANCES, StepRecord, why_runs_drift
 from bpdemo.compare import SideBySide
 from bpdemo.explore.schemas import MAX_STEPS_PER_REQUEST, PlaygroundSettings, TrainRequest
 from bpdemo.explore.sessions import ExploreError
@@ -195,7 +198,8 @@ class Playground:
 
     @torch.no_grad()
     def boundary(self) -> tuple[list[int], float]:
-        """The hand-written model's P(class 1) on the grid as 0-255, and max |p_hand - p_autograd|."""
+        """The hand-written model's P(class 1) on the grid as 0-255, and max |p_hand - p_autograd|
+        (the two runs' boundaries: part of their drift)."""
         p_manual = self.pair.manual.forward(self.grid).reshape(-1)
         p_autograd = self.pair.autograd(self.grid).reshape(-1)
         difference = float((p_manual - p_autograd).abs().max())
@@ -241,10 +245,16 @@ class Playground:
         return ""
 
     def frame(self) -> dict[str, Any]:
-        """The answer of /api/playground/train (docs/explore.md lists its fields)."""
+        """The answer of /api/playground/train (docs/explore.md lists its fields).
+
+        The verdict, at the same parameters: `max_grad_diff`, `max_abs_grad_diff`,
+        `within_tolerance`, `outside_from_step`. The drift of the two runs: `drift`, and
+        `grid.max_abs_diff` (their boundaries).
+        """
         shades, grid_difference = self.boundary()
         step, loss_manual, loss_autograd = self.curve[-1]
         agreement = self.pair.agreement
+        drift = agreement.drift
         tolerance = TOLERANCES[self.spec.dtype]
         first, top = (
             self.curve[0][1],
@@ -264,7 +274,15 @@ class Playground:
             "max_abs_grad_diff": agreement.max_abs_grad_diff,
             "steps_compared": agreement.steps_compared,
             "tolerance": tolerance,
-            "within_tolerance": agreement.max_rel_grad_diff <= tolerance,
+            "within_tolerance": agreement.within_tolerance,
+            "outside_from_step": agreement.outside_from_step,
+            "drift": {
+                "max_rel_grad_diff": drift.max_rel_grad_diff,
+                "max_abs_param_diff": drift.max_abs_param_diff,
+                "max_abs_loss_diff": drift.max_abs_loss_diff,
+                "parted_at_step": drift.parted_at_step,
+                "past_tolerance_at_step": drift.past_tolerance_at_step,
+            },
             "text": {
                 "loss_manual": fmt(loss_manual),
                 "loss_autograd": fmt(loss_autograd),
@@ -273,7 +291,12 @@ class Playground:
                 "accuracy_autograd": _percent(self.accuracy["autograd"]),
                 "max_grad_diff": f"{agreement.max_rel_grad_diff:.1e}",
                 "tolerance": f"{tolerance:g}",
-                "verdict": "within" if agreement.max_rel_grad_diff <= tolerance else "OUTSIDE",
+                "verdict": "within" if agreement.within_tolerance else "OUTSIDE",
+                "outside_from": (
+                    "" if agreement.within_tolerance else f"from step {agreement.outside_from_step}"
+                ),
+                "drift": drift.describe(agreement.steps_compared, tolerance),
+                "why_drift": why_runs_drift(self.spec.dtype) if drift.parted_at_step else "",
                 "grid_diff": f"{grid_difference:.1e}",
                 "top": fmt(top),
             },

@@ -5,7 +5,9 @@
 The line figures are grids of panels, one row per activation and one column per depth; a colour is an
 initialisation, the same in every figure. The hand-written model is a thick translucent line, the
 autograd model a thin dashed line on top of it: where they agree, the dashed line runs inside the
-thick one.
+thick one. Over training each model is its own run: where the two runs drift apart (a chaotic
+setting amplifies their rounding differences, `bpdemo.agreement.why_runs_drift`), the dashed line
+leaves the thick one, while the gradient check at the same weights still holds (the demo's lines).
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ def loss_curves(results: Sequence[SettingResult], title: str) -> Figure:
         )
     handles += [
         Line2D([], [], color="gray", **MANUAL, label="hand-written"),
-        Line2D([], [], color="black", **AUTOGRAD, label="autograd"),
+        Line2D([], [], color="black", **AUTOGRAD, label="autograd, its own run (may drift)"),
         Line2D([], [], color="black", marker="X", linestyle="none", label="then inf/NaN"),
         Line2D(
             [],

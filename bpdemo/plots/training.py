@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bpdemo.agreement import Drift
 from bpdemo.train import History
 
 MANUAL_STYLE = {"color": "tab:blue", "linestyle": "-", "linewidth": 2.5, "alpha": 0.7}
@@ -60,25 +61,37 @@ def draw_curves(ax: Axes, history: History, metric: str) -> None:
 
 
 def gradient_difference(history: History, tolerance: float, dtype: str) -> Figure:
-    """Largest absolute and relative gradient difference at each step, log scale, with the tolerance.
+    """Per step, log scale: the two questions of `bpdemo.agreement`, apart.
+
+    The check: the largest absolute and relative gradient difference with both gradients taken at
+    the hand-written model's parameters, against the tolerance. The drift: the relative gradient
+    difference between the two runs, each at its own parameters, in grey (drawn once the runs are
+    no longer bitwise identical; until then it is the check itself).
 
     A log scale has no 0, and identical bits give exactly 0: such steps are drawn on a floor a decade
     below the smallest non-zero difference (1e-20 if every difference is 0), the absolute series on a
     floor of its own a little lower, so that neither line hides the other; the legend counts them.
     """
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    figure, ax = plt.subplots(figsize=(7, 4.8))
     steps = np.array([r.step for r in history.steps])
-    series = {
-        key: np.array([getattr(r, key) for r in history.steps])
-        for key in ("max_rel_grad_diff", "max_abs_grad_diff")
-    }
-    nonzero = np.concatenate([v[v > 0] for v in series.values()])
+    keys = ("max_rel_grad_diff", "max_abs_grad_diff", "drift_max_rel_grad_diff")
+    series = {key: np.array([getattr(r, key) for r in history.steps]) for key in keys}
+    drift = Drift()
+    for record in history.steps:
+        drift.add(record, tolerance)
+    parted, past = drift.parted_at_step, drift.past_tolerance_at_step
+    nonzero = np.concatenate([v[(v > 0) & np.isfinite(v)] for v in series.values()])
     floor = nonzero.min() / 10 if nonzero.size else 1e-20
-    floors = {"max_rel_grad_diff": floor, "max_abs_grad_diff": floor / 4}
-    for key, label, color, style in (
-        ("max_rel_grad_diff", "relative: max|Δg| / max Σ|terms of g|", "tab:purple", "-"),
-        ("max_abs_grad_diff", "absolute: max|Δg|", "tab:green", "--"),
-    ):
+    floors = dict(zip(keys, (floor, floor / 4, floor), strict=True))
+    lines = [  # the drift behind the check, which it would hide where they coincide
+        ("max_rel_grad_diff", "check, relative: max|Δg| / max Σ|terms of g|", "tab:purple", "-", 3),
+        ("max_abs_grad_diff", "check, absolute: max|Δg|", "tab:green", "--", 3),
+    ]
+    if parted is not None:
+        above = f", above the tolerance from step {past}" if past else ""
+        label = f"drift of the two runs, relative (first apart at step {parted}{above})"
+        lines.append(("drift_max_rel_grad_diff", label, "0.65", "-", 2))
+    for key, label, color, style, zorder in lines:
         values, at = series[key], floors[key]
         zeros = int((values == 0).sum())
         if zeros:
@@ -90,15 +103,24 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
             color=color,
             linewidth=1.2,
             linestyle=style,
+            zorder=zorder,
         )
     ax.axhline(
-        tolerance, color="tab:red", linestyle=":", label=f"tolerance ({dtype}): {tolerance:g}"
+        tolerance,
+        color="black",
+        linestyle=":",
+        label=f"tolerance of the check ({dtype}): {tolerance:g}",
     )
+    if parted is None:
+        ax.plot([], [], " ", label="drift: none, the two runs bitwise identical at every step")
     ax.set_yscale("log")
     ax.set_ylim(floor / 12, 10 * max(tolerance, nonzero.max() if nonzero.size else tolerance))
     ax.set_xlabel("training step (mini-batch)")
     ax.set_ylabel("hand-written − autograd gradient")
-    ax.set_title(f"Gradient difference between the two models per step ({dtype})")
+    ax.set_title(
+        f"Gradient difference per step ({dtype}): the check, both at the hand-written weights,\n"
+        "and the drift of the two runs, each trained on its own"
+    )
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     return figure

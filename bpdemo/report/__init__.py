@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from bpdemo.agreement import why_runs_drift
 from bpdemo.compare import SideBySide
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DivergenceError
@@ -24,19 +25,29 @@ MODEL_LABELS = {
 
 
 def agreement(pair: SideBySide) -> dict[str, Any]:
-    """The `agreement` block of metrics.json: maxima over every step compared, and the tolerance."""
+    """The `agreement` block of metrics.json: the verdict at the same parameters (maxima over every
+    step, the tolerance, `within_tolerance`) and the two runs' `drift` (`bpdemo.agreement`)."""
     return pair.agreement.as_dict()
 
 
 def agreement_line(pair: SideBySide) -> str:
+    """The two questions in words: the verdict on one line, the two runs' drift on the next, and
+    once the runs have parted, why runs drift."""
     a = pair.agreement
-    verdict = "within" if a.within_tolerance else "OUTSIDE"
-    return (
-        f"hand-written vs autograd over {a.steps_compared} steps ({a.dtype}): "
-        f"max gradient difference {a.max_abs_grad_diff:.2e} absolute, {a.max_rel_grad_diff:.2e} "
-        f"relative ({verdict} tolerance {a.tolerance:g}); max loss difference "
-        f"{a.max_abs_loss_diff:.2e}; max parameter difference {a.max_abs_param_diff:.2e}"
-    )
+    verdict = f"within tolerance {a.tolerance:g}"
+    if not a.within_tolerance:
+        verdict = f"OUTSIDE tolerance {a.tolerance:g} from step {a.outside_from_step}"
+    lines = [
+        f"hand-written vs autograd over {a.steps_compared} steps ({a.dtype}), each step at the "
+        f"hand-written model's parameters: max gradient difference {a.max_abs_grad_diff:.2e} "
+        f"absolute, {a.max_rel_grad_diff:.2e} relative ({verdict}); "
+        f"max loss difference {a.max_abs_loss_diff:.2e}",
+        "hand-written vs autograd, two runs each trained on its own (drift, not a check): "
+        f"{a.drift.describe(a.steps_compared, a.tolerance)}",
+    ]
+    if a.drift.parted_at_step is not None:
+        lines.append(f"  {why_runs_drift(a.dtype)}")
+    return "\n".join(lines)
 
 
 def run_status(history: History) -> dict[str, Any]:

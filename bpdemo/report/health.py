@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-import torch
-
+from bpdemo.agreement import why_runs_drift
 from bpdemo.datasets.digits import Digits
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.health import (
@@ -159,7 +158,9 @@ def backward_entry(factors: BackwardFactors) -> dict[str, Any]:
 
 
 def run_entry(run: TrainingRun) -> dict[str, Any]:
-    """metrics.json `training` (and `clipping`): how a run ended, how closely the models agreed."""
+    """metrics.json `training` (and `clipping`): how a run ended; the gradient check at the same
+    parameters (`max_rel_grad_diff`, `within_tolerance`); the two runs' drift
+    (`drift_max_rel_grad_diff`, and `drift_step`, where it passed the tolerance)."""
     finished = run.final_loss is not None
     return {
         "max_grad_norm": run.max_grad_norm,
@@ -170,6 +171,8 @@ def run_entry(run: TrainingRun) -> dict[str, Any]:
         "final_loss": run.final_loss,
         "final_loss_autograd": run.history.epochs[-1]["train_loss_autograd"] if finished else None,
         "max_rel_grad_diff": run.max_rel_grad_diff,
+        "within_tolerance": run.within_tolerance,
+        "drift_max_rel_grad_diff": run.drift.max_rel_grad_diff,
         "drift_step": run.drift_step,
     }
 
@@ -332,28 +335,40 @@ def _inverse(ratio: float) -> float:
 
 
 def agreement_lines(results: Sequence[SettingResult]) -> list[str]:
-    """Hand-written against autograd: layer norms at initialisation, then drift during training."""
-    tolerance, eps = results[0].run.tolerance, torch.finfo(results[0].spec.dtype).eps
+    """Hand-written against autograd: layer norms at initialisation, the gradient check at the same
+    parameters during training, then the drift of the two runs (never a disagreement)."""
+    tolerance, dtype = results[0].run.tolerance, results[0].spec.dtype
     worst = max(results, key=lambda r: r.initial.norm_rel_diff)
+    runs = [run for result in results for _, run in _runs(result)]
+    failed = [r for r in results if not all(run.within_tolerance for _, run in _runs(r))]
+    checked = (
+        f"within tolerance at every step of every run (largest "
+        f"{max(run.max_rel_grad_diff for run in runs):.1e})"
+        if not failed
+        else "OUTSIDE tolerance in " + "; ".join(r.setting.label for r in failed)
+    )
     lines = [
         f"hand-written vs autograd, layer gradient norms at initialisation: largest relative "
         f"difference {worst.initial.norm_rel_diff:.1e} over {len(results)} settings "
-        f"({worst.setting.label}; tolerance {tolerance:g})"
+        f"({worst.setting.label}; tolerance {tolerance:g})",
+        f"hand-written vs autograd during training, each step at the hand-written model's "
+        f"parameters: {checked}",
     ]
     drifted = [r for r in results if r.run.drift_step is not None]
     if drifted:
+        why = why_runs_drift(dtype)
         names = "; ".join(f"{r.setting.label} from step {r.run.drift_step}" for r in drifted)
         lines.append(
-            f"during training the two models drift apart in {len(drifted)} setting(s): {names}. "
-            "They agree at initialisation; but where each layer multiplies a perturbation by "
-            "about 1 or more (the regime where gradients explode, or its edge), the rounding "
-            f"difference between their weights (about {eps:.0e}) is amplified too, step after "
-            "step, until the runs part ways (steps.csv has the difference at every step)"
+            f"the two runs, each trained on its own, drift apart beyond {tolerance:g} in "
+            f"{len(drifted)} setting(s): {names}. {why[:1].upper()}{why[1:]}; here each "
+            "layer multiplies a perturbation by about 1 or more (the regime where gradients "
+            "explode, or its edge), so the difference grows step after step (steps.csv has the "
+            "check and the drift at every step)"
         )
     else:
         lines.append(
-            f"during training: within tolerance at every step of every run (largest "
-            f"{max(r.run.max_rel_grad_diff for r in results):.1e})"
+            f"the two runs, each trained on its own, stay less than {tolerance:g} apart at every "
+            "step of every run"
         )
     return lines
 

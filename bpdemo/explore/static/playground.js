@@ -66,13 +66,22 @@ function renderFrame(frame) {
     ["accuracy", t.accuracy_manual, t.accuracy_autograd],
   ];
   fillTable($("pg-stats"), ["", "hand-written", "autograd"], stats);
+  // Two questions, never mixed: the verdict compares both gradients at the hand-written model's
+  // weights (green or red); the drift of the two runs, each trained on its own, is neutral.
   const diff = el("tr", { id: "pg-diff", "data-value": frame.max_grad_diff, "data-tolerance": frame.tolerance });
-  diff.append(el("td", {}, "largest gradient difference so far"),
+  const outside = frame.within_tolerance ? "" : ` ${t.outside_from}`;
+  diff.append(el("td", {}, "largest gradient difference so far, both at the hand-written weights"),
     el("td", { colspan: 2, class: frame.within_tolerance ? "agrees" : "wrong" },
-      `${t.max_grad_diff} relative (${t.verdict} ${t.tolerance}, ${frame.steps_compared} steps)`));
-  const grid_row = el("tr");
-  grid_row.append(el("td", {}, "boundary: largest |p hand-written − p autograd|"), el("td", { colspan: 2 }, t.grid_diff));
-  $("pg-stats").append(diff, grid_row);
+      `${t.max_grad_diff} relative (${t.verdict} ${t.tolerance}${outside}, ${frame.steps_compared} steps)`));
+  const drift = el("tr", { id: "pg-drift", class: "drift",
+    "data-value": frame.drift.max_rel_grad_diff, "data-parted-step": frame.drift.parted_at_step ?? "",
+    "data-past-step": frame.drift.past_tolerance_at_step ?? "" });
+  drift.append(el("td", {}, "drift of the two runs, each trained on its own"),
+    el("td", { colspan: 2 }, t.drift));
+  const grid_row = el("tr", { class: "drift" });
+  grid_row.append(el("td", {}, "their boundaries: largest |p hand-written − p autograd|"), el("td", { colspan: 2 }, t.grid_diff));
+  $("pg-stats").append(diff, drift, grid_row);
+  $("pg-drift-why").textContent = t.why_drift;
   const loss = $("pg-stats").rows[1];
   loss.id = "pg-loss";
   loss.dataset.manual = frame.loss.manual;
