@@ -92,6 +92,22 @@ class GradientsConfig(schema.Section):
     verdict: Thresholds = STUDY.thresholds
     report: ReportSection = ReportSection()
 
+    def study_options(self) -> StudyOptions:
+        """The study these tables describe (`bpdemo.health.StudyOptions`)."""
+        return StudyOptions(
+            width=self.model.width,
+            normal_std=self.grid.normal_std,
+            large_std=self.grid.large_std,
+            dtype=self.model.dtype,
+            device=self.model.device,
+            optimizer=self.optimizer,
+            epochs=self.train.epochs,
+            batch_size=self.train.batch_size,
+            clip_norm=self.clipping.max_grad_norm if self.clipping.rerun else None,
+            seed=self.seed,
+            thresholds=self.verdict,
+        )
+
 
 EPILOG = """\
 examples:
@@ -126,19 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = load_demo_config(GradientsConfig, args)
     check(config)
-    options = StudyOptions(
-        width=config.model.width,
-        normal_std=config.grid.normal_std,
-        large_std=config.grid.large_std,
-        dtype=config.model.dtype,
-        device=config.model.device,
-        optimizer=config.optimizer,
-        epochs=config.train.epochs,
-        batch_size=config.train.batch_size,
-        clip_norm=config.clipping.max_grad_norm if config.clipping.rerun else None,
-        seed=config.seed,
-        thresholds=config.verdict,
-    )
+    options = config.study_options()
     settings = grid(config.grid.activations, config.grid.inits, config.grid.depths)
     spec = network_spec(settings[0], PIXELS, N_CLASSES, options)  # its dtype and device, checked
     with torch_threads(config.train.threads), run_command(DEMO, args, config) as run:

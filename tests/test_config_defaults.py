@@ -116,19 +116,7 @@ def test_each_demos_config_file_holds_the_demos_own_defaults(demo):
 # -- the gradient study ----------------------------------------------------------------------------
 def test_the_gradients_demo_defaults_are_the_study_options_defaults():
     config = load_config(gradients.GradientsConfig, None)
-    options = StudyOptions(
-        width=config.model.width,
-        normal_std=config.grid.normal_std,
-        large_std=config.grid.large_std,
-        dtype=config.model.dtype,
-        device=config.model.device,
-        optimizer=config.optimizer,
-        epochs=config.train.epochs,
-        batch_size=config.train.batch_size,
-        clip_norm=config.clipping.max_grad_norm,
-        seed=config.seed,
-        thresholds=config.verdict,
-    )
+    options = config.study_options()
     assert options == StudyOptions()
 
 
