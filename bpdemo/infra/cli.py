@@ -19,8 +19,8 @@ import argparse
 import contextvars
 import logging
 import os
+import shlex
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -106,79 +106,27 @@ class ArgumentParser(argparse.ArgumentParser):
             data = args.config.read_bytes()
         except OSError as error:
             raise ConfigError(f"{args.config}: cannot be read: {error.strerror}") from None
-        write_new_file(target, data, "--write-config")
+        if not target.parent.is_dir():
+            raise UsageError(f"--write-config {target}: there is no folder {target.parent}")
+        try:
+            outputs.write_new(target, data)
+        except FileExistsError:
+            raise UsageError(
+                f"--write-config {target}: that name is taken, and --write-config never writes "
+                "over anything: choose another name, or move it away"
+            ) from None
+        except OSError as error:
+            raise UsageError(
+                f"--write-config {target}: cannot be written ({error.strerror or error})"
+            ) from None
         if not args.quiet:
             shipped = args.config.parent == CONFIG_DIR and args.config.suffix == ".toml"
             source = f"the shipped config {args.config.stem}" if shipped else str(args.config)
             print(
                 f"wrote {target}, a copy of {source}, to edit; then run it with: "
-                f"{self.prog} --config {target}",
+                f"{self.prog} --config {shlex.quote(str(target))}",
                 flush=True,
             )
-
-
-def write_new_file(path: Path, data: bytes, flag: str) -> None:
-    """Write `data` to the new file `path`, whole or not at all, never over anything already there
-    (a file, a folder, a link, which is never followed). `flag` names what asked for it in errors.
-
-    The data goes to a temporary file beside `path`, which is then linked to its name: `os.link`
-    refuses, atomically, a name that is taken. Where the file system has no links, the file is
-    created only if new (`O_EXCL`) and removed again if writing it fails. A signal that comes
-    meanwhile waits until the file is written, so that nothing half-written is left behind.
-    """
-    path = Path(path)
-    taken = UsageError(
-        f"{flag} {path}: that name is taken, and {flag} never writes over anything: choose "
-        "another name, or move it away"
-    )
-    if os.path.lexists(path):
-        raise taken
-    if not path.parent.is_dir():
-        raise UsageError(f"{flag} {path}: there is no folder {path.parent}; make it first")
-    try:
-        with interruption.deferred():
-            _link_new(path, data)
-    except FileExistsError:
-        raise taken from None
-    except OSError as error:
-        raise UsageError(f"{flag} {path}: cannot be written ({error.strerror or error})") from None
-
-
-def _link_new(path: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # a new file's usual mode, not mkstemp's 0600
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise
-        except OSError:  # no links on this file system
-            _create_new(path, data)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def _create_new(path: Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    descriptor = os.open(path, flags, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-    except BaseException:
-        path.unlink(missing_ok=True)  # the file made just now, half-written
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
