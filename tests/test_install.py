@@ -6,6 +6,7 @@ into a fresh folder. Every command then runs from another folder with that folde
 PYTHONPATH, under the interpreter of this environment, which has bpdemo's dependencies.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from tests.conftest import QUICK_GRADIENTS
+
+pytestmark = pytest.mark.slow  # every test runs a command, or builds and installs the wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ["pyproject.toml", "README.md", "bpdemo", "demos", "configs"]  # what the build reads
@@ -91,8 +93,9 @@ def wheel(tmp_path_factory, worker_id) -> Path:
     """The wheel, built once: by the first pytest-xdist worker to get here, for all of them."""
     if worker_id == "master":
         return build_wheel(tmp_path_factory.mktemp("build"))
-    shared = tmp_path_factory.getbasetemp().parent / "bpdemo-wheel"
-    with FileLock(f"{shared}.lock"):
+    shared = tmp_path_factory.getbasetemp().parent / "bpdemo-wheel"  # the workers' common folder
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here until it is built
         built = sorted(shared.glob("wheels/bpdemo-*.whl"))
         return built[0] if built else build_wheel(shared)
 
