@@ -4,9 +4,11 @@ A hand-written backprop MLP (`ManualMLP`) and its `torch.autograd` twin (`Autogr
 description (`MLPSpec`), trained side by side and compared step by step.
 """
 
+import os
 import sys
 
-if sys.argv[:1] == ["-m"]:  # `python -m bpdemo.<command>` is starting: Ctrl-C now ends it, one line
+# `python -m bpdemo.<command>` or the `bpdemo` console script is starting: Ctrl-C now ends it, one line
+if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") == "bpdemo":
     from bpdemo.infra.interruption import exit_outside_run
 
     exit_outside_run()

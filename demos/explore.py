@@ -1,6 +1,6 @@
 """The explorer: step through a worked example and train small networks live, in the browser.
 
-    python -m demos.explore [--config configs/worked_321.toml] [--port N] [--no-browser]
+    python -m demos.explore [--config worked_321] [--port N] [--no-browser]
 
 Starts a web server on 127.0.0.1 (this computer only), prints its address and opens the page. Every
 number on the page is computed here, by the hand-written model and by autograd, and sent as JSON;
@@ -18,41 +18,35 @@ import socket
 import sys
 import threading
 import webbrowser
-from pathlib import Path
 
 from bpdemo.explore import create_app, tcp_socket
 from bpdemo.explore.app import explorer_server
 from bpdemo.infra import interruption
-from bpdemo.infra.cli import CONFIG_DIR, ArgumentParser, run_main
+from bpdemo.infra.cli import ArgumentParser, config_arguments, run_main
 from bpdemo.infra.errors import RunError, UsageError
 from bpdemo.train import torch_threads
 from bpdemo.worked import load_worked_config
 
-DEFAULT_CONFIG = CONFIG_DIR / "worked_321.toml"
+DEFAULT_CONFIG = "worked_321"  # a shipped config
 HOST = "127.0.0.1"  # never another address: the page is for the person at this computer
 THREADS = 1  # small networks run fastest on one torch thread; requests run side by side anyway
 EPILOG = """\
 examples:
   python -m demos.explore                                        the 3-2-1 example, and the playground
-  python -m demos.explore --config configs/worked_image.toml     start from the dog image example
+  python -m demos.explore --config worked_image                  start from the dog image example
   python -m demos.explore --no-browser --port 8765               serve on a fixed port, open nothing
 """
 
 
 def parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="demos.explore",
+        "demos.explore",
         description="Backpropagation in the browser: a worked example step by step, and a "
         "playground, every number computed by both models.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        help="worked-example TOML file to start from (default: configs/worked_321.toml)",
-    )
+    config_arguments(parser, DEFAULT_CONFIG, "the worked example to start from: a TOML")
     parser.add_argument(
         "--port", type=int, metavar="N", help="port to serve on (default: a free one)"
     )

@@ -1,6 +1,6 @@
 """Worked examples: every number of a small network's steps, by hand-written backprop and by autograd.
 
-    python -m demos.worked_example --config configs/worked_321.toml [--steps N] [--out DIR]
+    python -m demos.worked_example [--config worked_321] [--steps N] [--out DIR]
 
 Prints the walk-through (every z and a, the loss, each gradient by the chain rule, each update), the
 audit of the source's claims, and writes trace.json, metrics.json, steps.csv, config.toml and the
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bpdemo.infra.cli import CONFIG_DIR, common_overrides, common_parser, flag_override, run_main
+from bpdemo.infra.cli import common_overrides, common_parser, flag_override, run_main
 from bpdemo.infra.command import run_command
 from bpdemo.infra.config import Override
 from bpdemo.infra.errors import ConfigError
@@ -32,10 +32,13 @@ from bpdemo.worked import (
 DEMO = "worked_example"
 EPILOG = """\
 examples:
-  python -m demos.worked_example --config configs/worked_321.toml     the 3-2-1 example, audited
-  python -m demos.worked_example --config configs/worked_house.toml   the house example, raw vs standardised
-  python -m demos.worked_example --config configs/worked_image.toml   the dog image example, softmax
-  python -m demos.worked_example --config configs/worked_321.toml --steps 20 --set train.lr=0.02
+  python -m demos.worked_example                           the 3-2-1 example (worked_321), audited
+  python -m demos.worked_example --config worked_house     the house example, raw vs standardised
+  python -m demos.worked_example --config worked_image     the dog image example, softmax
+  python -m demos.worked_example --config worked_xor       XOR, a textbook's rounded figures audited
+  python -m demos.worked_example --steps 20 --set train.lr=0.02
+  python -m demos.worked_example --config worked_template --write-config mine.toml
+                                                           a commented template, to edit into your own
 
 Every step uses all the inputs (full batch), so --epochs N is the same as --steps N. --seed is
 refused: a worked example's weights are given in its config, so nothing is drawn at random.
@@ -47,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         DEMO,
         "Reproduce a worked backpropagation example step by step, and audit a source's numbers.",
         epilog=EPILOG,
-        config=CONFIG_DIR / "worked_321.toml",
+        config="worked_321",
         epochs_key="train.steps",  # a step uses all the inputs: a step is an epoch
         model_section="network",
     )

@@ -15,8 +15,9 @@ import bpdemo
 
 PACKAGE = Path(bpdemo.__file__).resolve().parent
 COMMAND_LINE = "bpdemo.infra.cli"
-# The benchmark's commands are entry points, like demos/: they may read the command line.
-ENTRY_POINTS = {"bpdemo.bench.__main__", "bpdemo.bench.explore"}
+# The benchmark's commands and the `bpdemo` console script are entry points, like demos/: they may
+# read the command line.
+ENTRY_POINTS = {"bpdemo.__main__", "bpdemo.bench.__main__", "bpdemo.bench.explore"}
 
 
 def module_name(path: Path) -> str:

@@ -1,5 +1,9 @@
-"""`python -m bpdemo.bench [--out DIR] [--quick] [--threads N] [--ames CSV]`: measure, print the
-table, write `bench.json` and `scaling.png` into the output folder (default `runs/bench/<timestamp>/`).
+"""The benchmark: speed and memory of the hand-written model against autograd and scikit-learn.
+
+    python -m bpdemo.bench [--out DIR] [--quick] [--threads N] [--ames CSV]
+
+Measures, prints the table, writes `bench.json` and `scaling.png` into the output folder (default
+`runs/bench/<timestamp>/`).
 
 The Ames CSV is read and checked, once the output folder is claimed, before anything is measured or
 written. An interrupted benchmark keeps what it measured in bench.json, marked `"interrupted": true`.
@@ -24,7 +28,7 @@ DEFAULT_THREADS = 1
 
 def parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="bpdemo.bench",
+        "bpdemo.bench",
         description="Speed and memory of the hand-written model against autograd and scikit-learn.",
     )
     output_arguments(parser, "bench")

@@ -35,13 +35,13 @@ from bpdemo.bench.timing import median
 from bpdemo.datasets.digits import digits_split
 from bpdemo.functional import ACTIVATIONS
 from bpdemo.infra import interruption
+from bpdemo.infra.shipped import CONFIG_DIR
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import MLPSpec
 from bpdemo.train import OneModel, run_epochs
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-IMAGES_CONFIG = PROJECT_ROOT / "configs" / "images.toml"
-HOUSES_CONFIG = PROJECT_ROOT / "configs" / "house_prices.toml"
+IMAGES_CONFIG = CONFIG_DIR / "images.toml"
+HOUSES_CONFIG = CONFIG_DIR / "house_prices.toml"
 AMES_ENV = "BPDEMO_AMES_CSV"  # where the Ames sales CSV is, when --ames does not say
 # The numeric Ames columns that carry most of the price.
 AMES_FEATURES = [

@@ -175,7 +175,7 @@ def measure_largest(repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
-        prog="bpdemo.bench.explore",
+        "bpdemo.bench.explore",
         description="Time the explorer's answers: a worked-example step, a playground frame, and "
         "every kind of request at the explorer's limits.",
     )

@@ -1,10 +1,12 @@
 """Data sources for the demos: houses (`houses.py`), images (`images.py`), and the small digits set
 of the gradient-health demo (`digits.py`).
 
-Downloads are cached under the project's `data/` folder (or `$BPDEMO_DATA` if set):
-`data/sklearn/` for scikit-learn's fetchers (OpenML's Ames table, California housing) and
-`data/cifar10/` for torchvision's CIFAR-10. Nothing is downloaded unless a user asks for a data set
-that needs it; without network the fetch fails with one clear `DataError` line.
+Downloads are cached in `DATA_DIR`: `$BPDEMO_DATA` if set; else, run from the repository, its
+`data/` folder; else, installed, the user's cache folder (`$XDG_CACHE_HOME/bpdemo`, by default
+`~/.cache/bpdemo`), never the installed package. In it, `sklearn/` for scikit-learn's fetchers
+(OpenML's Ames table, California housing) and `cifar10/` for torchvision's CIFAR-10. Nothing is
+downloaded unless a user asks for a data set that needs it; without network the fetch fails with
+one clear `DataError` line.
 """
 
 from __future__ import annotations
@@ -15,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from bpdemo.infra.errors import DataError
+from bpdemo.infra.shipped import CHECKOUT
 
-DATA_DIR = Path(os.environ.get("BPDEMO_DATA", Path(__file__).resolve().parents[2] / "data"))
+
+def _default_data_dir() -> Path:
+    if CHECKOUT is not None:
+        return CHECKOUT / "data"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bpdemo"
+
+
+DATA_DIR = Path(os.environ.get("BPDEMO_DATA") or _default_data_dir())
 SKLEARN_CACHE = DATA_DIR / "sklearn"
 CIFAR10_CACHE = DATA_DIR / "cifar10"
 

@@ -6,13 +6,20 @@ the run finished, prints one line and exits 130 or 143 (`bpdemo.infra.interrupti
 reach the terminal: what matters in them is said in the project's own words. Under torchrun only rank 0
 prints (`bpdemo.infra.ranks`). `--debug` shows the traceback and the warnings instead. A command's run
 itself, from the claim of its folder to the line that says what it wrote, is `bpdemo.infra.command`.
+
+A command is named as the user typed it: `python -m demos.house_prices`, or `bpdemo house-prices`
+through the console script (`bpdemo.__main__`, which names it with `typed_as`). `--config` takes a
+file or the name of a shipped config (`bpdemo.infra.shipped`); `--write-config FILE` copies that
+config to edit, and runs nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -25,26 +32,101 @@ import numpy as np
 from bpdemo.infra import interruption, outputs
 from bpdemo.infra.command import kept_line
 from bpdemo.infra.config import Override, SchemaT, load_config
-from bpdemo.infra.errors import RunError, UsageError
+from bpdemo.infra.errors import ConfigError, RunError, UsageError
 from bpdemo.infra.limits import MAX_DPI, MAX_SEED, MAX_THREADS, MIN_DPI
 from bpdemo.infra.outputs import FIGURE_FORMATS, FigureFormat
 from bpdemo.infra.processes import ProcessLost, lost_process
 from bpdemo.infra.ranks import is_rank_zero
+from bpdemo.infra.shipped import CONFIG_DIR, config_file
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+__all__ = ["CONFIG_DIR"]  # the shipped configs' folder, as notebooks and pages import it from here
+
+# How the command being run was typed, when not `python -m MODULE` (the console script sets it).
+_typed_as: contextvars.ContextVar[str | None] = contextvars.ContextVar("typed_as", default=None)
+# The flags that a copy of the config (`--write-config`) goes with: all others would be ignored.
+_WITH_WRITE_CONFIG = {"help", "config", "write_config", "quiet", "debug"}
+
+
+@contextmanager
+def typed_as(command: str) -> Iterator[None]:
+    """Within the block, a command's parser names it `command` (`bpdemo house-prices`) in its usage
+    line and its error lines, instead of `python -m MODULE`."""
+    token = _typed_as.set(command)
+    try:
+        yield
+    finally:
+        _typed_as.reset(token)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line and exit status 2, and flags are not abbreviated."""
+    """argparse, but a usage mistake is one line and exit status 2, flags are not abbreviated, and
+    the command is named as it was typed: `python -m MODULE`, or as `typed_as` says.
 
-    def __init__(self, *args, **kwargs):
+    Where the parser has `--config` (`config_arguments`), `parse_args` returns the file it names (a
+    path, or a shipped config's name resolved), and answers `--write-config FILE` itself, as it
+    answers `--help`: it writes the copy, says so, and ends the command.
+    """
+
+    def __init__(self, module: str, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)  # `--deb` is not `--debug`: a typo stays an error
+        kwargs["prog"] = kwargs.get("prog") or _typed_as.get() or f"python -m {module}"
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         if is_rank_zero():
-            sys.stderr.write(f"error: {message} (see python -m {self.prog} --help)\n")
+            sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         self.exit(2)
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        if getattr(parsed, "config", None) is not None:
+            parsed.config = config_file(parsed.config)
+        if getattr(parsed, "write_config", None) is not None:
+            self._write_config(parsed)
+            self.exit(0)
+        return parsed
+
+    def _write_config(self, args: argparse.Namespace) -> None:
+        """A copy of the `--config` file at `--write-config`, as it is (comments and all)."""
+        given = [
+            action.option_strings[0]
+            for action in self._actions
+            if action.option_strings
+            and action.dest not in _WITH_WRITE_CONFIG
+            and getattr(args, action.dest, action.default) != action.default
+        ]
+        if given:
+            raise UsageError(
+                f"--write-config copies the config to edit and runs nothing, so "
+                f"{' and '.join(given)} would change nothing: leave them out, and set their "
+                "values in the copy"
+            )
+        target = args.write_config
+        try:
+            data = args.config.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{args.config}: cannot be read: {error.strerror}") from None
+        if not target.parent.is_dir():
+            raise UsageError(f"--write-config {target}: there is no folder {target.parent}")
+        try:
+            outputs.write_new(target, data)
+        except FileExistsError:
+            raise UsageError(
+                f"--write-config {target}: that name is taken, and --write-config never writes "
+                "over anything: choose another name, or move it away"
+            ) from None
+        except OSError as error:
+            raise UsageError(
+                f"--write-config {target}: cannot be written ({error.strerror or error})"
+            ) from None
+        if not args.quiet:
+            shipped = args.config.parent == CONFIG_DIR and args.config.suffix == ".toml"
+            source = f"the shipped config {args.config.stem}" if shipped else str(args.config)
+            print(
+                f"wrote {target}, a copy of {source}, to edit; then run it with: "
+                f"{self.prog} --config {shlex.quote(str(target))}",
+                flush=True,
+            )
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -67,30 +149,25 @@ def common_parser(
     description: str,
     epilog: str | None = None,
     *,
-    config: Path | None = None,
+    config: str | None = None,
     epochs_key: str = "train.epochs",
     model_section: str = "model",
 ) -> ArgumentParser:
     """The flags every demo accepts; a demo adds its own on the returned parser.
 
-    config: the default `--config` (configs/<demo>.toml if None). `epochs_key` and `model_section`
-    name where the demo's config keeps the epochs and the dtype and device: the flags set them there.
+    config: the name of the shipped config `--config` defaults to (the demo's own if None).
+    `epochs_key` and `model_section` name where the demo's config keeps the epochs and the dtype and
+    device: the flags set them there.
     """
-    config = CONFIG_DIR / f"{demo}.toml" if config is None else config
     parser = ArgumentParser(
-        prog=f"demos.{demo}",
+        f"demos.{demo}",
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(epochs_key=epochs_key, model_section=model_section)
     common = parser.add_argument_group("common options")
-    common.add_argument(
-        "--config",
-        type=Path,
-        default=config,
-        help=f"TOML config file (default: {_shown(config)})",
-    )
+    config_arguments(common, config or demo)
     common.add_argument(
         "--set",
         action="append",
@@ -131,6 +208,24 @@ def common_parser(
     return parser
 
 
+def config_arguments(group, default: str, what: str = "TOML config") -> None:
+    """`--config` (a file, or the name of a shipped config; `default` names the one used without
+    it) and `--write-config FILE`, which the parser answers itself (`ArgumentParser.parse_args`)."""
+    group.add_argument(
+        "--config",
+        default=CONFIG_DIR / f"{default}.toml",
+        metavar="FILE",
+        help=f"{what} file, or the name of a shipped config (default: {default})",
+    )
+    group.add_argument(
+        "--write-config",
+        type=Path,
+        metavar="FILE",
+        help="write a copy of the config (--config, comments and all) to the new file FILE, to "
+        "edit, and run nothing",
+    )
+
+
 def output_arguments(group, command: str) -> None:
     """`--out`, `--force`, `--format` and `--dpi`, as every command that writes a run folder takes
     them (`bpdemo.infra.command.run_command` reads them)."""
@@ -155,14 +250,6 @@ def output_arguments(group, command: str) -> None:
         metavar="N",
         help=f"resolution of png figures ({MIN_DPI} to {MAX_DPI}, default {FigureFormat.dpi})",
     )
-
-
-def _shown(path: Path) -> str:
-    """A path as the user would type it: relative to the project folder when inside it."""
-    try:
-        return str(path.relative_to(CONFIG_DIR.parent))
-    except ValueError:
-        return str(path)
 
 
 def common_overrides(

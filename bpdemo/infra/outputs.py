@@ -569,6 +569,37 @@ def atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
+def write_new(path: Path, data: bytes) -> Path:
+    """Write `data` to the new file `path`, whole or not at all, never over anything already there (a
+    file, a folder, a link, which is never followed): FileExistsError if the name is taken.
+
+    As `atomic_write`, but the complete temporary file is linked to its name instead of renamed over
+    it, for `os.link` refuses a name that is taken, atomically. Where the file system has no links,
+    the file is created only if it is new (`O_EXCL`), and removed again if writing it fails.
+    """
+    with interruption.deferred():
+        temporary = _write_temporary(path, data)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without links
+            _create_new(path, data)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+    return path
+
+
+def _create_new(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)  # made just now, and half-written
+        raise
+
+
 def jsonable(obj: Any) -> Any:
     """Tensors to lists, non-finite floats to None (JSON has no NaN), tuples to lists."""
     if isinstance(obj, torch.Tensor):
