@@ -74,6 +74,7 @@ class Linear:
     Attributes:
         weight: (out_features, in_features), as `torch.nn.Linear.weight`.
         bias: (out_features,).
+        weight_t: W^T (in_features, out_features), a view of `weight` (`bind` sets all three).
         grad_weight, grad_bias: dL/dW and dL/db of the last backward, same shapes.
         input, pre_activation, output: the last forward's x (N, in), z and a (N, out).
         grad_output, delta: the last backward's dL/da and delta = dL/dz, (N, out).
@@ -91,11 +92,14 @@ class Linear:
         grad_bias: Tensor | None = None,
         workspace: Workspace | None = None,
     ):
-        self.weight = weight
-        self.bias = bias
         self.activation = activation
-        self.grad_weight = torch.zeros_like(weight) if grad_weight is None else grad_weight
-        self.grad_bias = torch.zeros_like(bias) if grad_bias is None else grad_bias
+        self.bind(
+            {"weight": weight, "bias": bias},
+            {
+                "weight": torch.zeros_like(weight) if grad_weight is None else grad_weight,
+                "bias": torch.zeros_like(bias) if grad_bias is None else grad_bias,
+            },
+        )
         self.workspace = workspace
         self.training = True  # a linear layer computes the same in training and evaluation
         self.input: Tensor | None = None
@@ -104,10 +108,18 @@ class Linear:
         self.grad_output: Tensor | None = None
         self.delta: Tensor | None = None
 
+    def bind(self, parameters: dict[str, Tensor], grads: dict[str, Tensor]) -> None:
+        """Take `weight`, `bias` and their gradient buffers as given (the network binds views of its
+        flat tensors), and W^T as a view of that weight, made once: it follows every in-place update
+        of W, and costs nothing in the forward pass."""
+        self.weight, self.bias = parameters["weight"], parameters["bias"]
+        self.grad_weight, self.grad_bias = grads["weight"], grads["bias"]
+        self.weight_t = self.weight.t()
+
     def forward(self, x: Tensor) -> Tensor:
         """x (N, in) -> a (N, out), keeping x, z and a for the backward pass."""
         rows = x.shape[0]
-        z = torch.addmm(self.bias, x, self.weight.t(), out=self._work("z", rows))  # z = x W^T + b
+        z = torch.addmm(self.bias, x, self.weight_t, out=self._work("z", rows))  # z = x W^T + b
         a = self.activation.forward(z, out=self._work("a", rows))  # a = f(z)
         self.input, self.pre_activation, self.output = x, z, a
         return a
@@ -186,9 +198,10 @@ class ManualNetwork:
         )
         self.flat_grads = torch.zeros_like(self.flat_parameters)
         params, grads = _views(self.flat_parameters, initial), _views(self.flat_grads, initial)
-        for name, layer, local in self._parameter_slots():
-            setattr(layer, local, params[name])
-            setattr(layer, f"grad_{local}", grads[name])
+        for i, layer in enumerate(self.layers):
+            own = {local: params[f"layers.{i}.{local}"] for local in layer.parameter_names}
+            own_grads = {local: grads[f"layers.{i}.{local}"] for local in layer.parameter_names}
+            bind_parameters(layer, own, own_grads)
         self._named_grads = list(self.named_grads())  # the buffers never change, only their values
 
     # -- parameters, as torch names them ------------------------------------------------------------
@@ -313,6 +326,22 @@ class ManualMLP(ManualNetwork):
             for i, name in enumerate(spec.activations)
         ]
         super().__init__(spec, layers)
+
+
+def bind_parameters(layer, parameters: dict[str, Tensor], grads: dict[str, Tensor]) -> None:
+    """Give `layer` its parameters and gradient buffers, by local name (`weight`, ...).
+
+    A layer that derives something from its parameters (`Linear` keeps W^T) takes them in its own
+    `bind(parameters, grads)`; any other layer has them set as attributes, `grad_<name>` for each
+    gradient.
+    """
+    bind = getattr(layer, "bind", None)
+    if bind is not None:
+        bind(parameters, grads)
+        return
+    for local, tensor in parameters.items():
+        setattr(layer, local, tensor)
+        setattr(layer, f"grad_{local}", grads[local])
 
 
 def _views(flat: Tensor, like: OrderedDict[str, Tensor]) -> dict[str, Tensor]:
