@@ -166,21 +166,17 @@ def one_image_step(
         linewidth=0.6,
         label=f"after one step (lr {lr:g})",
     )
-    for x, value in ((true_class - width / 2, before), (true_class + width / 2, after)):
-        bars_ax.annotate(
-            f"{value[true_class]:.2f}",
-            (x, value[true_class]),
-            ha="center",
-            va="bottom",
-            fontsize=9,
-            xytext=(0, 2),
-            textcoords="offset points",
-        )
+    labelled = [
+        (true_class - width / 2, before[true_class]),
+        (true_class + width / 2, after[true_class]),
+    ]
     wrong = int(np.argmax(before))
-    if wrong != true_class:
+    if wrong != true_class:  # the class the network wrongly chose, before the step
+        labelled.append((wrong - width / 2, before[wrong]))
+    for x, value in labelled:
         bars_ax.annotate(
-            f"{before[wrong]:.2f}",
-            (wrong - width / 2, before[wrong]),
+            f"{value:.2f}",
+            (x, value),
             ha="center",
             va="bottom",
             fontsize=9,
