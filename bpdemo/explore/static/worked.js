@@ -35,7 +35,8 @@ function drawNetwork(view) {
         g.append(el("svg:line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: "edge" }));
         g.append(el("svg:line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: "hit" }));
         edges.append(g);
-        const t = 0.3, x = a.x + t * (b.x - a.x), y = a.y + t * (b.y - a.y);
+        // far enough from the source neuron that a "before → after" label clears its circle
+        const t = 0.42, x = a.x + t * (b.x - a.x), y = a.y + t * (b.y - a.y);
         const label = el("svg:text", { x, y: y - 3, class: "wlabel", "data-for": id });
         if (crowded) label.setAttribute("visibility", "hidden");
         labels.append(label);
