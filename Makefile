@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) -m demos.house_prices
 
 test: $(STAMP) lint
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist worksteal -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
