@@ -15,8 +15,8 @@ from bpdemo.spec import MLPSpec, check_input, check_target
 class LinearActivation(nn.Linear):
     """`nn.Linear` followed by an activation: the autograd twin of a `Linear` layer."""
 
-    def __init__(self, in_features, out_features, activation, dtype, device):
-        super().__init__(in_features, out_features, dtype=dtype, device=device)
+    def __init__(self, in_features, out_features, activation, dtype, device, bias=True):
+        super().__init__(in_features, out_features, bias=bias, dtype=dtype, device=device)
         self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
@@ -89,7 +89,7 @@ class AutogradMLP(AutogradNetwork):
 
     def __init__(self, spec: MLPSpec):
         linear = [
-            nn.Linear(fan_in, fan_out, dtype=spec.dtype, device=spec.device)
+            nn.Linear(fan_in, fan_out, bias=spec.bias, dtype=spec.dtype, device=spec.device)
             for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:], strict=True)
         ]
         super().__init__(spec, linear)

@@ -137,31 +137,67 @@ class StepEquations:
 
     def label(self, layer: int, unit: int) -> str:
         """(its name) of a neuron of `layer` that [labels] names, else nothing."""
-        if layer == self.last:
+        name = self.neuron_name(layer, unit)
+        return f" ({name})" if name else ""
+
+    def neuron_name(self, layer: int, unit: int) -> str | None:
+        """[labels]' name of neuron `unit` of `layer` (-1: the inputs), or None."""
+        if layer < 0:
+            names = self.labels.inputs
+        elif layer == self.last:
             names = self.labels.outputs
         else:
             names = self.labels.hidden[layer] if self.labels.hidden else None
-        return f" ({names[unit]})" if names else ""
+        return names[unit] if names else None
+
+    def parameter_label(self, name: str, index: tuple[int, ...]) -> str:
+        """(its name) of a weight or bias that [labels] names, else nothing."""
+        _, layer, kind = name.split(".")
+        given = getattr(self.labels, "weights" if kind == "weight" else "biases", None)
+        if not given:
+            return ""
+        label = (
+            given[int(layer)][index[0]][index[1]]
+            if kind == "weight"
+            else given[int(layer)][index[0]]
+        )
+        return f" ({label})"
+
+    def has_bias(self, layer: int) -> bool:
+        return f"layers.{layer}.bias" in self.v.params_before
 
     # -- forward and loss -------------------------------------------------------------------------
     def forward(self, layer: int, unit: int, n: int) -> Equation:
         """z and a of one neuron for sample n: z{l}[j] = Σ_i W{l}[j,i]·a{l-1}[i] + b{l}[j]."""
         weight = self.v.params_before[f"layers.{layer}.weight"]
-        bias = float(self.v.params_before[f"layers.{layer}.bias"][unit])
+        has_bias = self.has_bias(layer)
         a_prev = self.a_prev(layer)
         terms = [
             f"{factor(float(weight[unit, i]))}·{factor(float(a_prev[n, i]))}"
             for i in range(weight.shape[1])
         ]
+        if has_bias:
+            terms.append(factor(float(self.v.params_before[f"layers.{layer}.bias"][unit])))
         z = float(self.v.pre_activations[layer][n, unit])
         a = float(self.v.activations[layer][n, unit])
         activation = ACTIVATIONS[self.spec.activations[layer]]
         written = _filled(activation.value_text, neuron_fields(z, a))
         f_of_z = written if written is not None else f"{activation.name}({fmt(z)})"
-        rule = f"Σ_i W{layer}[{unit},i]·{a_name(layer - 1, 'i')} + b{layer}[{unit}]"
+        rule = f"Σ_i W{layer}[{unit},i]·{a_name(layer - 1, 'i')}"
+        names = [
+            (
+                self.parameter_label(f"layers.{layer}.weight", (unit, i)).strip(" ()"),
+                self.neuron_name(layer - 1, i),
+            )
+            for i in range(weight.shape[1])
+        ]
+        if all(w and a for w, a in names):  # as the source writes it: w13·x1 + w23·x2
+            rule = " + ".join(f"{w}·{a}" for w, a in names)
+        if has_bias:
+            rule += f" + b{layer}[{unit}]"
         return Equation(
             f"z{layer}[{unit}]{self.label(layer, unit)} = {rule} = "
-            f"{written_sum([*terms, factor(bias)])} = {fmt(z)};  a = {f_of_z} = {fmt(a)}",
+            f"{written_sum(terms)} = {fmt(z)};  a = {f_of_z} = {fmt(a)}",
             {"z": z, "a": a},
         )
 
@@ -244,7 +280,7 @@ class StepEquations:
         why = "" if written is None or written == fmt(d) else f"   [f'(z) = {written} = {fmt(d)}]"
         law = "BP1" if layer == self.last else "BP2"
         return Equation(
-            f"δ{layer}[{unit}] = ∂L/∂a{layer}[{unit}]·f'(z{layer}[{unit}]) = "
+            f"δ{layer}[{unit}]{self.label(layer, unit)} = ∂L/∂a{layer}[{unit}]·f'(z{layer}[{unit}]) = "
             f"{factor(grad_a)}·{factor(d)} = {fmt(delta)}{why}   ({law})",
             {"delta": delta, "derivative": d},
         )
@@ -258,14 +294,17 @@ class StepEquations:
             for n in range(self.shown)
         ]
         rule = f"δ{layer}[{unit}]·{a_name(layer - 1, i)}"
-        return self._over_samples(f"∂L/∂W{layer}[{unit},{i}]", rule, terms, grad, "BP4", True)
+        label = self.parameter_label(f"layers.{layer}.weight", (unit, i))
+        name = f"∂L/∂W{layer}[{unit},{i}]{label}"
+        return self._over_samples(name, rule, terms, grad, "BP4", True)
 
     def grad_bias(self, layer: int, unit: int) -> Equation:
         """∂L/∂b{l}[j] = Σ_samples δ{l}[j] (BP3)."""
         delta = self.v.deltas[layer]
         grad = float(self.v.grads[f"layers.{layer}.bias"][unit])
         terms = [factor(float(delta[n, unit])) for n in range(self.shown)]
-        name, rule = f"∂L/∂b{layer}[{unit}]", f"δ{layer}[{unit}]"
+        label = self.parameter_label(f"layers.{layer}.bias", (unit,))
+        name, rule = f"∂L/∂b{layer}[{unit}]{label}", f"δ{layer}[{unit}]"
         return self._over_samples(name, rule, terms, grad, "BP3", False)
 
     def _over_samples(
@@ -286,7 +325,8 @@ class StepEquations:
         before = float(self.v.params_before[name][index])
         after = float(self.v.params_after[name][index])
         grad = float(self.v.grads[name][index])
-        symbol, values = parameter_symbol(name, index), {"before": before, "after": after}
+        symbol = parameter_symbol(name, index) + self.parameter_label(name, index)
+        values = {"before": before, "after": after}
         if name.endswith(".bias") and not self.optimizer.train_biases:
             return Equation(
                 f"{symbol} = {fmt(before)}, held fixed (train.train_biases = false)", values

@@ -73,7 +73,7 @@ class Linear:
 
     Attributes:
         weight: (out_features, in_features), as `torch.nn.Linear.weight`.
-        bias: (out_features,).
+        bias: (out_features,), or None for a layer without bias (`nn.Linear(bias=False)`).
         weight_t: W^T (in_features, out_features), a view of `weight` (`bind` sets all three).
         grad_weight, grad_bias: dL/dW and dL/db of the last backward, same shapes.
         input, pre_activation, output: the last forward's x (N, in), z and a (N, out).
@@ -86,20 +86,21 @@ class Linear:
     def __init__(
         self,
         weight: Tensor,
-        bias: Tensor,
+        bias: Tensor | None,
         activation: Activation,
         grad_weight: Tensor | None = None,
         grad_bias: Tensor | None = None,
         workspace: Workspace | None = None,
     ):
         self.activation = activation
-        self.bind(
-            {"weight": weight, "bias": bias},
-            {
-                "weight": torch.zeros_like(weight) if grad_weight is None else grad_weight,
-                "bias": torch.zeros_like(bias) if grad_bias is None else grad_bias,
-            },
-        )
+        if bias is None:  # no bias parameter at all, as torch's nn.Linear(bias=False)
+            self.parameter_names = ("weight",)
+        parameters = {"weight": weight}
+        grads = {"weight": torch.zeros_like(weight) if grad_weight is None else grad_weight}
+        if bias is not None:
+            parameters["bias"] = bias
+            grads["bias"] = torch.zeros_like(bias) if grad_bias is None else grad_bias
+        self.bind(parameters, grads)
         self.workspace = workspace
         self.training = True  # a linear layer computes the same in training and evaluation
         self.input: Tensor | None = None
@@ -112,14 +113,17 @@ class Linear:
         """Take `weight`, `bias` and their gradient buffers as given (the network binds views of its
         flat tensors), and W^T as a view of that weight, made once: it follows every in-place update
         of W, and costs nothing in the forward pass."""
-        self.weight, self.bias = parameters["weight"], parameters["bias"]
-        self.grad_weight, self.grad_bias = grads["weight"], grads["bias"]
+        self.weight, self.bias = parameters["weight"], parameters.get("bias")
+        self.grad_weight, self.grad_bias = grads["weight"], grads.get("bias")
         self.weight_t = self.weight.t()
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, in) -> a (N, out), keeping x, z and a for the backward pass."""
         rows = x.shape[0]
-        z = torch.addmm(self.bias, x, self.weight_t, out=self._work("z", rows))  # z = x W^T + b
+        if self.bias is None:
+            z = torch.mm(x, self.weight_t, out=self._work("z", rows))  # z = x W^T
+        else:
+            z = torch.addmm(self.bias, x, self.weight_t, out=self._work("z", rows))  # z = x W^T + b
         a = self.activation.forward(z, out=self._work("a", rows))  # a = f(z)
         self.input, self.pre_activation, self.output = x, z, a
         return a
@@ -137,7 +141,8 @@ class Linear:
             grad_output, self.pre_activation, self.output, out=self._work("delta", rows)
         )
         torch.mm(self.delta.t(), self.input, out=self.grad_weight)  # BP4: dL/dW = delta^T x
-        torch.sum(self.delta, dim=0, out=self.grad_bias)  # BP3: dL/db = sum_n delta
+        if self.bias is not None:
+            torch.sum(self.delta, dim=0, out=self.grad_bias)  # BP3: dL/db = sum_n delta
         if not input_grad:
             return None
         grad_input = self._work("grad_input", rows, self.weight.shape[1])
@@ -147,7 +152,10 @@ class Linear:
         """Per parameter, the sum of the absolute values of the terms its last gradient added up:
         |delta|^T |x| for the weight (BP4), sum_n |delta| for the bias (BP3)."""
         abs_delta = self.delta.abs()
-        return {"weight": abs_delta.t() @ self.input.abs(), "bias": abs_delta.sum(dim=0)}
+        scales = {"weight": abs_delta.t() @ self.input.abs()}
+        if self.bias is not None:
+            scales["bias"] = abs_delta.sum(dim=0)
+        return scales
 
     def torch_module(self) -> torch.nn.Module:
         """`torch.nn.Linear` followed by the same activation, with copies of this layer's weights."""
@@ -158,10 +166,12 @@ class Linear:
             self.activation.torch_fn,
             self.weight.dtype,
             self.weight.device,
+            bias=self.bias is not None,
         )
         with torch.no_grad():
             module.weight.copy_(self.weight)
-            module.bias.copy_(self.bias)
+            if self.bias is not None:
+                module.bias.copy_(self.bias)
         return module
 
     def _work(self, name: str, rows: int, columns: int | None = None) -> Tensor | None:
@@ -319,7 +329,7 @@ class ManualMLP(ManualNetwork):
         layers = [
             Linear(
                 initial[f"layers.{i}.weight"],
-                initial[f"layers.{i}.bias"],
+                initial.get(f"layers.{i}.bias"),  # None: a network without biases
                 ACTIVATIONS[name],
                 workspace=Workspace(spec.dtype, spec.device),
             )

@@ -91,9 +91,11 @@ LAYER_KEYS: dict[str, dict[str, object]] = {
 }
 
 
-def parameter_names(num_layers: int) -> list[str]:
-    """`layers.0.weight`, `layers.0.bias`, `layers.1.weight`, ... as `torch.nn.Linear` in a ModuleList."""
-    return [f"layers.{i}.{kind}" for i in range(num_layers) for kind in ("weight", "bias")]
+def parameter_names(num_layers: int, bias: bool = True) -> list[str]:
+    """`layers.0.weight`, `layers.0.bias`, `layers.1.weight`, ... as `torch.nn.Linear` in a ModuleList
+    (without the biases for `nn.Linear(bias=False)`)."""
+    kinds = ("weight", "bias") if bias else ("weight",)
+    return [f"layers.{i}.{kind}" for i in range(num_layers) for kind in kinds]
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -134,6 +136,7 @@ class MLPSpec:
         init_scale: multiplies the gain of xavier/he; the std of normal; the bound of uniform.
         weights: explicit weights, one (out, in) matrix per layer (nested lists or tensors).
         biases: explicit biases, one list per layer (zeros if omitted with explicit weights).
+        bias: False for layers without biases (torch's `nn.Linear(bias=False)`): no bias parameter.
         seed, dtype, device: as named; dtype float32 or float64.
     """
 
@@ -147,6 +150,7 @@ class MLPSpec:
     init_scale: float | None = None
     weights: Sequence | None = field(default=None, repr=False)
     biases: Sequence | None = field(default=None, repr=False)
+    bias: bool = True
 
     def __post_init__(self) -> None:
         self.sizes = [int(s) for s in self.sizes]
@@ -173,7 +177,7 @@ class MLPSpec:
 
     @property
     def parameter_names(self) -> list[str]:
-        return parameter_names(self.num_layers)
+        return parameter_names(self.num_layers, self.bias)
 
     def _validate(self) -> None:
         if len(self.sizes) < 2:
@@ -212,7 +216,11 @@ class MLPSpec:
             init=EXPLICIT,
             init_scale=None,
             weights=[parameters[f"layers.{i}.weight"] for i in range(self.num_layers)],
-            biases=[parameters[f"layers.{i}.bias"] for i in range(self.num_layers)],
+            biases=(
+                [parameters[f"layers.{i}.bias"] for i in range(self.num_layers)]
+                if self.bias
+                else None
+            ),
             **changes,
         )
 
@@ -231,7 +239,8 @@ class MLPSpec:
             weight = torch.empty(fan_out, fan_in, dtype=torch.float64)
             INITS[self.init].draw(weight, self.init_scale, generator)
             params[f"layers.{i}.weight"] = weight
-            params[f"layers.{i}.bias"] = torch.zeros(fan_out, dtype=torch.float64)
+            if self.bias:
+                params[f"layers.{i}.bias"] = torch.zeros(fan_out, dtype=torch.float64)
         return params
 
     def _explicit_parameters(self) -> OrderedDict[str, Tensor]:
@@ -242,6 +251,8 @@ class MLPSpec:
                 f"weights: {len(weights)} matrices given for {self.num_layers} layers "
                 f"(sizes {self.sizes}); give one (out, in) matrix per layer"
             )
+        if biases is not None and not self.bias:
+            raise ConfigError("biases are given for a network without biases (bias = false)")
         if biases is not None and len(biases) != self.num_layers:
             raise ConfigError(
                 f"biases: {len(biases)} lists given for {self.num_layers} layers; give one per layer"
@@ -265,7 +276,8 @@ class MLPSpec:
                         f"{fan_out} outputs: it needs {fan_out} values"
                     )
             params[f"layers.{i}.weight"] = weight
-            params[f"layers.{i}.bias"] = bias
+            if self.bias:
+                params[f"layers.{i}.bias"] = bias
         return params
 
 

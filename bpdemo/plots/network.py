@@ -89,6 +89,8 @@ class NetworkState:
     weights_after: list[np.ndarray] | None = None
     biases_after: list[np.ndarray] | None = None
     biases_trained: bool = True
+    weight_labels: list[list[list[str]]] | None = None  # a source's names, (out, in) per layer
+    bias: bool = True  # False: layers without biases (`biases` then holds zeros, never drawn)
     loss_after: float | None = None  # the loss after the update, when known
     edge_labels: str = "auto"  # auto, all or none
     learning_rate: str | None = None
@@ -116,6 +118,8 @@ def _neuron_text(state: NetworkState, layer: int, j: int) -> str:
     if state.phase == "backward":
         return f"δ = {short(float(state.deltas[layer - 1][j]))}"
     if state.phase == "update":
+        if not state.bias:
+            return ""
         before = float(state.biases[layer - 1][j])
         if not state.biases_trained:
             return f"b = {short(before)}\n(held fixed)"
@@ -130,7 +134,9 @@ def _below_text(state: NetworkState, layer: int, j: int) -> str:
     b, gb = float(state.biases[layer - 1][j]), float(state.grad_biases[layer - 1][j])
     if state.phase == "backward":
         grad_a = float(state.grad_activations[layer - 1][j])
-        return f"∂L/∂a = {short(grad_a)}\n∂L/∂b = {short(gb)}"
+        return f"∂L/∂a = {short(grad_a)}" + (f"\n∂L/∂b = {short(gb)}" if state.bias else "")
+    if not state.bias:
+        return ""
     return {"step": f"b = {short(b)}\n∂L/∂b = {short(gb)}", "forward": f"b = {short(b)}"}.get(
         state.phase, ""
     )
@@ -147,13 +153,15 @@ def _edge_value(state: NetworkState, layer: int) -> np.ndarray:
 
 def _edge_text(state: NetworkState, layer: int, j: int, i: int) -> str:
     w, g = float(state.weights[layer][j, i]), float(state.grad_weights[layer][j, i])
+    name = state.weight_labels[layer][j][i] if state.weight_labels else "w"
     if state.phase == "forward":
-        return f"w = {short(w)}"
+        return f"{name} = {short(w)}"
     if state.phase == "backward":
-        return f"∂L/∂w = {short(g)}"
+        return f"∂L/∂{name} = {short(g)}"
     if state.phase == "update":
-        return f"{short(w)} → {short(float(state.weights_after[layer][j, i]))}"
-    return f"w = {short(w)}\n∂L/∂w = {short(g)}"
+        after = short(float(state.weights_after[layer][j, i]))
+        return f"{short(w)} → {after}" if name == "w" else f"{name}: {short(w)} → {after}"
+    return f"{name} = {short(w)}\n∂L/∂{name} = {short(g)}"
 
 
 def _edge_mark(state: NetworkState, layer: int, j: int, i: int) -> str | None:

@@ -17,6 +17,10 @@ A claim names a quantity of the trace (indices count from 0, samples too):
     final.loss  final.output.K  final.prob.K  final.error.K  final.hidden.J ...
                                             after the last update (the step is then ignored)
 
+A name that `[labels]` gives may stand for the neuron or the parameter: `output.y5`, `hidden.y3`,
+`delta.y5`, `grad.w13`, `param_after.w35` (the names above stay accepted). `[conventions]` says the
+signs the source writes δ and the error in; a claim is judged in them.
+
 A claim agrees when |claimed - true| <= half a unit in the last decimal place the claim was written
 with (0.27 -> 0.005, -2.5 -> 0.05, 400000 -> 0.5). Write the value as a string ("0.270", "1.25e9") to
 keep digits TOML would drop. A source that rounded its intermediate values states later ones a few
@@ -37,6 +41,7 @@ from bpdemo.functional import LOSSES
 from bpdemo.infra.errors import ConfigError
 from bpdemo.spec import MLPSpec
 from bpdemo.worked.formula import ALLOWED, FORMULA_SPELLINGS, FormulaError, evaluate_formula
+from bpdemo.worked.names import Names
 from bpdemo.worked.schema import ClaimSection
 
 # -- the numbers a claim was written with, and how far from them it still agrees --------------------
@@ -104,11 +109,45 @@ class Quantity:
     final: bool = False
 
 
-def parse_quantity(name: str, spec: MLPSpec) -> Quantity:
-    """Check a claim's quantity name against the network; raises ConfigError-ready `ValueError`s."""
+_LABELLED = re.compile(r"(\w+)\.(.+)")
+NEURON_KINDS = ("output", "output_pre", "prob", "error", "dloss", "hidden", "hidden_pre", "delta")
+PARAMETER_KINDS = ("grad", "param_before", "param_after")
+
+
+def canonical(body: str, names: Names | None, num_layers: int) -> str:
+    """`kind.label` as the trace names it (`delta.y5` -> `delta.layers.1[0]`); else `body` as is."""
+    match = _LABELLED.fullmatch(body)
+    if names is None or match is None or (named := names.lookup(match[2])) is None:
+        return body
+    kind, label = match[1], match[2]
+    if named[0] == "neuron" and kind in NEURON_KINDS:
+        layer, unit = named[1], named[2]
+        if layer < 0:
+            raise ValueError(f"{label} names an input; a claim names a neuron with weights")
+        if kind == "delta":
+            return f"delta.layers.{layer}[{unit}]"
+        if kind.startswith("hidden"):
+            if layer == num_layers - 1:
+                raise ValueError(f"{label} names an output neuron: write output.{label}")
+            return f"{kind}.{layer}.{unit}"
+        if layer != num_layers - 1:
+            raise ValueError(f"{label} names a hidden neuron: write hidden.{label}")
+        return f"{kind}.{unit}"
+    if named[0] in ("weight", "bias") and kind in PARAMETER_KINDS:
+        return f"{kind}.layers.{named[1]}.{named[0]}[{','.join(map(str, named[2:]))}]"
+    what = "a neuron" if named[0] == "neuron" else f"a {named[0]}"
+    allowed = NEURON_KINDS if named[0] == "neuron" else PARAMETER_KINDS
+    raise ValueError(f"{label} names {what}: use it after one of {', '.join(allowed)}")
+
+
+def parse_quantity(name: str, spec: MLPSpec, names: Names | None = None) -> Quantity:
+    """Check a claim's quantity name against the network; raises ConfigError-ready `ValueError`s.
+
+    `names`: the example's `[labels]`, whose names may stand for neurons and parameters.
+    """
     text = name.strip()
     final = text.startswith("final.")
-    body = text.removeprefix("final.")
+    body = canonical(text.removeprefix("final."), names, spec.num_layers)
     num_layers, sizes = spec.num_layers, spec.sizes
     classification = LOSSES[spec.loss].classification
 
@@ -158,6 +197,10 @@ def parse_quantity(name: str, spec: MLPSpec) -> Quantity:
         kind, parameter, layer = match[1], match[2], int(match[3])
         if layer >= num_layers:
             raise ValueError(f"{parameter} does not exist (layers 0 to {num_layers - 1})")
+        if match[4] == "bias" and not spec.bias:
+            raise ValueError(
+                f"{parameter} does not exist: the network has no biases (bias = false)"
+            )
         shape = (sizes[layer + 1], sizes[layer]) if match[4] == "weight" else (sizes[layer + 1],)
         index = tuple(int(part) for part in match[5].split(",") if part.strip())
         if len(index) != len(shape) or any(i >= n for i, n in zip(index, shape, strict=False)):
@@ -190,12 +233,18 @@ class Claim:
 
     @classmethod
     def from_section(
-        cls, number: int, claim: ClaimSection, spec: MLPSpec, samples: int, source: str
+        cls,
+        number: int,
+        claim: ClaimSection,
+        spec: MLPSpec,
+        samples: int,
+        source: str,
+        names: Names | None = None,
     ) -> Claim:
         """Check claim `number` of the config against the network and the data (ConfigError)."""
         where = f"{source}: [[claims]] #{number} ({claim.name})"
         try:
-            quantity = parse_quantity(claim.name, spec)
+            quantity = parse_quantity(claim.name, spec, names)
         except ValueError as error:
             raise ConfigError(f"{where}: {error}") from None
         if claim.sample >= samples:

@@ -18,6 +18,7 @@ from bpdemo.infra.errors import ConfigError
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import EXPLICIT, MLPSpec
 from bpdemo.worked.claims import Claim
+from bpdemo.worked.names import Names
 from bpdemo.worked.schema import LabelsSection, WorkedConfig, WorkedDataSection, check_limits
 
 
@@ -33,6 +34,7 @@ class WorkedExample:
     claims: list[Claim]
     source: str = "config"
     variant: str = "raw inputs"
+    names: Names | None = None  # [labels], checked against the widths
 
     @classmethod
     def from_config(cls, config: WorkedConfig, source: str = "config") -> WorkedExample:
@@ -49,6 +51,7 @@ class WorkedExample:
                 biases=init.biases,
                 dtype=network.dtype,
                 device=network.device,
+                bias=network.bias,
             )
         except ConfigError as error:
             raise ConfigError(f"{source}: [network]/[init]: {error}") from None
@@ -59,9 +62,15 @@ class WorkedExample:
             train_biases=config.train.train_biases,
         )
         inputs, targets = _checked_data(data, spec, source)
+        if data.standardise is not None and not spec.bias:
+            raise ConfigError(
+                f"{source}: [data.standardise] needs biases (the first layer's holds W·mean): "
+                "leave network.bias = true, or leave out [data.standardise]"
+            )
         _check_labels(config.labels, spec.sizes, source)
+        names = Names.from_labels(config.labels, spec.sizes, spec.bias, source)
         claims = [
-            Claim.from_section(i + 1, claim, spec, len(inputs), source)
+            Claim.from_section(i + 1, claim, spec, len(inputs), source, names)
             for i, claim in enumerate(config.claims)
         ]
         if config.picture.sample >= len(inputs):
@@ -76,7 +85,7 @@ class WorkedExample:
                 f"{source}: [picture] step {config.picture.step} is beyond the run, which has "
                 f"{there} (train.steps = {steps}): choose a step it has, or run more steps"
             )
-        return cls(config, spec, optimizer, inputs, targets, claims, source)
+        return cls(config, spec, optimizer, inputs, targets, claims, source, names=names)
 
     def standardised(self) -> WorkedExample | None:
         """The same example on inputs (x - mean) / std, with a first layer computing the same function.
@@ -104,6 +113,7 @@ class WorkedExample:
             claims=[],
             source=self.source,
             variant="standardised inputs",
+            names=self.names,
         )
 
 

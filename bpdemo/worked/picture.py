@@ -91,7 +91,7 @@ def picture_state(
     else:
         from bpdemo.plots.network import short
 
-        target = [f"y = {short(v)}" for v in example.targets[sample].tolist()]
+        target = [f"target = {short(v)}" for v in example.targets[sample].tolist()]
     # The loss after the update: the next step's forward pass, or the final one after the last step.
     after = run.final if values.step == run.steps_run else run.step(values.step + 1)
     layers = range(spec.num_layers)
@@ -103,12 +103,22 @@ def picture_state(
             f"{per_sample[phase]}: sample {sample}; " if phase in per_sample else ""
         ) + f"the loss, the gradients and the update: all {rows} samples"
     title = config.title + (f" — {example.variant}" if config.data.standardise else "")
-    title += f", step {values.step}" + (f", sample {sample}" if len(example.inputs) > 1 else "")
+    if run.steps_run > 1:  # a run of one step has no other step to tell it from
+        title += f", step {values.step}"
+    title += f", sample {sample}" if len(example.inputs) > 1 else ""
+
+    def biases(tensors: dict[str, Tensor]) -> list[np.ndarray]:
+        # A network without biases draws none: zeros stand in for them, and `bias` says so.
+        return [
+            _array(tensors[f"layers.{i}.bias"]) if spec.bias else np.zeros(spec.sizes[i + 1])
+            for i in layers
+        ]
+
     return NetworkState(
         weights=[_array(values.params_before[f"layers.{i}.weight"]) for i in layers],
-        biases=[_array(values.params_before[f"layers.{i}.bias"]) for i in layers],
+        biases=biases(values.params_before),
         grad_weights=[_array(values.grads[f"layers.{i}.weight"]) for i in layers],
-        grad_biases=[_array(values.grads[f"layers.{i}.bias"]) for i in layers],
+        grad_biases=biases(values.grads),
         inputs=_array(example.inputs[sample]),
         pre_activations=[_array(z[sample]) for z in values.pre_activations],
         activations=[_array(a[sample]) for a in values.activations],
@@ -127,8 +137,10 @@ def picture_state(
         grad_activations=[_array(g[sample]) for g in values.grad_activations],
         deltas=[_array(d[sample]) for d in values.deltas],
         weights_after=[_array(values.params_after[f"layers.{i}.weight"]) for i in layers],
-        biases_after=[_array(values.params_after[f"layers.{i}.bias"]) for i in layers],
+        biases_after=biases(values.params_after),
         biases_trained=example.optimizer.train_biases,
+        bias=spec.bias,
+        weight_labels=config.labels.weights,
         loss_after=None if after is None else after.loss,
         edge_labels=config.picture.edge_labels if edge_labels is None else edge_labels,
         learning_rate=fmt(example.optimizer.lr),

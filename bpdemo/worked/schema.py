@@ -59,6 +59,7 @@ class NetworkSection(Section):
     loss: LossName = "half_sse"
     dtype: DtypeName = "float64"
     device: str = "cpu"
+    bias: bool = True  # torch's word: false gives layers without biases, as many books draw them
 
 
 class InitSection(Section):
@@ -103,11 +104,32 @@ class WorkedDataSection(Section):
 
 
 class LabelsSection(Section):
-    """[labels]: optional names for the input, hidden and output neurons (text and picture)."""
+    """[labels]: optional names for the neurons and the parameters (text, pictures, audit, claims).
+
+    weights and biases are nested as [init] weights and biases are: one (out, in) matrix of names per
+    layer, one list per layer.
+    """
 
     inputs: list[str] | None = None
     hidden: list[list[str]] | None = None  # one list per hidden layer
     outputs: list[str] | None = None
+    weights: list[list[list[str]]] | None = None
+    biases: list[list[str]] | None = None
+
+
+DeltaConvention = Literal["dE/dz", "-dE/dz"]
+ErrorConvention = Literal["t - y", "y - t"]
+
+
+class ConventionsSection(Section):
+    """[conventions]: the signs the source writes in, in which its claims are judged.
+
+    delta: "dE/dz" (δ = ∂E/∂z, as the walk-through writes it) or "-dE/dz" (δ = (t − y)·f'(z), as
+    many books define it). error: "t - y" (target minus output) or "y - t".
+    """
+
+    delta: DeltaConvention = "dE/dz"
+    error: ErrorConvention = "t - y"
 
 
 class PictureSection(Section):
@@ -174,6 +196,7 @@ class WorkedConfig(Section):
     train: WorkedTrainSection = WorkedTrainSection()
     data: WorkedDataSection
     labels: LabelsSection = LabelsSection()
+    conventions: ConventionsSection = ConventionsSection()
     picture: PictureSection = PictureSection()
     report: ReportSection = ReportSection()
     claims: list[ClaimSection] = Field(default_factory=list)
@@ -256,6 +279,14 @@ def check_limits(config: WorkedConfig, source: str) -> None:
         texts += [(f"labels.{key}[{i}]", name, MAX_NAME) for i, name in enumerate(names or [])]
     for layer, names in enumerate(labels.hidden or []):
         texts += [(f"labels.hidden[{layer}][{i}]", name, MAX_NAME) for i, name in enumerate(names)]
+    for layer, names in enumerate(labels.biases or []):
+        texts += [(f"labels.biases[{layer}][{i}]", name, MAX_NAME) for i, name in enumerate(names)]
+    for layer, matrix in enumerate(labels.weights or []):
+        texts += [
+            (f"labels.weights[{layer}][{j}][{i}]", name, MAX_NAME)
+            for j, row in enumerate(matrix)
+            for i, name in enumerate(row)
+        ]
     for number, claim in enumerate(config.claims, start=1):
         where = f"[[claims]] #{number}"
         texts.append((f"{where} name", claim.name, MAX_NAME))

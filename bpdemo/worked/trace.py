@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -139,7 +140,9 @@ class TracedRun:
         )
         for claim in self.example.claims:
             if claim.step == values.step and not claim.quantity.final:
-                self.claim_values[claim.number] = read_quantity(claim, values, target)
+                self.claim_values[claim.number] = read_quantity(
+                    claim, values, target, self.example.config.conventions
+                )
         if values.step in self.keep:
             self.kept.append(values)
         self.last = values
@@ -225,8 +228,23 @@ def probabilities_of(spec: MLPSpec, outputs: Tensor) -> Tensor | None:
     return torch.softmax(outputs, dim=1) if LOSSES[spec.loss].classification else None
 
 
-def read_quantity(claim: Claim, values: ForwardValues, targets: Tensor) -> float:
-    """The true value of a claim's quantity at its step (or after the last update)."""
+def read_quantity(
+    claim: Claim, values: ForwardValues, targets: Tensor, conventions: Any = None
+) -> float:
+    """The true value of a claim's quantity at its step (or after the last update), in the
+    source's `conventions` (`[conventions]`: δ = ∂E/∂z or −∂E/∂z, error t − y or y − t)."""
+    value = _canonical_value(claim, values, targets)
+    kind = claim.quantity.kind
+    if conventions is not None:
+        if kind == "delta" and conventions.delta == "-dE/dz":
+            return -value
+        if kind == "error" and conventions.error == "y - t":
+            return -value
+    return value
+
+
+def _canonical_value(claim: Claim, values: ForwardValues, targets: Tensor) -> float:
+    """The value as the trace holds it: δ = ∂L/∂z, error = target − output."""
     quantity: Quantity = claim.quantity
     kind, layer, index, sample = quantity.kind, quantity.layer, quantity.index, claim.sample
     if kind == "loss":
@@ -286,7 +304,9 @@ def run_example(example: WorkedExample) -> WorkedRun:
         run.final, run.final_diff = _final_values(traced, example)
         for claim in example.claims:
             if claim.quantity.final:
-                run.claim_values[claim.number] = read_quantity(claim, run.final, y)
+                run.claim_values[claim.number] = read_quantity(
+                    claim, run.final, y, example.config.conventions
+                )
     return run
 
 

@@ -61,22 +61,47 @@ class Walkthrough:
         ]
         if config.source:
             lines.append(f"source: {config.source}")
+        biases = f", biases {'trained' if optimizer.train_biases else 'held fixed'}"
+        notation = (
+            "W0, b0 are layers.0's weight and bias" if spec.bias else "W0 is layers.0's weight"
+        )
         lines += [
-            f"network {sizes}, activations {', '.join(spec.activations)}; "
-            f"loss {spec.loss}{formula}",
-            f"{update_rule_name(optimizer)}, lr {optimizer.lr:g}, "
-            f"biases {'trained' if optimizer.train_biases else 'held fixed'}"
+            f"network {sizes}{'' if spec.bias else ' without biases'}, activations "
+            f"{', '.join(spec.activations)}; loss {spec.loss}{formula}",
+            f"{update_rule_name(optimizer)}, lr {optimizer.lr:g}{biases if spec.bias else ''}"
             f", {self.run.steps_run} full-batch step(s) on {len(self.x)} sample(s), "
             f"{str(spec.dtype).removeprefix('torch.')}; indices count from 0",
-            "notation: W0, b0 are layers.0's weight and bias, z0, a0, δ0 = ∂L/∂z0 its neurons' "
-            "(and so on); x the input",
+            f"notation: {notation}, z0, a0, δ0 = ∂L/∂z0 its neurons' (and so on); x the input",
         ]
+        if spec.bias and config.init.biases is None:
+            lines.append(
+                "biases: [init] gives none, so every bias starts at 0 and is "
+                + (
+                    "trained"
+                    if optimizer.train_biases
+                    else "held fixed (train.train_biases = false)"
+                )
+                + "; for a network without biases, set network.bias = false"
+            )
+        lines += self.conventions()
         if len(self.x) > self.samples:
             lines.append(
                 f"samples 0 to {self.samples - 1} of {len(self.x)} are written out "
                 f"(report.max_samples = {self.samples}); the others enter every sum and the loss"
             )
         return lines
+
+    def conventions(self) -> list[str]:
+        """The line that says the source's signs, when they differ from the walk-through's."""
+        conventions = self.example.config.conventions
+        said = []
+        if conventions.delta == "-dE/dz":
+            said.append("δ = −∂L/∂z (this text writes δ = ∂L/∂z)")
+        if conventions.error == "y - t":
+            said.append("error = output − target (y − t)")
+        if not said or not self.example.claims:
+            return []
+        return [f"the source's conventions, in which its claims are judged: {'; '.join(said)}"]
 
     # -- one step ---------------------------------------------------------------------------------
     def step(self, values: StepValues) -> list[str]:
@@ -95,7 +120,8 @@ class Walkthrough:
 
     def forward(self, values: StepValues) -> list[str]:
         equations = step_equations(self.run, values)
-        lines = ["forward pass: z = W·a_prev + b, a = f(z)"]
+        bias = " + b" if self.spec.bias else ""
+        lines = [f"forward pass: z = W·a_prev{bias}, a = f(z)"]
         input_labels = self.labels.inputs
         for n in range(self.samples):
             x_row = self.x[n].tolist()
@@ -126,9 +152,10 @@ class Walkthrough:
 
     def backward(self, values: StepValues) -> list[str]:
         equations = step_equations(self.run, values)
+        bias = ", ∂L/∂b = Σ_samples δ (BP3)" if self.spec.bias else ""
         lines = [
             "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a·f'(z) (BP1 at the output, BP2 below),",
-            "  ∂L/∂W = Σ_samples δ·a_prev (BP4), ∂L/∂b = Σ_samples δ (BP3)",
+            f"  ∂L/∂W = Σ_samples δ·a_prev (BP4){bias}",
         ]
         for layer in range(self.spec.num_layers - 1, -1, -1):
             name = self.spec.activations[layer]
@@ -141,7 +168,8 @@ class Walkthrough:
             for j in range(self.spec.sizes[layer + 1]):
                 for i in range(self.spec.sizes[layer]):
                     lines.append(f"    {equations.grad_weight(layer, j, i).text}")
-                lines.append(f"    {equations.grad_bias(layer, j).text}")
+                if self.spec.bias:
+                    lines.append(f"    {equations.grad_bias(layer, j).text}")
         return lines
 
     def update(self, values: StepValues) -> list[str]:
