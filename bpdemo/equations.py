@@ -260,6 +260,15 @@ class StepEquations:
             for k in range(w_next.shape[0])
         ]
         rule = f"Σ_k δ{layer + 1}[k]·W{layer + 1}[k,{unit}]"
+        names = [
+            (
+                self.neuron_name(layer + 1, k),
+                self.parameter_label(f"layers.{layer + 1}.weight", (k, unit)).strip(" ()"),
+            )
+            for k in range(w_next.shape[0])
+        ]
+        if all(d and w for d, w in names):  # as the source writes it: δ(y5)·w35
+            rule = " + ".join(f"δ({d})·{w}" for d, w in names)
         return Equation(
             f"{name} = {rule} = {written_sum(terms)} = {fmt(grad_a)}", {"grad_a": grad_a}
         )

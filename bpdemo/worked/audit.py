@@ -9,10 +9,11 @@ the numbers, each goes on its own line under its claim.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bpdemo.worked.claims import Claim, agrees
+from bpdemo.worked.diagnosis import diagnose
 from bpdemo.worked.trace import WorkedRun
 from bpdemo.worked.walkthrough import fmt
 
@@ -25,6 +26,8 @@ class ClaimResult:
 
     claim: Claim
     true_value: float | None  # None: the run did not reach the claim's step
+    # The slips that reproduce a disagreeing claim, one sentence each (bpdemo.worked.diagnosis).
+    diagnosis: list[str] = field(default_factory=list)
 
     @property
     def agrees(self) -> bool | None:
@@ -54,11 +57,17 @@ class ClaimResult:
             "true_value": self.true_value,
             "agrees": self.agrees,
             "formula_agrees": self.formula_agrees,
+            "diagnosis": self.diagnosis,
         }
 
 
 def audit_claims(run: WorkedRun) -> list[ClaimResult]:
-    return [ClaimResult(c, run.claim_values.get(c.number)) for c in run.example.claims]
+    """Each claim of the run's example with its true value, and why it disagrees if it does."""
+    results = []
+    for claim in run.example.claims:
+        true_value = run.claim_values.get(claim.number)
+        results.append(ClaimResult(claim, true_value, diagnose(claim, true_value, run)))
+    return results
 
 
 AUDIT_LEGEND = (
@@ -110,16 +119,30 @@ def audit_table(results: list[ClaimResult], width: int = TABLE_WIDTH) -> str:
         inline = [*columns[:-4], (("source's", "formula"), True, formulas), *columns[-4:]]
     lines = _lines(inline, two_line_header=False)
     if max(len(line) for line in lines) <= width:
-        return "\n".join([*_wrapped(AUDIT_LEGEND, width), *lines])
+        header, rows = lines[:1], lines[1:]
+        return "\n".join([*_wrapped(AUDIT_LEGEND, width), *header, *_under(rows, results, width)])
     lines = _lines(columns, two_line_header=True)
+    header, rows = lines[:2], lines[2:]
     if with_formulas:  # each formula on its own line(s), under its claim
-        header, rows = lines[:2], lines[2:]
-        lines = header
-        for row, formula in zip(rows, formulas, strict=True):
-            lines.append(row)
-            if formula != "–":
-                lines += _wrapped(f"source's formula: {formula}", width, indent="    ")
-    return "\n".join([*_wrapped(AUDIT_LEGEND, width), *lines])
+        rows = [
+            "\n".join(
+                [row, *_wrapped(f"source's formula: {formula}", width, indent="    ")]
+                if formula != "–"
+                else [row]
+            )
+            for row, formula in zip(rows, formulas, strict=True)
+        ]
+    return "\n".join([*_wrapped(AUDIT_LEGEND, width), *header, *_under(rows, results, width)])
+
+
+def _under(rows: list[str], results: list[ClaimResult], width: int) -> list[str]:
+    """Each row, and under it the slips that reproduce its claim (the diagnosis)."""
+    lines = []
+    for row, result in zip(rows, results, strict=True):
+        lines.append(row)
+        for sentence in result.diagnosis:
+            lines += _wrapped(f"why: {sentence}", width, indent="    ")
+    return lines
 
 
 def _step(claim: Claim) -> str:

@@ -208,5 +208,8 @@ def metrics_dict(result: WorkedResult) -> dict[str, Any]:
             "agree": sum(1 for c in result.audit if c.agrees),
             "wrong": sum(1 for c in result.audit if c.agrees is False),
             "not_reached": sum(1 for c in result.audit if c.agrees is None),
+            # of the wrong ones, those a known slip reproduces (bpdemo.worked.diagnosis)
+            "diagnosed": sum(1 for c in result.audit if c.agrees is False and c.diagnosis),
+            "undiagnosed": sum(1 for c in result.audit if c.agrees is False and not c.diagnosis),
         },
     }

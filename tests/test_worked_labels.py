@@ -1,0 +1,146 @@
+"""A source's own names (`[labels]`): for neurons and weights, in every line of the walk-through and
+the audit, and in the claims (`output.y5`, `grad.w13`, `param_after.w35`); canonical names still work."""
+
+import math
+
+import pytest
+
+from bpdemo.infra.errors import ConfigError
+from bpdemo.worked import run
+
+NAMED = """
+title = "2-2-1, the book's names"
+[network]
+sizes = [2, 2, 1]
+activations = ["sigmoid", "sigmoid"]
+loss = "half_sse"
+bias = false
+[init]
+weights = [[[0.1, 0.8], [0.4, 0.6]], [[0.3, 0.9]]]
+[train]
+lr = 1.0
+[data]
+inputs = [[0.35, 0.9]]
+targets = [[0.5]]
+[labels]
+inputs = ["x1", "x2"]
+hidden = [["y3", "y4"]]
+outputs = ["y5"]
+weights = [[["w13", "w23"], ["w14", "w24"]], [["w35", "w45"]]]
+"""
+WEIGHTS = ["w13", "w23", "w14", "w24", "w35", "w45"]
+NEURONS = ["y3", "y4", "y5"]
+
+
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+# By hand: the forward pass, δ = ∂E/∂z, and the gradients and updates the claims name.
+Y3, Y4 = sigmoid(0.1 * 0.35 + 0.8 * 0.9), sigmoid(0.4 * 0.35 + 0.6 * 0.9)
+Y5 = sigmoid(0.3 * Y3 + 0.9 * Y4)
+D5 = (Y5 - 0.5) * Y5 * (1 - Y5)
+D3 = D5 * 0.3 * Y3 * (1 - Y3)
+HAND = {
+    "output.y5": Y5,
+    "hidden.y3": Y3,
+    "hidden_pre.y4": 0.4 * 0.35 + 0.6 * 0.9,
+    "delta.y5": D5,
+    "delta.y3": D3,
+    "grad.w13": D3 * 0.35,
+    "grad.w45": D5 * Y4,
+    "param_before.w24": 0.6,
+    "param_after.w35": 0.3 - D5 * Y3,
+    "final.output.y5": None,  # checked against the canonical name below
+}
+
+
+def with_claims(names: list[str], digits: int = 12) -> str:
+    claims = "".join(
+        f'[[claims]]\nname = "{n}"\nvalue = 0\ntolerance = 1e-{digits}\n' for n in names
+    )
+    return NAMED + claims
+
+
+def test_claims_by_her_names_read_the_numbers_a_hand_computation_gives():
+    result = run(with_claims([n for n, v in HAND.items() if v is not None]))
+    for claim in result.audit:
+        assert claim.true_value == pytest.approx(HAND[claim.claim.quantity.name], abs=1e-12)
+
+
+def test_her_names_and_the_canonical_names_read_the_same_numbers():
+    pairs = [
+        ("output.y5", "output.0"),
+        ("hidden.y4", "hidden.1"),
+        ("delta.y3", "delta.layers.0[0]"),
+        ("grad.w23", "grad.layers.0.weight[0,1]"),
+        ("grad.w14", "grad.layers.0.weight[1,0]"),
+        ("param_after.w45", "param_after.layers.1.weight[0,1]"),
+        ("final.output.y5", "final.output.0"),
+        ("dloss.y5", "dloss.0"),
+    ]
+    result = run(with_claims([name for pair in pairs for name in pair]))
+    values = [claim.true_value for claim in result.audit]
+    assert values[0::2] == values[1::2]
+
+
+def test_every_line_of_the_walkthrough_names_its_neuron_or_weight():
+    text = run(NAMED).text()
+    lines = [line.strip() for line in text.splitlines()]
+    equations = [
+        line
+        for line in lines
+        if line.startswith(("z0[", "z1[", "δ", "∂L/∂a", "∂L/∂W0", "∂L/∂W1", "W0[", "W1["))
+    ]
+    assert len(equations) == 3 + 3 + 3 + 6 + 6  # z, ∂L/∂a, δ, ∂L/∂W, updates
+    for line in equations:
+        assert any(f"({name})" in line for name in NEURONS + WEIGHTS), line
+    for name in WEIGHTS:  # each weight in its gradient's line and in its update's
+        assert sum(f"({name})" in line for line in equations) == 2, name
+    assert "z1[0] (y5) = w35·y3 + w45·y4" in text  # the sums as the book writes them
+    assert "∂L/∂a0[0] (y3) = δ(y5)·w35" in text
+
+
+def test_every_row_of_the_audit_names_the_claim_as_written():
+    names = ["output.y5", "delta.y3", "grad.w13", "param_after.w35", "hidden.y4"]
+    table = run(with_claims(names, digits=3)).audit_table()
+    rows = [line for line in table.splitlines() if not line.startswith(" ")][-len(names) :]
+    for row, name in zip(rows, names, strict=True):
+        assert row.startswith(name), row
+
+
+def test_the_pictures_name_the_weights():
+    from matplotlib.text import Text
+
+    figure = run(NAMED).picture(phase="forward", edge_labels="all")
+    texts = [t.get_text() for t in figure.findobj(Text)]
+    for name in WEIGHTS:
+        assert any(text.startswith(f"{name} = ") for text in texts), name
+    for name in NEURONS:
+        assert name in texts
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("hidden.y5", "output neuron"),
+        ("output.y3", "hidden neuron"),
+        ("grad.y3", "names a neuron"),
+        ("delta.w13", "names a weight"),
+        ("output.x1", "names an input"),
+        ("grad.w99", "unknown quantity"),
+    ],
+)
+def test_a_name_in_the_wrong_place_is_refused_in_one_line(name, says):
+    with pytest.raises(ConfigError, match=says) as error:
+        run(with_claims([name]))
+    assert "\n" not in str(error.value)
+
+
+def test_a_name_given_twice_or_a_matrix_of_the_wrong_shape_is_refused():
+    twice = NAMED.replace('outputs = ["y5"]', 'outputs = ["y3"]')
+    with pytest.raises(ConfigError, match="names two things 'y3'"):
+        run(twice)
+    ragged = NAMED.replace('[["w35", "w45"]]]', '[["w35"]]]')
+    with pytest.raises(ConfigError, match=r"\[labels\] weights"):
+        run(ragged)
