@@ -310,9 +310,10 @@ class RunDir:
             writer.writerows(rows)
         return self.write_text(name, buffer.getvalue())
 
-    def save_figure(self, figure, name: str) -> Path:
+    def save_figure(self, figure, name: str, bbox_inches: Any = "tight") -> Path:
         """Save a matplotlib figure atomically, in the run's format (`name`'s suffix becomes it),
-        and close it."""
+        and close it. `bbox_inches`: the part of the figure saved, in inches (default: all it
+        draws); figures given the same box have the same size."""
         import matplotlib.pyplot as plt
 
         form = self.figures
@@ -322,7 +323,7 @@ class RunDir:
                 buffer,
                 format=form.format,
                 dpi=form.dpi,
-                bbox_inches="tight",
+                bbox_inches=bbox_inches,
                 metadata=_NO_DATE[form.format],
             )
         finally:

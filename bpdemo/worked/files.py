@@ -2,17 +2,31 @@
 
 trace.json holds every number of every kept step of each run, the claims and their verdicts;
 metrics.json the run's status, the agreement of the two models, the final losses and the count of
-claims by verdict; steps.csv one row per kept step.
+claims by verdict; steps.csv one row per kept step; walkthrough.txt the printed walk-through and
+walkthrough.md the same with LaTeX maths and the pictures (`bpdemo.worked.handout`). The pictures of
+one run share one canvas size.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import matplotlib
+
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DivergenceError
 from bpdemo.infra.outputs import RunDir
+from bpdemo.worked.handout import walkthrough_markdown
 from bpdemo.worked.picture import network_figure, picture_name, quiet_numerics
 from bpdemo.worked.result import WorkedResult
 from bpdemo.worked.schema import WorkedConfig
+
+if TYPE_CHECKING:
+    from matplotlib.transforms import Bbox
+
+# Text stays text, for slides and publishers: an SVG's as <text> elements, which Inkscape and
+# PowerPoint edit; a PDF's in embedded TrueType (Type 42) fonts, which publishers take (not Type 3).
+SLIDE_TEXT = {"svg.fonttype": "none", "pdf.fonttype": 42, "ps.fonttype": 42}
 
 
 def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -> None:
@@ -34,11 +48,30 @@ def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -
             for s in r.steps
         ),
     )
+    pictures: dict[str, str] = {}
     for run, standardised in zip(result.runs(), (False, True), strict=False):
-        for phase in dict.fromkeys(config.picture.phases) if run.steps else ():
-            with quiet_numerics():
-                figure = network_figure(run, phase=phase)
-                run_dir.save_figure(figure, picture_name(phase, standardised))
+        phases = list(dict.fromkeys(config.picture.phases)) if run.steps else []
+        with quiet_numerics():
+            figures = {phase: network_figure(run, phase=phase) for phase in phases}
+            # One canvas for every phase, so that the pictures do not jump between slides.
+            canvas = same_canvas(list(figures.values()))
+            for phase, figure in figures.items():
+                with matplotlib.rc_context(SLIDE_TEXT):
+                    path = run_dir.save_figure(figure, picture_name(phase, standardised), canvas)
+                if not standardised:
+                    pictures[phase] = path.name
+    run_dir.write_text("walkthrough.txt", result.text() + "\n")
+    run_dir.write_text("walkthrough.md", walkthrough_markdown(result, pictures))
+
+
+def same_canvas(figures: list) -> Bbox | None:
+    """The box, in inches, that holds everything each of `figures` draws (they share one size)."""
+    from matplotlib.transforms import Bbox
+
+    if not figures:
+        return None
+    boxes = [figure.get_tightbbox() for figure in figures]
+    return Bbox.union(boxes).padded(0.1)  # savefig's own pad around a tight box
 
 
 def raise_on_failure(result: WorkedResult, run_dir: RunDir) -> None:

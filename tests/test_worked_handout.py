@@ -1,0 +1,117 @@
+"""The handout a worked run writes to --out: walkthrough.txt, walkthrough.md (LaTeX maths that a
+Markdown library renders, every equation found), and pictures for slides: SVG text as <text>, PDF
+fonts embedded as TrueType (Type 42), one canvas size for every phase of an example."""
+
+import re
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from PIL import Image
+
+from bpdemo.worked import PHASES, run
+from demos.worked_example import main
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+PHASE_FILES = ["network", "network_forward", "network_backward", "network_update"]
+
+
+def written(tmp_path: Path, config: str, form: str = "png") -> Path:
+    out = tmp_path / f"{config}_{form}"
+    argv = ["--config", str(CONFIGS / f"{config}.toml"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--format", form]) == 0
+    return out
+
+
+def maths(markdown: str) -> list[str]:
+    """The LaTeX of every maths block and inline formula, as a Markdown renderer finds them."""
+    tokens = MarkdownIt("commonmark").use(dollarmath_plugin).parse(markdown)
+    found = []
+    for token in tokens:
+        if token.type.startswith("math"):
+            found.append(token.content.strip())
+        for child in token.children or []:
+            if child.type.startswith("math"):
+                found.append(child.content.strip())
+    return found
+
+
+def test_the_text_handout_is_the_printed_walkthrough(tmp_path):
+    out = written(tmp_path, "worked_321")
+    assert (out / "walkthrough.txt").read_text(encoding="utf-8") == run(
+        CONFIGS / "worked_321.toml"
+    ).text() + "\n"
+
+
+def test_the_markdown_handout_renders_with_every_equation(tmp_path):
+    out = written(tmp_path, "worked_321")
+    markdown = (out / "walkthrough.md").read_text(encoding="utf-8")
+    found = maths(markdown)
+    # The 3-2-1 example by hand: z0 = 0.5·1 + 0.1·2 + 0·3 + 0.2 = 0.9 (both hidden neurons),
+    # z1 = 0.3·0.9 + 0.3·0.9 + 0.1 = 0.64, L = ½(0.64 − 4)² = 5.6448, δ1 = −3.36, δ0 = 0.3·δ1.
+    delta1, delta0 = 0.64 - 4, 0.3 * (0.64 - 4)
+    grads = {
+        "W1[0,0]": delta1 * 0.9, "W1[0,1]": delta1 * 0.9, "b1[0]": delta1,
+        **{f"W0[{j},{i}]": delta0 * x for j in range(2) for i, x in enumerate([1, 2, 3])},
+        "b0[0]": delta0, "b0[1]": delta0,
+    }  # fmt: skip
+    before = {"W1[0,0]": 0.3, "W1[0,1]": 0.3, "b1[0]": 0.1, "b0[0]": 0.2, "b0[1]": 0.2}
+    before |= {f"W0[{j},{i}]": w for j in range(2) for i, w in enumerate([0.5, 0.1, 0.0])}
+    equations = 3 + 1 + 3 + 3 + len(grads) + len(grads)  # z, L, ∂L/∂a, δ, gradients, updates
+    assert len(found) == equations
+    assert sum("= 0.9;" in m for m in found if m.startswith("z0")) == 2
+    assert sum("= 0.64;" in m for m in found if m.startswith("z1")) == 1
+    assert any(m.startswith("L =") and m.endswith("= 5.6448") for m in found)
+    for name, grad in grads.items():
+        update = [m for m in found if m.startswith(name) and r"\leftarrow" in m]
+        assert len(update) == 1, name
+        assert update[0].endswith(f"= {before[name] - 0.1 * grad:.6g}"), update[0]
+        gradient = [m for m in found if m.startswith(rf"\partial L/\partial {name}")]
+        assert len(gradient) == 1 and f"= {grad:.6g}" in gradient[0], name
+    for formula in found:  # LaTeX, not unicode: ∂, δ, ·, ←, − and ½ are commands or ASCII
+        assert formula.isascii(), formula
+        assert formula.count("{") == formula.count("}")
+    for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
+        assert (out / picture).is_file()
+    html = MarkdownIt("commonmark").use(dollarmath_plugin).render(markdown)
+    assert html.count('class="math block"') == equations
+
+
+def test_svg_pictures_keep_their_text_as_text(tmp_path):
+    out = written(tmp_path, "worked_textbook", "svg")
+    svg = (out / "network_forward.svg").read_text(encoding="utf-8")
+    texts = re.findall(r"<text[^>]*>([^<]*)", svg)
+    assert any(text.startswith("w35 = 0.3") for text in texts)
+    assert "y5" in [text.strip() for text in texts]
+
+
+def test_pdf_pictures_embed_truetype_fonts(tmp_path):
+    out = written(tmp_path, "worked_textbook", "pdf")
+    pdf = (out / "network.pdf").read_bytes()
+    subtypes = set(re.findall(rb"/Subtype\s*/(\w+)", pdf))
+    assert b"Type3" not in subtypes  # Type 3 fonts: what some publishers refuse
+    assert b"CIDFontType2" in subtypes or b"TrueType" in subtypes  # Type 42: TrueType outlines
+    assert b"/FontFile2" in pdf  # embedded
+
+
+@pytest.mark.parametrize("config", ["worked_321", "worked_textbook"])
+def test_every_phase_picture_of_an_example_has_the_same_size(tmp_path, config):
+    out = written(tmp_path, config)
+    sizes = {Image.open(out / f"{name}.png").size for name in PHASE_FILES}
+    assert len(sizes) == 1, sizes
+
+
+def test_the_picture_labels_the_target_and_a_one_step_title_has_no_step():
+    from matplotlib.text import Text
+
+    result = run(CONFIGS / "worked_textbook.toml")
+    for phase in PHASES:
+        figure = result.picture(phase=phase)
+        texts = [t.get_text() for t in figure.findobj(Text)]
+        titles = [t for t in texts if t.startswith("A 2-2-1 sigmoid network without biases")]
+        assert titles and all("step" not in title for title in titles)
+        if phase in ("step", "forward"):
+            assert "target = 0.5" in texts
+    several = run(CONFIGS / "worked_textbook.toml", ["train.steps=2"]).picture(phase="step")
+    assert any(t.get_text().endswith(", step 1") for t in several.findobj(Text))
