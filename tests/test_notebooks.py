@@ -5,6 +5,7 @@ The kernel is this interpreter (`sys.executable`), named in a kernel spec made f
 a Jupyter installed elsewhere on the machine cannot run the notebooks with another Python.
 """
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,26 @@ def test_a_notebook_runs_top_to_bottom_and_is_committed_without_outputs(path, ke
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if one fails
     errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
     assert not errors
-    for cell in code:  # a cell that draws a picture shows it
-        if ".picture(" in cell.source:
-            shown = [out for out in cell.outputs if "image/png" in out.get("data", {})]
-            assert len(shown) == 1, cell.source
+    for cell in code:  # a cell that draws a picture shows it, once
+        shown = [out for out in cell.outputs if "image/png" in out.get("data", {})]
+        drawn = sum(cell.source.count(f"{call}(") for call in DRAWING_CALLS)
+        assert len(shown) == drawn, cell.source
+
+
+DRAWING_CALLS = (".picture", "loss_curves", "gradient_difference", "one_image_step")
+
+
+def test_a_notebooks_words_name_the_settings_its_next_cell_uses():
+    """Where a text cell names a setting its next code cell sets (`train.lr=...`), it names the
+    value the cell uses (it may offer others to try besides)."""
+    import re
+
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        for text, code in itertools.pairwise(cells):
+            if text.cell_type != "markdown" or code.cell_type != "code":
+                continue
+            said = {key for key, _ in re.findall(r"`(\w+\.\w+)=([^`]+)`", text.source)}
+            for key, value in re.findall(r'"(\w+\.\w+)=([^"]+)"', code.source):
+                if key in said:
+                    assert f"`{key}={value}`" in text.source, (path.name, key, value)

@@ -1,6 +1,7 @@
 """Figures, one module per subject. Every function returns a matplotlib Figure; `RunDir.save_figure`
-writes it. Outside a notebook the Agg backend is used, so nothing needs a screen; in a notebook the
-figures show inline as usual."""
+writes it. Outside a notebook the Agg backend is used, so nothing needs a screen. A figure is made
+as `Figure(...)`, not by pyplot, so pyplot holds no reference to it: in a notebook it shows once, as
+the value of the cell that returns it, and is freed when dropped."""
 
 import matplotlib
 

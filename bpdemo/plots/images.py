@@ -39,7 +39,8 @@ GRID_IMAGES, GRID_MISTAKES = 24, 12  # test images in the grid, and at most this
 def loss_and_accuracy(history: History, title: str, loss: str) -> Figure:
     """The loss (log scale; `loss` names it, a key of `bpdemo.functional.LOSSES`) and accuracy per
     epoch, train and test, of both models, drawn as `bpdemo.plots.training.draw_curves` draws them."""
-    figure, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(12, 4.6))
+    figure = Figure(figsize=(12, 4.6))
+    loss_ax, accuracy_ax = figure.subplots(1, 2)
     draw_curves(loss_ax, history, "loss")
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel(f"loss {LOSSES[loss].label} (log scale)")
@@ -72,7 +73,8 @@ def confusion(
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = max(4.5, 0.55 * len(classes) + 2.5)
-    figure, ax = plt.subplots(figsize=(size, size))
+    figure = Figure(figsize=(size, size))
+    ax = figure.subplots()
     ConfusionMatrixDisplay.from_predictions(
         true,
         predicted,
@@ -110,7 +112,8 @@ def image_grid(
     """
     count = len(pictures)
     rows = max(1, -(-count // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.55 * columns, 1.85 * rows + 0.6))
+    figure = Figure(figsize=(1.55 * columns, 1.85 * rows + 0.6))
+    axes = figure.subplots(rows, columns)
     axes = np.atleast_1d(axes).ravel()
     for k, ax in enumerate(axes):
         if k >= count:
@@ -147,9 +150,8 @@ def one_image_step(
         picture: (H, W) or (H, W, 3) in [0, 1].
         before, after: (K,) softmax probabilities.
     """
-    figure, (image_ax, bars_ax) = plt.subplots(
-        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 2.6]}
-    )
+    figure = Figure(figsize=(11, 4.2))
+    image_ax, bars_ax = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.6]})
     _show(image_ax, picture)
     image_ax.set_title(f"true class: {classes[true_class]}")
     positions = np.arange(len(classes))

@@ -22,7 +22,8 @@ def loss_curves(
 
     `metric` is `loss` or any metric name the training loop recorded (e.g. `accuracy`).
     """
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    ax = figure.subplots()
     draw_curves(ax, history, metric)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -72,7 +73,8 @@ def gradient_difference(history: History, tolerance: float, dtype: str) -> Figur
     below the smallest non-zero difference (1e-20 if every difference is 0), the absolute series on a
     floor of its own a little lower, so that neither line hides the other; the legend counts them.
     """
-    figure, ax = plt.subplots(figsize=(7, 4.8))
+    figure = Figure(figsize=(7, 4.8))
+    ax = figure.subplots()
     steps = np.array([r.step for r in history.steps])
     keys = ("max_rel_grad_diff", "max_abs_grad_diff", "drift_max_rel_grad_diff")
     series = {key: np.array([getattr(r, key) for r in history.steps]) for key in keys}
@@ -132,7 +134,8 @@ def layer_gradient_norms(history: History, title: str = "Gradient norm of each l
     Every step is drawn faintly (mini-batches make it noisy); over it, a running mean over about 2 %
     of the run, per model, so the layers' trends read apart.
     """
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    ax = figure.subplots()
     steps = [r.step for r in history.steps]
     window = max(1, len(steps) // 50)
     names = [n for n in history.steps[0].grad_norm_manual if n.endswith(".weight")]
