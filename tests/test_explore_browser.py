@@ -209,12 +209,18 @@ def test_stepping_through_the_321_example_shows_the_numbers_of_trace_json(
     wait_for(browser, lambda: step_shown(browser) == 1, "Shift+← did not go back a step")
 
     # the claims and their verdicts, as trace.json lists them
+    header = [cell.text for cell in browser.find_elements("css selector", "#claims th")]
     rows = browser.find_elements("css selector", "#claims tr")[1:]
     assert len(rows) == len(trace["claims"])
+    verdict = {True: "agrees", False: "WRONG", None: "–"}
     for row, claim in zip(rows, trace["claims"], strict=True):
-        cells = [cell.text for cell in row.find_elements("tag name", "td")]
-        assert cells[1] == claim["name"]
-        assert cells[-1] == {True: "agrees", False: "WRONG", None: "–"}[claim["agrees"]]
+        cells = dict(
+            zip(header, (c.text for c in row.find_elements("tag name", "td")), strict=True)
+        )
+        assert cells["quantity"] == claim["name"]
+        assert cells["claim vs backprop"] == verdict[claim["agrees"]]
+        assert cells["claim vs formula"] == verdict[claim["formula_agrees"]]
+        assert cells["why"] == "; ".join(claim["diagnosis"])
     rows[4].click()  # grad.layers.1.weight[0,0]: highlighted in the backward phase
     wait_for(
         browser,

@@ -171,3 +171,13 @@ def test_the_printed_audit_names_the_slip_under_its_claim(capsys):
     assert lines[row + 1].strip() == f"why: {SLIPS['wrong_sign_update']}"
     agreeing = next(i for i, line in enumerate(lines) if line.startswith("output.y5"))
     assert "why:" not in lines[agreeing + 1] and "why:" not in lines[agreeing + 2]
+
+
+def test_a_claim_far_from_a_huge_value_is_diagnosed_without_failing():
+    # the 3-2-1 example with a learning rate of 1e35: its updated weights are near 1e34
+    text = (
+        (CONFIGS / "worked_321.toml").read_text(encoding="utf-8").replace("lr = 0.1 ", "lr = 1e35")
+    )
+    result = run(text)
+    assert result.metrics()["claims"]["wrong"] == len(result.audit)
+    assert all(isinstance(claim.diagnosis, list) for claim in result.audit)

@@ -20,6 +20,7 @@ from typing import Any
 from torch import Tensor
 
 from bpdemo.equations import a_name, edge_mark, factor, fmt, parameter_symbol
+from bpdemo.plots.network import short
 from bpdemo.worked import StepValues, WorkedRun
 from bpdemo.worked.walkthrough import step_equations
 
@@ -80,9 +81,11 @@ class StepView:
     # -- forward -----------------------------------------------------------------------------------
     def input_item(self, unit: int) -> dict[str, Any]:
         x = float(self.example.inputs[self.s, unit])
+        names = self.labels.inputs
+        name = names[unit] if names else f"x[{unit}]"  # "x 1" would read as an index
         return {
             "title": self.neuron_name(0, unit),
-            "show": [f"x {fmt(x)}"],
+            "show": [f"{name} = {short(x)}"],
             "values": {"x": x},
             "lines": [f"x[{unit}] = {fmt(x)} (sample {self.s}), an input: nothing to compute"],
             "compare": [],
@@ -95,7 +98,7 @@ class StepView:
         z, a = equation.values["z"], equation.values["a"]
         return {
             "title": self.neuron_name(layer + 1, unit) + f", {self.spec.activations[layer]}",
-            "show": [f"z {fmt(z)}", f"a {fmt(a)}"],
+            "show": [f"z {short(z)}", f"a {short(a)}"],  # short, to fit the circle
             "values": {"z": z, "a": a},
             "lines": [equation.text],
             "compare": [
@@ -113,9 +116,10 @@ class StepView:
         before, grad = float(v.params_before[name][index]), float(v.grads[name][index])
         after = float(v.params_after[name][index])
         symbol = parameter_symbol(name, index)
-        item: dict[str, Any] = {"title": where}
+        label = self.equations.parameter_label(name, index).strip(" ()")
+        item: dict[str, Any] = {"title": where + (f" ({label})" if label else "")}
         if phase in ("forward", "loss"):
-            item["show"] = [fmt(before)]
+            item["show"] = [f"{label} = {fmt(before)}" if label else fmt(before)]
             item["values"] = {"value": before}
             # autograd's step starts from this very value: there is nothing to compare
             item["lines"] = [
@@ -132,14 +136,14 @@ class StepView:
                     "value": before,
                 }
         elif phase == "backward":
-            item["title"] = f"∂L/∂{symbol} ({where})"
-            item["show"] = [fmt(grad)]
+            item["title"] = f"∂L/∂{symbol} ({where}{', ' + label if label else ''})"
+            item["show"] = [f"∂L/∂{label} = {fmt(grad)}" if label else fmt(grad)]
             item["values"] = {"grad": grad}
             item["lines"] = self.gradient_lines(layer, kind, index)
             item["paths"] = self.gradient_paths(layer, index)
             item["compare"] = [row(f"∂L/∂{symbol}", grad, self.twin_value("grads", name, index))]
         else:
-            item["show"] = [f"{fmt(before)} → {fmt(after)}"]
+            item["show"] = [f"{label}: " * bool(label) + f"{fmt(before)} → {fmt(after)}"]
             item["values"] = {"before": before, "after": after}
             item["lines"] = [self.equations.update(name, index).text]
             item["compare"] = [
@@ -168,12 +172,12 @@ class StepView:
         if v.probabilities is not None:
             p = float(v.probabilities[s, unit])
             hit = int(targets[s]) == unit
-            item["show"] = [f"z {fmt(output)}", f"p {fmt(p)}" + (" ← class" if hit else "")]
+            item["show"] = [f"z {short(output)}", f"p {short(p)}" + (" ← class" if hit else "")]
             item["values"] = {**item["values"], "p": p}
             item["edit"] = {"what": "target", "row": s, "column": 0, "value": int(targets[s])}
         else:
             y = float(targets[s, unit])
-            item["show"] = [f"ŷ {fmt(output)}", f"y {fmt(y)}"]
+            item["show"] = [f"ŷ {short(output)}", f"y {short(y)}"]
             item["values"] = {**item["values"], "y": y}
             item["lines"].append(f"target y[{unit}] = {fmt(y)} (sample {s})")
             item["edit"] = {"what": "target", "row": s, "column": unit, "value": y}
@@ -186,7 +190,10 @@ class StepView:
         delta = self.equations.delta(layer, unit, s)
         return {
             "title": self.neuron_name(layer + 1, unit) + " — backward",
-            "show": [f"∂L/∂a {fmt(grad_a.values['grad_a'])}", f"δ {fmt(delta.values['delta'])}"],
+            "show": [
+                f"∂L/∂a {short(grad_a.values['grad_a'])}",
+                f"δ {short(delta.values['delta'])}",
+            ],
             "values": {"grad_a": grad_a.values["grad_a"], "delta": delta.values["delta"]},
             "lines": [grad_a.text, delta.text],
             "compare": [
@@ -260,7 +267,8 @@ class StepView:
             for j in range(out):
                 for i in range(into):
                     yield f"w{layer}_{j}_{i}", f"layers.{layer}.weight", (j, i)
-                yield f"b{layer}_{j}", f"layers.{layer}.bias", (j,)
+                if self.spec.bias:
+                    yield f"b{layer}_{j}", f"layers.{layer}.bias", (j,)
 
     def phases(self) -> dict[str, dict[str, Any]]:
         sizes = self.spec.sizes

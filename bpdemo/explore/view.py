@@ -24,12 +24,14 @@ from bpdemo.worked import (
     parse_quantity,
     step_dict,
 )
+from bpdemo.worked.names import Names
 
 
-def claim_target(name: str, spec: MLPSpec) -> dict[str, Any] | None:
-    """Where a claim's quantity is drawn: the element and the phase that show it."""
+def claim_target(name: str, spec: MLPSpec, names: Names | None = None) -> dict[str, Any] | None:
+    """Where a claim's quantity is drawn: the element and the phase that show it (`names`: the
+    example's [labels], which claims may use)."""
     try:
-        quantity = parse_quantity(name, spec)
+        quantity = parse_quantity(name, spec, names)
     except ValueError:
         return None
     kind, layer, index = quantity.kind, quantity.layer, quantity.index
@@ -45,8 +47,9 @@ def claim_target(name: str, spec: MLPSpec) -> dict[str, Any] | None:
     return {"element": element, "phase": phase}
 
 
-def claim_row(result: ClaimResult, spec: MLPSpec) -> dict[str, Any]:
-    """A claim as trace.json holds it, where it is drawn, and its numbers as the audit prints them."""
+def claim_row(result: ClaimResult, spec: MLPSpec, names: Names | None = None) -> dict[str, Any]:
+    """A claim as trace.json holds it (its diagnosis too), where it is drawn, and its numbers as
+    the audit prints them."""
     claim = result.claim
     digits = max(6, claim.significant_digits + 2)  # two more than written, so a difference shows
 
@@ -56,7 +59,7 @@ def claim_row(result: ClaimResult, spec: MLPSpec) -> dict[str, Any]:
     formula, true = claim.formula_value, result.true_value
     return {
         **result.as_dict(),
-        "target": claim_target(claim.quantity.name, spec),
+        "target": claim_target(claim.quantity.name, spec, names),
         "text": {
             "formula_value": "–" if formula is None else fmt(formula, digits),
             "true_value": "not reached" if true is None else fmt(true, digits),
@@ -109,6 +112,7 @@ def worked_view(
             "loss_formula": LOSSES[spec.loss].formula,
             "dtype": str(spec.dtype).removeprefix("torch."),
             "labels": config.labels.model_dump(),
+            "bias": spec.bias,
         },
         "lr": optimizer.lr,
         "update_rule": update_rule(optimizer),
@@ -132,7 +136,7 @@ def worked_view(
             for phase in PAGE_PHASES
         },
         "edited": edited,
-        "claims": [claim_row(claim, spec) for claim in claims],
+        "claims": [claim_row(claim, spec, example.names) for claim in claims],
         "claims_legend": AUDIT_LEGEND,
         "claims_note": CLAIMS_NOTE if edited and claims else "",
     }

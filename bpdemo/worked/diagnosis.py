@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 
 import torch
 
@@ -153,7 +153,11 @@ def _written(claim: Claim) -> Decimal:
 
 
 def _at(value: float, exponent: int, rounding: str = ROUND_HALF_EVEN) -> Decimal:
-    return Decimal(repr(value)).quantize(Decimal(1).scaleb(exponent), rounding=rounding)
+    """`value` rounded (or cut off) to a multiple of 10**exponent, however many digits that takes."""
+    exact = Decimal(repr(value))
+    with localcontext() as context:
+        context.prec = max(28, exact.adjusted() - exponent + 3)
+        return exact.quantize(Decimal(1).scaleb(exponent), rounding=rounding)
 
 
 def _truncated(claim: Claim, true_value: float) -> bool:

@@ -35,10 +35,11 @@ function drawNetwork(view) {
         g.append(el("svg:line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: "edge" }));
         g.append(el("svg:line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: "hit" }));
         edges.append(g);
-        // far enough from the source neuron that a "before → after" label clears its circle
-        const t = 0.42, x = a.x + t * (b.x - a.x), y = a.y + t * (b.y - a.y);
-        const label = el("svg:text", { x, y: y - 3, class: "wlabel", "data-for": id });
-        if (crowded) label.setAttribute("visibility", "hidden");
+        // placed once its text is known (placeLabels), clear of every neuron
+        const label = el("svg:text", {
+          class: "wlabel", "data-for": id, "data-x1": a.x, "data-y1": a.y, "data-x2": b.x, "data-y2": b.y,
+        });
+        if (crowded) label.dataset.crowded = "true";
         labels.append(label);
       }
     }
@@ -55,7 +56,7 @@ function drawNetwork(view) {
       g.append(el("svg:text", { x: p.x, y: p.y - 4, class: "line0" }));
       g.append(el("svg:text", { x: p.x, y: p.y + 12, class: "line1" }));
       nodes.append(g);
-      if (depth > 0) {
+      if (depth > 0 && view.network.bias !== false) {  // a network without biases draws none
         const bid = `b${depth - 1}_${j}`;
         const b = el("svg:g", { id: `el-${bid}`, class: "element bias", "data-id": bid });
         b.append(el("svg:rect", { x: p.x - 45, y: p.y + 46, width: 90, height: 18, rx: 4 }));
@@ -69,9 +70,85 @@ function drawNetwork(view) {
   loss.append(el("svg:rect", { x: out.x + 70, y: out.y - 22, width: 130, height: 44, rx: 6 }));
   loss.append(el("svg:text", { x: out.x + 135, y: out.y + 5, class: "line0" }));
   nodes.append(loss);
-  svg.append(edges, labels, nodes);
+  svg.append(edges, nodes, labels);  // the labels above the lines and the neurons
   svg.querySelectorAll(".element").forEach((node) =>
     node.addEventListener("click", () => select(node.dataset.id)));
+}
+
+// -- the numbers fit their places ---------------------------------------------------------------
+const NEURON_RADIUS = 42, TEXT_SIZE = 11.5, SMALLEST_TEXT = 7;
+
+function fitNeuronTexts() {
+  // Each line of a neuron inside its circle: at the line's height the circle is 2·√(r² − dy²) wide;
+  // a longer text is set smaller, and squeezed if even the smallest size is too wide (1e+145).
+  document.querySelectorAll("#network .neuron").forEach((g) => {
+    const circle = g.querySelector("circle");
+    const cy = Number(circle.getAttribute("cy"));
+    g.querySelectorAll("text").forEach((t) => {
+      t.style.fontSize = "";
+      t.removeAttribute("textLength");
+      t.removeAttribute("lengthAdjust");
+      if (!t.textContent) return;
+      const dy = Math.abs(Number(t.getAttribute("y")) - cy) + TEXT_SIZE * 0.6;
+      const room = 2 * Math.sqrt(Math.max(NEURON_RADIUS ** 2 - dy ** 2, 0)) - 8;
+      const width = t.getComputedTextLength();
+      if (width <= room) return;
+      const size = Math.max(SMALLEST_TEXT, TEXT_SIZE * room / width);
+      t.style.fontSize = `${size}px`;
+      if (t.getComputedTextLength() > room) {
+        t.setAttribute("textLength", room);
+        t.setAttribute("lengthAdjust", "spacingAndGlyphs");
+      }
+    });
+  });
+}
+
+function fitBiasTexts() {
+  // A bias's text inside its box, set smaller or squeezed as a neuron's is.
+  document.querySelectorAll("#network .bias").forEach((g) => {
+    const t = g.querySelector("text"), room = Number(g.querySelector("rect").getAttribute("width")) - 6;
+    t.style.fontSize = "";
+    t.removeAttribute("textLength");
+    t.removeAttribute("lengthAdjust");
+    if (!t.textContent || t.getComputedTextLength() <= room) return;
+    t.style.fontSize = `${Math.max(SMALLEST_TEXT, TEXT_SIZE * room / t.getComputedTextLength())}px`;
+    if (t.getComputedTextLength() > room) {
+      t.setAttribute("textLength", room);
+      t.setAttribute("lengthAdjust", "spacingAndGlyphs");
+    }
+  });
+}
+
+function overlaps(a, b, gap = 0) {
+  return a.x < b.x + b.width + gap && b.x < a.x + a.width + gap &&
+    a.y < b.y + b.height + gap && b.y < a.y + a.height + gap;
+}
+
+function placeLabels() {
+  // Each weight's label on its edge, where it covers no neuron, no box and no other label: tried
+  // from the middle of the edge outwards, just above it, then just below; left out where none is
+  // free (its number is in the detail panel), and in a crowded layer gap.
+  const svg = $("network");
+  const blocked = [...svg.querySelectorAll(".neuron circle, .bias rect, .loss rect, text.name")]
+    .map((node) => node.getBBox());
+  const taken = [];
+  const spots = [0.5, 0.42, 0.58, 0.34, 0.66, 0.27, 0.73, 0.2, 0.8];
+  svg.querySelectorAll("text.wlabel").forEach((label) => {
+    label.setAttribute("visibility", "hidden");
+    if (label.dataset.crowded || !label.textContent) return;
+    const [x1, y1, x2, y2] = ["x1", "y1", "x2", "y2"].map((k) => Number(label.dataset[k]));
+    for (const t of spots) {
+      for (const shift of [-4, 13]) {
+        label.setAttribute("x", x1 + t * (x2 - x1));
+        label.setAttribute("y", y1 + t * (y2 - y1) + shift);
+        const box = label.getBBox();
+        if (blocked.some((b) => overlaps(box, b, 2)) || taken.some((b) => overlaps(box, b, 1))) continue;
+        label.setAttribute("visibility", "visible");
+        taken.push(box);
+        return;
+      }
+    }
+  });
 }
 
 function setValues(node, values) {
@@ -96,6 +173,9 @@ function renderWorked() {
     // the server marks each weight's edge; one meaning per mark, the pictures' own (see the legend)
     if (item.mark) node.dataset.mark = item.mark;
   }
+  fitNeuronTexts();
+  fitBiasTexts();
+  placeLabels();
   $("network").dataset.phase = state.phase;
   renderLegend(view.legend[state.phase]);
   $("w-title").textContent = view.title;
@@ -185,11 +265,16 @@ function renderClaims() {
   $("claims-legend").textContent = view.claims.length ? view.claims_legend : "This example states no claims.";
   $("claims-note").textContent = view.claims_note;
   $("claims-note").hidden = !view.claims_note;
-  fillTable($("claims"), ["step", "quantity", "claimed", "source's formula", "formula gives", "backprop gives", "verdict"],
-    view.claims.map((c) => {
-      const verdict = el("td", { class: c.agrees === false ? "wrong" : c.agrees ? "agrees" : "" }, c.text.verdict);
-      return [String(c.step), c.name, c.written, c.formula || "–", c.text.formula_value, c.text.true_value, verdict];
-    }));
+  // the audit's two verdicts: the claim against backpropagation, and against the source's formula;
+  // under a wrong claim, the slips that reproduce it
+  const verdictCell = (agrees, text) =>
+    el("td", { class: agrees === false ? "wrong" : agrees ? "agrees" : "" }, text);
+  fillTable($("claims"), ["step", "quantity", "claimed", "source's formula", "formula gives",
+    "backprop gives", "claim vs backprop", "claim vs formula", "why"],
+  view.claims.map((c) => [String(c.step), c.name, c.written, c.formula || "–", c.text.formula_value,
+    c.text.true_value, verdictCell(c.agrees, c.text.verdict),
+    verdictCell(c.formula_agrees, c.text.formula_verdict),
+    el("td", { class: "why" }, (c.diagnosis || []).join("; ") || "")]));
   Array.from($("claims").rows).slice(1).forEach((tr, k) =>
     tr.addEventListener("click", () => showClaim(view.claims[k])));
 }
