@@ -164,8 +164,9 @@ def test_the_textbook_example_has_every_wrong_claim_diagnosed(tmp_path):
     assert counts["diagnosed"] == len(wrong) and counts["undiagnosed"] == 0
 
 
-def test_the_printed_audit_names_the_slip_under_its_claim(capsys):
-    assert main(["--config", str(CONFIGS / "worked_textbook.toml")]) == 0
+def test_the_printed_audit_names_the_slip_under_its_claim(capsys, tmp_path):
+    argv = ["--config", str(CONFIGS / "worked_textbook.toml"), "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith("param_after.w45"))
     assert lines[row + 1].strip() == f"why: {SLIPS['wrong_sign_update']}"
