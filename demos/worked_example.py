@@ -6,7 +6,8 @@ Prints the walk-through (every z and a, the loss, each gradient by the chain rul
 audit of the source's claims, and writes trace.json, metrics.json, steps.csv, config.toml and the
 network pictures of step `[picture] step`: network.png (values and gradients), network_forward.png,
 network_backward.png and network_update.png (and network_standardised*.png when the config asks for
-standardised inputs). The library side is `bpdemo.worked` (also usable from Python: `run`); the
+standardised inputs), and the walk-through as a handout: walkthrough.txt and walkthrough.md (LaTeX
+maths, the pictures linked). The library side is `bpdemo.worked` (also usable from Python: `run`); the
 picture is `bpdemo.plots.network`.
 """
 
@@ -36,6 +37,8 @@ examples:
   python -m demos.worked_example --config worked_house     the house example, raw vs standardised
   python -m demos.worked_example --config worked_image     the dog image example, softmax
   python -m demos.worked_example --config worked_xor       XOR, a textbook's rounded figures audited
+  python -m demos.worked_example --config worked_textbook  no biases, a book's names and signs, and
+                                                           the slip behind each wrong claim
   python -m demos.worked_example --steps 20 --set train.lr=0.02
   python -m demos.worked_example --config worked_template --write-config mine.toml
                                                            a commented template, to edit into your own

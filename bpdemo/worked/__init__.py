@@ -12,15 +12,18 @@ One module a concern:
     schema       the config sections, their limits, and `load`
     formula      the arithmetic a source writes beside its numbers, evaluated safely
     claims       the quantities claims name (`parse_quantity`), their tolerances (`Claim`)
+    names        a source's own names for neurons and parameters ([labels]), both ways (`Names`)
     example      `WorkedExample`: the config checked against itself, and its standardised twin
     trace        `run_example`: every number of every step, each step checked against autograd's
                  step from the same parameters
     audit        each claim against backpropagation (`audit_claims`, `audit_table`)
+    diagnosis    why a claim disagrees: the slips sources make, tried on the true numbers (`diagnose`)
     walkthrough  the printed walk-through (`Walkthrough`, `scale_comparison`) of the equations of
                  `bpdemo.equations`, which the explorer renders too
     picture      the numbers of one step, sample and phase for the network picture
     result       `run` -> `WorkedResult`: the runs, the audit, the text, the trace, the pictures
-    files        trace.json, metrics.json, steps.csv and the network pictures
+    handout      the walk-through as walkthrough.md, its equations in LaTeX (`walkthrough_markdown`)
+    files        trace.json, metrics.json, steps.csv, the network pictures and the handout
 """
 
 from bpdemo.equations import factor, fmt
@@ -34,6 +37,7 @@ from bpdemo.worked.claims import (
     parse_quantity,
     rounding_tolerance,
 )
+from bpdemo.worked.diagnosis import SLIPS, diagnose
 from bpdemo.worked.example import WorkedExample
 from bpdemo.worked.files import raise_on_failure, write_outputs
 from bpdemo.worked.formula import (
@@ -42,6 +46,8 @@ from bpdemo.worked.formula import (
     FormulaError,
     evaluate_formula,
 )
+from bpdemo.worked.handout import latex, walkthrough_markdown
+from bpdemo.worked.names import Names
 from bpdemo.worked.picture import network_figure, picture_name, picture_state
 from bpdemo.worked.result import (
     WorkedResult,
@@ -55,6 +61,7 @@ from bpdemo.worked.result import (
 from bpdemo.worked.schema import (
     PHASES,
     ClaimSection,
+    ConventionsSection,
     InitSection,
     LabelsSection,
     NetworkSection,
@@ -75,14 +82,17 @@ __all__ = [
     "FORMULA_FUNCTIONS",
     "MAX_FORMULA_LENGTH",
     "PHASES",
+    "SLIPS",
     "TABLE_WIDTH",
     "Claim",
     "ClaimResult",
     "ClaimSection",
+    "ConventionsSection",
     "FormulaError",
     "ForwardValues",
     "InitSection",
     "LabelsSection",
+    "Names",
     "NetworkSection",
     "PictureSection",
     "Quantity",
@@ -100,10 +110,12 @@ __all__ = [
     "audit_claims",
     "audit_table",
     "claimed_number",
+    "diagnose",
     "digits_tolerance",
     "evaluate_formula",
     "factor",
     "fmt",
+    "latex",
     "load",
     "load_worked_config",
     "metrics_dict",
@@ -120,5 +132,6 @@ __all__ = [
     "scale_comparison",
     "step_dict",
     "trace_dict",
+    "walkthrough_markdown",
     "write_outputs",
 ]
