@@ -144,3 +144,30 @@ def test_a_name_given_twice_or_a_matrix_of_the_wrong_shape_is_refused():
     ragged = NAMED.replace('[["w35", "w45"]]]', '[["w35"]]]')
     with pytest.raises(ConfigError, match=r"\[labels\] weights"):
         run(ragged)
+
+
+def test_biases_by_name_in_claims_and_pictures():
+    from matplotlib.text import Text
+
+    biased = NAMED.replace("bias = false\n", "").replace(
+        "[labels]", '[labels]\nbiases = [["b3", "b4"], ["b5"]]'
+    )
+    result = run(biased + '[[claims]]\nname = "grad.b5"\nvalue = 0\ntolerance = 1e-12\n')
+    (claim,) = result.audit
+    assert claim.true_value == pytest.approx(D5, abs=1e-12)  # ∂E/∂b5 = δ5 (zero biases: same net)
+    assert "∂L/∂b1[0] (b5) = δ1[0]" in result.text()
+    texts = [t.get_text() for t in result.picture(phase="forward").findobj(Text)]
+    assert "b5 = 0" in texts
+
+
+def test_the_explorer_finds_a_claim_by_its_name():
+    from bpdemo.explore.view import claim_target
+    from bpdemo.worked import WorkedExample, load
+
+    example = WorkedExample.from_config(load(NAMED))
+    target = claim_target("param_after.w35", example.spec, example.names)
+    assert target == {"element": "w1_0_0", "phase": "update"}
+    assert claim_target("delta.y3", example.spec, example.names) == {
+        "element": "n1_0",
+        "phase": "backward",
+    }

@@ -90,6 +90,7 @@ class NetworkState:
     biases_after: list[np.ndarray] | None = None
     biases_trained: bool = True
     weight_labels: list[list[list[str]]] | None = None  # a source's names, (out, in) per layer
+    bias_labels: list[list[str]] | None = None  # and its biases', one list per layer
     bias: bool = True  # False: layers without biases (`biases` then holds zeros, never drawn)
     loss_after: float | None = None  # the loss after the update, when known
     edge_labels: str = "auto"  # auto, all or none
@@ -121,9 +122,10 @@ def _neuron_text(state: NetworkState, layer: int, j: int) -> str:
         if not state.bias:
             return ""
         before = float(state.biases[layer - 1][j])
+        b = _bias_name(state, layer, j)
         if not state.biases_trained:
-            return f"b = {short(before)}\n(held fixed)"
-        return f"b = {short(before)}\n→ {short(float(state.biases_after[layer - 1][j]))}"
+            return f"{b} = {short(before)}\n(held fixed)"
+        return f"{b} = {short(before)}\n→ {short(float(state.biases_after[layer - 1][j]))}"
     z, a = float(state.pre_activations[layer - 1][j]), float(state.activations[layer - 1][j])
     return f"z = {short(z)}\na = {short(a)}"
 
@@ -132,14 +134,22 @@ def _below_text(state: NetworkState, layer: int, j: int) -> str:
     """Under neuron j of `layer` (> 0): its bias and its gradient; in the backward picture dL/da,
     which times f'(z) gives the delta written inside (BP1, BP2)."""
     b, gb = float(state.biases[layer - 1][j]), float(state.grad_biases[layer - 1][j])
+    name = _bias_name(state, layer, j)
     if state.phase == "backward":
         grad_a = float(state.grad_activations[layer - 1][j])
-        return f"∂L/∂a = {short(grad_a)}" + (f"\n∂L/∂b = {short(gb)}" if state.bias else "")
+        return f"∂L/∂a = {short(grad_a)}" + (f"\n∂L/∂{name} = {short(gb)}" if state.bias else "")
     if not state.bias:
         return ""
-    return {"step": f"b = {short(b)}\n∂L/∂b = {short(gb)}", "forward": f"b = {short(b)}"}.get(
-        state.phase, ""
-    )
+    texts = {
+        "step": f"{name} = {short(b)}\n∂L/∂{name} = {short(gb)}",
+        "forward": f"{name} = {short(b)}",
+    }
+    return texts.get(state.phase, "")
+
+
+def _bias_name(state: NetworkState, layer: int, j: int) -> str:
+    """The source's name of the bias of neuron j of `layer` (> 0), or b."""
+    return state.bias_labels[layer - 1][j] if state.bias_labels else "b"
 
 
 def _edge_value(state: NetworkState, layer: int) -> np.ndarray:

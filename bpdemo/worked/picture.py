@@ -141,6 +141,7 @@ def picture_state(
         biases_trained=example.optimizer.train_biases,
         bias=spec.bias,
         weight_labels=config.labels.weights,
+        bias_labels=config.labels.biases,
         loss_after=None if after is None else after.loss,
         edge_labels=config.picture.edge_labels if edge_labels is None else edge_labels,
         learning_rate=fmt(example.optimizer.lr),

@@ -81,6 +81,7 @@ def run_dict(run: WorkedRun) -> dict[str, Any]:
             "activations": spec.activations,
             "loss": spec.loss,
             "dtype": str(spec.dtype).removeprefix("torch."),
+            "bias": spec.bias,
         },
         "inputs": _nested(run.example.inputs),
         "targets": _nested(run.example.targets),
@@ -188,6 +189,8 @@ def trace_dict(result: WorkedResult) -> dict[str, Any]:
     trace = run_dict(result.run)
     trace["title"] = result.run.example.config.title
     trace["source"] = result.run.example.config.source
+    # the signs the claims are written and judged in ([conventions])
+    trace["conventions"] = result.run.example.config.conventions.model_dump()
     trace["claims"] = [claim.as_dict() for claim in result.audit]
     trace["claims_tolerance"] = AUDIT_LEGEND
     if result.standardised is not None:
