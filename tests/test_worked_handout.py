@@ -24,17 +24,24 @@ def written(tmp_path: Path, config: str, form: str = "png") -> Path:
     return out
 
 
-def maths(markdown: str) -> list[str]:
-    """The LaTeX of every maths block and inline formula, as a Markdown renderer finds them."""
+def maths(markdown: str, kind: str = "math_block") -> list[str]:
+    """The LaTeX of every display formula (or, with kind "math_inline", inline formula), as a
+    Markdown renderer finds them."""
     tokens = MarkdownIt("commonmark").use(dollarmath_plugin).parse(markdown)
     found = []
     for token in tokens:
-        if token.type.startswith("math"):
-            found.append(token.content.strip())
-        for child in token.children or []:
-            if child.type.startswith("math"):
-                found.append(child.content.strip())
+        for node in [token, *(token.children or [])]:
+            if node.type == kind:
+                found.append(node.content.strip())
     return found
+
+
+def prose_of(markdown: str) -> str:
+    """What a renderer shows as text: every inline child that is neither maths nor code."""
+    tokens = MarkdownIt("commonmark").use(dollarmath_plugin).parse(markdown)
+    return " ".join(
+        child.content for token in tokens for child in token.children or [] if child.type == "text"
+    )
 
 
 def test_the_text_handout_is_the_printed_walkthrough(tmp_path):
@@ -74,6 +81,10 @@ def test_the_markdown_handout_renders_with_every_equation(tmp_path):
         assert formula.count("{") == formula.count("}")
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (out / picture).is_file()
+    # The sentences keep their maths as inline LaTeX too: no ∂, δ, ½ or · as unicode outside code.
+    inline = maths(markdown, "math_inline")
+    assert r"\partial L/\partial z" in inline and all(formula.isascii() for formula in inline)
+    assert not set("∂δΣ←−·½²ŷ") & set(prose_of(markdown))
     html = MarkdownIt("commonmark").use(dollarmath_plugin).render(markdown)
     assert html.count('class="math block"') == equations
 

@@ -78,6 +78,26 @@ def latex(text: str) -> str:
     return re.sub(r" {2,}", " ", "".join(parts)).strip()
 
 
+MATH_SIGNS = "∂δσΣ←→−·½²√×≤≥≈±ŷ"  # a word with one of these is maths, even in a sentence
+_MATH_WORD = re.compile(rf"[^\s,;]*[{MATH_SIGNS}][^\s,;]*")
+
+
+def prose(text: str) -> str:
+    """A sentence of the walk-through for Markdown: each word that holds maths (δ0, ∂L/∂z0,
+    ½·sum((ŷ-y)²)) as inline LaTeX, so that the file needs no unicode maths font."""
+
+    def inline(match: re.Match) -> str:
+        # Parentheses of the sentence around the word stay outside its maths.
+        head, core, tail = "", match[0], ""
+        while core.startswith("(") and core.count("(") > core.count(")"):
+            head, core = head + "(", core[1:]
+        while core.endswith(")") and core.count(")") > core.count("("):
+            core, tail = core[:-1], ")" + tail
+        return f"{head}${latex(core)}${tail}"
+
+    return _MATH_WORD.sub(inline, text)
+
+
 def is_equation(line: str) -> bool:
     """Whether a line of a pass is one of its equations (not a heading, an input or a note)."""
     text = line.strip()
@@ -107,7 +127,7 @@ def walkthrough_markdown(result: WorkedResult, pictures: dict[str, str] | None =
 def _run_markdown(run: WorkedRun, pictures: dict[str, str]) -> str:
     walk = Walkthrough(run)
     title, *header = walk.header()
-    blocks = [f"# {title}", "\n".join(f"- {line}" for line in header)]
+    blocks = [f"# {title}", "\n".join(f"- {prose(line)}" for line in header)]
     steps = run.steps
     detailed = steps if run.steps_run <= 5 else [steps[0], steps[-1]]
     picture_step = run.example.config.picture.step
@@ -127,13 +147,13 @@ def _run_markdown(run: WorkedRun, pictures: dict[str, str]) -> str:
             if shown and phase in pictures:
                 blocks.append(f"![{heading.lower()}]({pictures[phase]})")
             blocks += _pass_blocks(lines)
-        blocks.append(walk.step(values)[-1])  # the check against autograd
+        blocks.append(prose(walk.step(values)[-1]))  # the check against autograd
     if run.steps_run > 1:
         blocks.append("## Losses by step\n\n```text\n" + "\n".join(walk.summary()) + "\n```")
     final = walk.final()
     if final:
         blocks.append(
-            "## After the last update\n\n" + "\n".join(f"- {line.strip()}" for line in final)
+            "## After the last update\n\n" + "\n".join(f"- {prose(line.strip())}" for line in final)
         )
     return "\n\n".join(blocks)
 
@@ -144,13 +164,13 @@ def _pass_blocks(lines: list[str]) -> list[str]:
     rule, *rest = lines
     if rest and rest[0].startswith("  ∂L/∂W = Σ_samples"):  # the backward rule's second line
         rule += " " + rest.pop(0).strip()
-    blocks.append(rule)
+    blocks.append(prose(rule))
     for line in rest:
         text = line.strip()
         if is_equation(line):
             blocks.append(f"$$ {latex(text)} $$")
         elif text.startswith("layers."):
-            blocks.append(f"**{text}**")
+            blocks.append(f"**{prose(text)}**")
         else:
-            blocks.append(text)
+            blocks.append(prose(text))
     return blocks
