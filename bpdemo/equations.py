@@ -194,7 +194,8 @@ class StepEquations:
         if all(w and a for w, a in names):  # as the source writes it: w13·x1 + w23·x2
             rule = " + ".join(f"{w}·{a}" for w, a in names)
         if has_bias:
-            rule += f" + b{layer}[{unit}]"
+            bias_name = self.parameter_label(f"layers.{layer}.bias", (unit,)).strip(" ()")
+            rule += f" + {bias_name or f'b{layer}[{unit}]'}"
         return Equation(
             f"z{layer}[{unit}]{self.label(layer, unit)} = {rule} = "
             f"{written_sum(terms)} = {fmt(z)};  a = {f_of_z} = {fmt(a)}",

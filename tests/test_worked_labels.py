@@ -156,6 +156,7 @@ def test_biases_by_name_in_claims_and_pictures():
     (claim,) = result.audit
     assert claim.true_value == pytest.approx(D5, abs=1e-12)  # ∂E/∂b5 = δ5 (zero biases: same net)
     assert "∂L/∂b1[0] (b5) = δ1[0]" in result.text()
+    assert "z1[0] (y5) = w35·y3 + w45·y4 + b5 =" in result.text()
     texts = [t.get_text() for t in result.picture(phase="forward").findobj(Text)]
     assert "b5 = 0" in texts
 
