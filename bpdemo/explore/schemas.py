@@ -41,7 +41,7 @@ MAX_DROPOUT = 0.9  # the largest dropout probability of a hidden layer
 MAX_PIXEL = 16.0  # a digit image's pixel, 0 (blank) to 16 (ink), as scikit-learn's digits
 MAX_SESSIONS = 32  # open pages at once; the least recently used one is closed beyond that
 SESSION_IDLE_SECONDS = 3600  # a page silent this long is closed
-MAX_BODY_BYTES = 64 * 1024  # largest request body
+MAX_BODY_BYTES = 128 * 1024  # largest request body: MAX_CSV_CHARS of points, each newline \n in JSON
 MAX_HEADER_BYTES = 16 * 1024  # largest request line and headers
 REQUEST_SECONDS = 10  # a connection must deliver a whole request within this, or is closed
 MAX_CONNECTIONS = 1000  # open connections; past that the longest-waiting idle one is closed
@@ -196,4 +196,6 @@ def one_line(error: ValidationError | list[dict], where: str = "") -> str:
         message = "unknown field"
     given = first.get("input")
     shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    if len(shown) > 80:  # a pasted text past its limit: its start is enough to recognise it
+        shown = f" (got {repr(given)[:40]}…, {len(str(given)):,} characters)"
     return f"{where}{field + ': ' if field else ''}{message}{shown}"
