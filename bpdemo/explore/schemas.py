@@ -41,7 +41,8 @@ MAX_DROPOUT = 0.9  # the largest dropout probability of a hidden layer
 MAX_PIXEL = 16.0  # a digit image's pixel, 0 (blank) to 16 (ink), as scikit-learn's digits
 MAX_SESSIONS = 32  # open pages at once; the least recently used one is closed beyond that
 SESSION_IDLE_SECONDS = 3600  # a page silent this long is closed
-MAX_BODY_BYTES = 128 * 1024  # largest request body: MAX_CSV_CHARS of points, each newline \n in JSON
+# the largest request body: room for MAX_CSV_CHARS of pasted points, each newline \n in JSON
+MAX_BODY_BYTES = 128 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # largest request line and headers
 REQUEST_SECONDS = 10  # a connection must deliver a whole request within this, or is closed
 MAX_CONNECTIONS = 1000  # open connections; past that the longest-waiting idle one is closed
