@@ -277,6 +277,7 @@ def test_the_gradient_chart_and_a_vanishing_verdict_on_a_deep_sigmoid_network(
         f"vanishing: at initialisation the first layer's gradient is {norms[0] / norms[-1]:.1e}"
         in (shown.text)
     )
+    browser.execute_script("window.scrollTo(0, 250)")  # the chart in view
     browser.save_screenshot(str(screenshots / "explore_playground_health.png"))
 
 

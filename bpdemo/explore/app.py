@@ -223,7 +223,7 @@ def create_app(
             data = point_config(playground_of(session), request.index)
             try:
                 config = validate(WorkedConfig, data, source="the point")
-                stepper = WorkedStepper(config, f"playground point {request.index}")
+                stepper = WorkedStepper(config, f"playground point {request.index}", first_steps=1)
             except (ConfigError, UsageError) as problem:
                 raise ExploreError(422, str(problem)) from None
             session.worked = stepper

@@ -26,7 +26,7 @@ from bpdemo.train import run_epochs
 from bpdemo.worked import fmt
 
 SIZES = [64, 32, 10]
-EPOCHS, BATCH, LR, SEED = 10, 32, 0.01, 0
+EPOCHS, BATCH, LR, SEED = 8, 64, 0.02, 0
 TEST_SHARE = 0.25
 SHOWN_TEST_IMAGES = 20  # test images the page offers to pick
 SALIENCY_QUANTILE = 0.95  # the saliency pictures' colour scale: this quantile of |∂L/∂pixel|

@@ -310,7 +310,8 @@ class Playground:
     @torch.no_grad()
     def neuron_pictures(self, grid: torch.Tensor | None = None) -> list[list[list[int]]]:
         """Every neuron's output over the plane, by depth (0: the input features, then each layer
-        with weights), as 0-255 shades: white at 0, each picture scaled by its own largest |a|."""
+        with weights), as 0-255 shades, each picture from its own smallest value (0) to its largest
+        (255): where the neuron is more or less active, whatever its activation's range."""
         grid = self.neuron_grid if grid is None else grid
         manual = self.pair.manual
         mode = manual.training
@@ -322,9 +323,10 @@ class Playground:
             manual.train(mode)
         pictures = []
         for values in outputs:
-            largest = values.abs().amax(dim=0).clamp_min(1e-12)
-            scaled = torch.nan_to_num(values / largest, nan=0.0)
-            pictures.append(_to_255(scaled.t(), -1.0, 1.0))
+            low, high = values.amin(dim=0), values.amax(dim=0)
+            span = (high - low).clamp_min(1e-12)  # a constant picture is all middle shade
+            scaled = torch.nan_to_num((values - low) / span, nan=0.5)
+            pictures.append(_to_255(scaled.t(), 0.0, 1.0))
         return pictures
 
     def neuron(self, depth: int, unit: int) -> dict[str, Any]:

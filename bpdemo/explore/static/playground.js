@@ -12,7 +12,7 @@ const PALETTE = Array.from({ length: 256 }, (_, k) => {
 });
 const CLASS_COLOURS = [[245, 147, 34], [8, 119, 189], [44, 160, 44], [148, 103, 189], [214, 39, 40], [140, 86, 75]];
 const HEALTH_COLOURS = ["#2c5cc5", "#e08a00", "#2ca02c", "#9467bd", "#d62728", "#8c564b"];
-const NEURON_PX = 44, GAP_X = 120, GAP_Y = 56;
+const NEURON_PX = 44, GAP_X = 120, GAP_Y = 56, NETWORK_WIDTH = 440;
 const rgb = (c) => `rgb(${c.join(",")})`;
 
 // -- the settings, and the page's address --------------------------------------------------------
@@ -161,13 +161,14 @@ function neuronName(depth, unit) {
 
 function buildNetwork(answer) {
   const sizes = answer.network.sizes, tallest = Math.max(...sizes);
-  const width = 20 + (sizes.length - 1) * GAP_X + NEURON_PX + 20, height = tallest * GAP_Y + 10;
+  const gapX = Math.min(GAP_X, (NETWORK_WIDTH - NEURON_PX - 40) / (sizes.length - 1));  // it fits
+  const width = 20 + (sizes.length - 1) * gapX + NEURON_PX + 20, height = tallest * GAP_Y + 10;
   const box = $("pg-network");
   box.style.width = `${width}px`;
   box.style.height = `${height}px`;
   const svg = el("svg:svg", { width, height, class: "pg-edges" });
   const centre = (depth, unit) => ({
-    x: 20 + depth * GAP_X + NEURON_PX / 2,
+    x: 20 + depth * gapX + NEURON_PX / 2,
     y: 5 + (unit + (tallest - sizes[depth]) / 2) * GAP_Y + NEURON_PX / 2,
   });
   const nodes = [];
