@@ -150,7 +150,10 @@ def test_a_clicked_points_step_through_shows_autograds_numbers_on_the_current_we
         "autograd",
         "difference",
     ]
+    size = browser.get_window_size()
+    browser.set_window_size(1800, 1000)  # the panel of numbers beside the network
     browser.save_screenshot(str(screenshots / "explore_playground_point.png"))
+    browser.set_window_size(size["width"], size["height"])
 
 
 # -- 3. problems: three classes, a regression, the test loss -----------------------------------------

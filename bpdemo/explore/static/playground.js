@@ -12,6 +12,7 @@ const PALETTE = Array.from({ length: 256 }, (_, k) => {
 });
 const CLASS_COLOURS = [[245, 147, 34], [8, 119, 189], [44, 160, 44], [148, 103, 189], [214, 39, 40], [140, 86, 75]];
 const HEALTH_COLOURS = ["#2c5cc5", "#e08a00", "#2ca02c", "#9467bd", "#d62728", "#8c564b"];
+const BACKGROUND = 0.55;
 const NEURON_PX = 44, GAP_X = 120, GAP_Y = 56, NETWORK_WIDTH = 440;
 const rgb = (c) => `rgb(${c.join(",")})`;
 
@@ -244,10 +245,12 @@ async function showNeuron(depth, unit) {
 function renderOutput(frame) {
   const grid = frame.grid, g = grid.size, kind = state.pg.kind, classes = state.pg.classes;
   const image = new ImageData(g, g);
+  // the background paler than the points (BACKGROUND of the full colour), so that a point of
+  // class 1 stands out on the region the model gives class 1
   grid.p255.forEach((shade, k) => {
-    let colour = PALETTE[shade];
+    let colour = PALETTE[shade].map((c) => Math.round(245 + (c - 245) * BACKGROUND));
     if (kind === "classes") {  // the winning class's colour, paler where it is less sure
-      const sure = Math.max(0, (shade / 255 - 1 / classes) / (1 - 1 / classes)) * 0.75;
+      const sure = Math.max(0, (shade / 255 - 1 / classes) / (1 - 1 / classes)) * BACKGROUND;
       colour = CLASS_COLOURS[grid.classes[k]].map((c) => Math.round(245 + (c - 245) * sure));
     }
     image.data.set([...colour, 255], k * 4);
@@ -267,9 +270,9 @@ function renderCurves(frame) {
   const lines = [line(frame.curve.manual, "manual"), line(frame.curve.autograd, "autograd")];
   if (state.pg.test_points) lines.push(line(frame.curve.test_manual, "test-manual"), line(frame.curve.test_autograd, "test-autograd"));
   svg.replaceChildren(
-    el("svg:text", { x: 8, y: 14, class: "tick" }, "loss on the training points: hand-written (solid blue), autograd (dashed orange)"),
+    el("svg:text", { x: 8, y: 14, class: "tick" }, "training loss: hand-written (blue), autograd (dashed orange)"),
     el("svg:text", { x: 8, y: 28, class: "tick" }, state.pg.test_points
-      ? "on the test points: hand-written (solid green), autograd (dashed purple)" : "no test points (test share 0)"),
+      ? "test loss: hand-written (green), autograd (dashed purple)" : "no test points (test share 0)"),
     el("svg:line", { x1: left, y1: h - bottom, x2: w - 8, y2: h - bottom, class: "axis" }),
     el("svg:line", { x1: left, y1: top, x2: left, y2: h - bottom, class: "axis" }),
     el("svg:text", { x: left - 4, y: top + 4, class: "tick end" }, frame.text.top),
