@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; h
 
 from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import SESSION_HEADER, create_app, serving
-from bpdemo.explore.schemas import MAX_STEP, MAX_STEPS_PER_REQUEST
+from bpdemo.explore.schemas import MAX_BODY_BYTES, MAX_STEP, MAX_STEPS_PER_REQUEST
 from bpdemo.infra.cli import run_main
 from bpdemo.train import torch_threads
 from bpdemo.worked import WorkedExample, load_worked_config, run_worked_example
@@ -287,7 +287,7 @@ def test_malformed_oversized_and_unknown_requests_are_refused(client):
     assert refused(client.post("/api/worked/step", content=b"{oops", headers=headers), 422) == (
         "the request body is not valid JSON"
     )
-    huge = json.dumps({"step": 1, "pad": "x" * 100_000})
+    huge = json.dumps({"step": 1, "pad": "x" * (MAX_BODY_BYTES + 1)})
     assert "larger than" in refused(
         client.post("/api/worked/step", content=huge, headers=headers), 413
     )
