@@ -84,11 +84,13 @@ async function restoreFromAddress() {
   for (const [key, value] of params) {
     values[key] = ["hidden", "features"].includes(key) ? (value ? value.split(",") : []) : value;
   }
-  if (values.dataset === "csv") values.dataset = "xor";  // pasted points are not in an address
+  const pasted = values.dataset === "csv";
+  if (pasted) values.dataset = "xor";  // pasted points are not in an address
   setForm(values);
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.page === "playground"));
   for (const name of ["worked", "playground", "images"]) $(`page-${name}`).hidden = name !== "playground";
   if (!(await setUp())) return;
+  if (pasted) { showMessage("this link was made with pasted points, which a link does not hold: paste them again"); return; }
   const epochs = Number(values.epoch) || 0;
   if (epochs > 0) await trainEpochs(epochs);
 }
