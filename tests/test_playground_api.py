@@ -135,11 +135,13 @@ def test_a_clicked_points_step_is_autograds_on_the_current_weights(client, sessi
             for i in range(weight.shape[1]):
                 grad = backward[f"w{layer}_{j}_{i}"]["values"]["grad"]
                 assert grad == pytest.approx(float(weight.grad[j, i]), abs=1e-12)
-    assert view["phases"]["loss"]["loss"]["values"]["loss"] == pytest.approx(float(loss), abs=1e-12)
+    assert view["phases"]["loss"]["loss"]["values"]["loss"] == pytest.approx(
+        float(loss.detach()), abs=1e-12
+    )
     lr = setup["settings"]["lr"]
     update = view["phases"]["update"]["w0_0_0"]["values"]
     assert update["after"] == pytest.approx(
-        float(layers[0][0][0, 0] - lr * layers[0][0].grad[0, 0]), abs=1e-12
+        float(layers[0][0].detach()[0, 0] - lr * layers[0][0].grad[0, 0]), abs=1e-12
     )
     # the worked tab now steps this point: the same panel, the same endpoints
     step = post(client, session, "/api/worked/step", {"step": 1})
