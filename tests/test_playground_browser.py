@@ -108,9 +108,16 @@ def test_every_hidden_neuron_has_a_picture_that_changes_as_training_runs(url, br
     assert len(edges) == 2 * 8 + 8 * 8 + 8  # one per weight, sized by it
     widths = {float(edge.get_attribute("stroke-width")) for edge in edges}
     assert len(widths) > 10
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).move_to_element(browser.find_element("id", "pg-n2_5")).perform()
+    wait_for(browser, browser.find_element("id", "pg-neuron-big").is_displayed, "no hover")
+    assert "hidden layer 2, neuron 5 (24×24" in browser.find_element("id", "pg-neuron-title").text
     browser.find_element("id", "pg-n1_3").click()  # its picture at full size
     wait_for(browser, browser.find_element("id", "pg-neuron-big").is_displayed, "no full size")
-    assert "hidden layer 1, neuron 3" in browser.find_element("id", "pg-neuron-title").text
+    title = browser.find_element("id", "pg-neuron-title")
+    wait_for(browser, lambda: "hidden layer 1, neuron 3: " in title.text, "no full size")
+    assert title.text.endswith("(100×100)")
     browser.save_screenshot(str(screenshots / "explore_playground.png"))
 
 

@@ -192,6 +192,7 @@ function buildNetwork(answer) {
       canvas.style.left = `${c.x - NEURON_PX / 2}px`;
       canvas.style.top = `${c.y - NEURON_PX / 2}px`;
       canvas.addEventListener("click", () => showNeuron(depth, unit));
+      canvas.addEventListener("mouseenter", () => enlarge(canvas, depth, unit));
       nodes.push(canvas);
       if (depth === 0) {
         const label = el("span", { class: "pg-feature-label" }, answer.features[unit].label);
@@ -226,6 +227,17 @@ function renderNetwork(frame) {
     edge.dataset.weight = w;
     edge.replaceChildren(el("svg:title", {}, `layers.${l} weight[${j}, ${i}] = ${w.toPrecision(4)}`));
   })));
+}
+
+// Hovering a neuron shows its picture as drawn (its neuron grid), large; a click asks for it at
+// the output grid's resolution.
+function enlarge(canvas, depth, unit) {
+  const big = $("pg-neuron-canvas"), context = big.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.drawImage(canvas, 0, 0, big.width, big.height);
+  $("pg-neuron-title").textContent = `${neuronName(depth, unit)} (${canvas.width}×${canvas.height}; click for ` +
+    `${state.pg.settings.grid}×${state.pg.settings.grid})`;
+  $("pg-neuron-big").hidden = false;
 }
 
 async function showNeuron(depth, unit) {
