@@ -384,25 +384,33 @@ class Verdict:
         return not all(math.isfinite(v) for v in means)
 
 
+def judge(
+    norms: Sequence[float], exploded: bool, activation: str, thresholds: Thresholds
+) -> tuple[str, str]:
+    """(verdict, rule) by the rules of the module docstring, tried in that order, from each layer's
+    ‖dL/dW‖ (first layer first), whether the run exploded, and the hidden layers' activation."""
+    r = thresholds.ratio
+    ratio, largest = _ratio(norms[0], norms[-1]), max(norms)
+    if exploded:
+        return "exploding", "exploded"
+    if ratio > r:
+        return "exploding", "grows"
+    if largest > thresholds.huge_gradient:
+        return "exploding", "huge"
+    if largest < thresholds.tiny_gradient:
+        return "vanishing", "tiny"
+    if ratio < 1 / r:
+        return "vanishing", "small_slope" if ACTIVATIONS[activation].max_slope < 1 else "shrinks"
+    return "healthy", "within"
+
+
 def classify(
     setting: Setting, initial: InitialGradients, run: TrainingRun, thresholds: Thresholds
 ) -> Verdict:
     """The `Verdict` of a setting, by the rules of the module docstring, tried in that order."""
-    r = thresholds.ratio
     ratio, largest = initial.first_last_ratio, max(initial.norms_manual)
     activation = ACTIVATIONS[setting.activation]
-    if run.exploded:
-        name, rule = "exploding", "exploded"
-    elif ratio > r:
-        name, rule = "exploding", "grows"
-    elif largest > thresholds.huge_gradient:
-        name, rule = "exploding", "huge"
-    elif largest < thresholds.tiny_gradient:
-        name, rule = "vanishing", "tiny"
-    elif ratio < 1 / r:
-        name, rule = "vanishing", "small_slope" if activation.max_slope < 1 else "shrinks"
-    else:
-        name, rule = "healthy", "within"
+    name, rule = judge(initial.norms_manual, run.exploded, setting.activation, thresholds)
     f = initial.factors
     gain, slope, per_layer, forward = (
         f.mean(values)

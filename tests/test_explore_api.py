@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; h
 
 from bpdemo.agreement import TOLERANCES
 from bpdemo.explore import SESSION_HEADER, create_app, serving
-from bpdemo.explore.schemas import MAX_STEP, MAX_STEPS_PER_REQUEST
+from bpdemo.explore.schemas import MAX_BODY_BYTES, MAX_STEP, MAX_STEPS_PER_REQUEST
 from bpdemo.infra.cli import run_main
 from bpdemo.train import torch_threads
 from bpdemo.worked import WorkedExample, load_worked_config, run_worked_example
@@ -125,7 +125,8 @@ def test_a_diverging_learning_rate_is_said(client):
 
 def test_the_playground_trains_both_models_on_the_same_batches(client):
     session = open_session(client)
-    setup = client.post("/api/playground/setup", json={"dataset": "xor"}, headers=session).json()
+    body = {"dataset": "xor", "test_share": 0}  # every point trained on: 20 batches of 10
+    setup = client.post("/api/playground/setup", json=body, headers=session).json()
     assert len(setup["points"]) == 200
     assert all(0 <= p["u"] <= 1 and 0 <= p["v"] <= 1 for p in setup["points"])
     frame = client.post("/api/playground/train", json={"epochs": 5}, headers=session).json()
@@ -159,6 +160,7 @@ def test_the_playground_checks_gradients_at_the_same_weights_however_far_the_run
 ):
     session = open_session(client)
     body = {"dataset": "spiral", "activation": activation, "optimizer": "adam", "lr": 0.03}
+    body["test_share"] = 0  # every point trained on: 20 batches of 10 an epoch
     client.post("/api/playground/setup", json=body, headers=session)
     frame = train_steps(client, session, 5000)
     assert frame["step"] == frame["steps_compared"] == 5000
@@ -285,7 +287,7 @@ def test_malformed_oversized_and_unknown_requests_are_refused(client):
     assert refused(client.post("/api/worked/step", content=b"{oops", headers=headers), 422) == (
         "the request body is not valid JSON"
     )
-    huge = json.dumps({"step": 1, "pad": "x" * 100_000})
+    huge = json.dumps({"step": 1, "pad": "x" * (MAX_BODY_BYTES + 1)})
     assert "larger than" in refused(
         client.post("/api/worked/step", content=huge, headers=headers), 413
     )

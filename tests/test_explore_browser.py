@@ -375,6 +375,9 @@ def test_a_correct_playground_run_of_3000_steps_shows_no_red_while_its_runs_drif
     browser.find_element("id", "tab-playground").click()
     wait_for(browser, lambda: browser.find_element("id", "pg-stepno").text == "0", "no set-up")
     Select(browser.find_element("id", "pg-dataset")).select_by_value("spiral")  # tanh, adam 0.03
+    share = browser.find_element("css selector", "#pg-settings input[name=test_share]")
+    share.clear()
+    share.send_keys("0")  # every point trained on: 20 steps an epoch
     browser.find_element("id", "pg-setup").click()
     wait_for(browser, lambda: not browser.find_element("id", "busy").is_displayed(), "never idle")
     browser.set_script_timeout(120)

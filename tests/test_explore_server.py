@@ -201,7 +201,7 @@ def test_a_noise_of_minus_zero_is_a_noise_of_zero_for_every_data_set(app, datase
 def test_a_playground_whose_epoch_is_more_than_one_request_runs_is_refused_at_set_up(app):
     client = TestClient(app)
     session = open_session(client)
-    body = {"points": schemas.MAX_POINTS, "batch_size": 1}
+    body = {"points": schemas.MAX_POINTS, "test_share": 0, "batch_size": 1}  # all trained on
     answer = client.post("/api/playground/setup", json=body, headers=session)
     message = refused(answer, 422)
     smallest = -(-schemas.MAX_POINTS // schemas.MAX_STEPS_PER_REQUEST)
@@ -222,6 +222,8 @@ def test_the_benchmarks_largest_cases_are_within_the_limits_and_at_them():
         settings, request = PlaygroundSettings(**settings), TrainRequest(**request)
         assert request.epochs * settings.steps_per_epoch() == schemas.MAX_STEPS_PER_REQUEST
         assert settings.points == schemas.MAX_POINTS and settings.grid == schemas.MAX_GRID
+        assert settings.neuron_grid == schemas.MAX_NEURON_GRID
+        assert settings.classes == schemas.MAX_CLASSES and len(settings.features) == 7
 
 
 # -- stalled connections ------------------------------------------------------------------------

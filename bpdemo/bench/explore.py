@@ -6,13 +6,19 @@ each sent when the last was answered, the time from sending to having the decode
 - a worked-example step: the 3-2-1 example stepped forward one step at a time, every number of each
   step by both models, with chain-rule factors and claims (goal: under 50 ms);
 - a playground frame: a 2-8-8-1 network on 200 points, one epoch of batches of 10 (20 steps of
-  both models side by side), the loss of both on every point, and the decision boundary on a
-  100 x 100 grid (goal: at least 20 frames per second);
+  both models side by side), the loss of both on every point, the output on a 100 x 100 grid and
+  every neuron's picture on a 24 x 24 grid (goal: at least 20 frames per second);
+- a clicked point's step-through: the point as a worked example on the current weights, every
+  number by both models (goal: under 50 ms, as a worked-example step);
+- the image tab: its first opening, which trains the digits network (once per server), and an image
+  classified with both saliency maps;
 - the largest case: every kind of request at the explorer's limits (`bpdemo.explore.schemas`), the
   slowest of each (goal: every answer under 1 s). The worked example has MAX_LAYERS tanh layers of
   MAX_UNITS neurons, MAX_SAMPLES samples, MAX_STEP steps and the most claims a worked example may
-  state; the playground MAX_POINTS points, MAX_HIDDEN_LAYERS layers of MAX_HIDDEN_UNITS, a
-  MAX_GRID grid, and training requests of MAX_STEPS_PER_REQUEST steps, of small and of large batches.
+  state; the playground MAX_POINTS points of MAX_CLASSES classes, every feature, MAX_HIDDEN_LAYERS
+  layers of MAX_HIDDEN_UNITS with dropout, a MAX_GRID grid and MAX_NEURON_GRID neuron pictures,
+  training requests of MAX_STEPS_PER_REQUEST steps, of small and of large batches, the export, a
+  neuron at full size, and the step of a point of the largest network the worked tab draws.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from typing import get_args
 
 import httpx
 import torch
 
 from bpdemo.explore import SESSION_HEADER, create_app, schemas, serving
+from bpdemo.explore.schemas import Feature
 from bpdemo.infra.cli import CONFIG_DIR, ArgumentParser, run_main
 from bpdemo.infra.config import validate
 from bpdemo.infra.errors import UsageError
@@ -35,7 +43,16 @@ from bpdemo.worked.schema import MAX_CLAIMS
 STEP_GOAL_MS = 50.0
 FRAMES_GOAL = 20.0
 ANSWER_GOAL_S = 1.0  # every answer within the limits (docs/explore.md)
-PLAYGROUND = {"dataset": "xor", "points": 200, "hidden": [8, 8], "batch_size": 10, "grid": 100}
+PLAYGROUND = {  # every point trained on (no test share): 20 steps an epoch
+    "dataset": "xor",
+    "points": 200,
+    "test_share": 0,
+    "hidden": [8, 8],
+    "batch_size": 10,
+    "grid": 100,
+    "neuron_grid": 24,
+}
+POINTS_STEPPED = 20  # clicked points timed, each a new worked example
 
 
 def timed(http: httpx.Client, path: str, body: dict, session: dict[str, str]) -> float:
@@ -76,6 +93,19 @@ def measure(steps: int, frames: int) -> dict[str, float]:
         frame_times = [
             timed(http, "/api/playground/train", {"epochs": 1}, session) for _ in range(frames)
         ]
+        point_times = sorted(
+            timed(http, "/api/playground/point", {"index": index}, session)
+            for index in range(POINTS_STEPPED)
+        )
+        start = time.perf_counter()
+        timed(http, "/api/images/setup", {}, session)  # the image tab's first opening: it trains
+        images_first = time.perf_counter() - start
+        images_again = timed(http, "/api/images/setup", {}, session)
+        pixels = http.post("/api/images/setup", headers=session).json()["test_images"][0]["pixels"]
+        classify_times = sorted(
+            timed(http, "/api/images/classify", {"pixels": pixels, "label": k}, session)
+            for k in range(10)
+        )
     forward.sort()
     return {
         "step_median_ms": 1000 * statistics.median(forward),
@@ -85,6 +115,11 @@ def measure(steps: int, frames: int) -> dict[str, float]:
         "frame_median_ms": 1000 * statistics.median(frame_times),
         "frames_per_second": len(frame_times) / sum(frame_times),
         "steps_per_second": 20 * len(frame_times) / sum(frame_times),
+        "point_median_ms": 1000 * statistics.median(point_times),
+        "point_max_ms": 1000 * point_times[-1],
+        "images_first_s": images_first,
+        "images_again_ms": 1000 * images_again,
+        "classify_median_ms": 1000 * statistics.median(classify_times),
     }
 
 
@@ -123,10 +158,15 @@ def largest_worked_config() -> WorkedConfig:
 def largest_playgrounds() -> dict[str, tuple[dict, dict]]:
     """{what: (set-up settings, training request)} at the playground's limits."""
     network = {
-        "dataset": "spiral",
+        "dataset": "blobs",
+        "classes": schemas.MAX_CLASSES,
         "points": schemas.MAX_POINTS,
+        "test_share": 0,
+        "features": list(get_args(Feature)),
         "hidden": [schemas.MAX_HIDDEN_UNITS] * schemas.MAX_HIDDEN_LAYERS,
+        "dropout": 0.1,
         "grid": schemas.MAX_GRID,
+        "neuron_grid": schemas.MAX_NEURON_GRID,
     }
     smallest = -(-schemas.MAX_POINTS // schemas.MAX_STEPS_PER_REQUEST)
     epochs = min(schemas.MAX_EPOCHS_PER_REQUEST, schemas.MAX_STEPS_PER_REQUEST)
@@ -170,7 +210,29 @@ def measure_largest(repeats: int) -> dict[str, float]:
                     f"playground: {what}",
                     timed(http, "/api/playground/train", request, session),
                 )
+                keep("playground: export", timed(http, "/api/playground/export", {}, session))
+                neuron = {"depth": 1, "unit": 0}
+                keep("playground: a neuron", timed(http, "/api/playground/neuron", neuron, session))
+            # the largest network whose points the worked tab draws: 3 layers of 8
+            largest_point = {**network_for_points(), "points": schemas.MAX_POINTS}
+            timed(http, "/api/playground/setup", largest_point, session)
+            keep(
+                "playground: a point's step (7-8-8-6)",
+                timed(http, "/api/playground/point", {"index": 0}, session),
+            )
     return slowest
+
+
+def network_for_points() -> dict:
+    """The largest playground whose clicked point the worked tab draws (MAX_LAYERS of MAX_UNITS)."""
+    return {
+        "dataset": "blobs",
+        "classes": schemas.MAX_CLASSES,
+        "features": list(get_args(Feature)),
+        "hidden": [schemas.MAX_UNITS] * (schemas.MAX_LAYERS - 1),
+        "test_share": 0,
+        "batch_size": 10,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(steps, frames)
         slowest = measure_largest(repeats)
     step_ok = "meets" if results["step_median_ms"] < STEP_GOAL_MS else "MISSES"
+    point_ok = "meets" if results["point_median_ms"] < STEP_GOAL_MS else "MISSES"
     frame_ok = "meets" if results["frames_per_second"] >= FRAMES_GOAL else "MISSES"
     limits_ok = "meets" if max(slowest.values()) < ANSWER_GOAL_S else "MISSES"
     print(
@@ -200,10 +263,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['step_median_ms']:.1f} ms, 95th percentile {results['step_p95_ms']:.1f} ms, "
         f"slowest {results['step_max_ms']:.1f} ms ({step_ok} the goal of {STEP_GOAL_MS:.0f} ms)\n"
         f"  the same step asked again: median {results['step_again_median_ms']:.1f} ms\n"
-        f"  playground frame (2-8-8-1, 200 points, 20 steps of both models, 100 x 100 grid): "
-        f"median {results['frame_median_ms']:.1f} ms, {results['frames_per_second']:.1f} frames/s, "
-        f"{results['steps_per_second']:.0f} steps/s ({frame_ok} the goal of {FRAMES_GOAL:.0f} "
-        "frames/s)\n"
+        f"  playground frame (2-8-8-1, 200 points, 20 steps of both models, 100 x 100 output grid, "
+        f"every neuron's picture on a {PLAYGROUND['neuron_grid']} x {PLAYGROUND['neuron_grid']} "
+        f"grid): median {results['frame_median_ms']:.1f} ms, "
+        f"{results['frames_per_second']:.1f} frames/s, {results['steps_per_second']:.0f} steps/s "
+        f"({frame_ok} the goal of {FRAMES_GOAL:.0f} frames/s)\n"
+        f"  a clicked point's step-through (2-8-8-1, {POINTS_STEPPED} points): median "
+        f"{results['point_median_ms']:.1f} ms, slowest {results['point_max_ms']:.1f} ms "
+        f"({point_ok} the goal of {STEP_GOAL_MS:.0f} ms)\n"
+        f"  image tab: its first opening, which trains the digits network once per server, "
+        f"{results['images_first_s']:.2f} s; opened again {results['images_again_ms']:.1f} ms; "
+        f"an image classified with both saliency maps, median "
+        f"{results['classify_median_ms']:.1f} ms\n"
         f"  at the limits, the slowest of {repeats} answers of each kind ({limits_ok} the goal of "
         f"every answer under {ANSWER_GOAL_S:.0f} s):"
     )

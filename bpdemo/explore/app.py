@@ -18,6 +18,7 @@ room. Stopped while a request is running, it answers that request with a 503 of 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import resource
@@ -34,17 +35,22 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bpdemo.explore import schemas
-from bpdemo.explore.playground import Playground
+from bpdemo.explore.images import digits_network
+from bpdemo.explore.playground import Playground, export, point_config
+from bpdemo.explore.problems import FEATURES, PROBLEMS
 from bpdemo.explore.schemas import (
+    ClassifyRequest,
     EditRequest,
+    NeuronRequest,
     PlaygroundSettings,
+    PointRequest,
     StepRequest,
     TrainRequest,
     one_line,
@@ -52,7 +58,8 @@ from bpdemo.explore.schemas import (
 from bpdemo.explore.sessions import ExploreError, SessionStore
 from bpdemo.explore.stepper import WorkedStepper
 from bpdemo.functional import ACTIVATIONS
-from bpdemo.infra.errors import UsageError
+from bpdemo.infra.config import validate
+from bpdemo.infra.errors import ConfigError, UsageError
 from bpdemo.optim import OPTIMIZERS
 from bpdemo.worked import WorkedConfig
 
@@ -78,8 +85,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def answer(content: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(json_safe(content), status_code=status)
+def answer(content: Any, status: int = 200) -> Response:
+    """`content` as JSON, as `JSONResponse` writes it; an answer with an inf or a NaN is written
+    through `json_safe`, the others at once (walking a large answer in Python takes longer than
+    writing it)."""
+    try:
+        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:  # an inf or a NaN somewhere
+        return JSONResponse(json_safe(content), status_code=status)
+    return Response(body.encode("utf-8"), status_code=status, media_type="application/json")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -161,7 +175,11 @@ def create_app(
                 "limits": limits(),
                 "activations": list(ACTIVATIONS),
                 "optimizers": list(OPTIMIZERS),
-                "datasets": ["xor", "moons", "circles", "spiral"],
+                "datasets": [
+                    {"name": p.name, "kind": p.kind, "description": p.description}
+                    for p in PROBLEMS.values()
+                ],
+                "features": [{"name": f.name, "label": f.label} for f in FEATURES.values()],
                 "playground_defaults": PlaygroundSettings().model_dump(),
             }
         )
@@ -195,6 +213,44 @@ def create_app(
             if session.playground is None:
                 raise ExploreError(409, "set up the playground first")
             return answer(session.playground.train(request))
+
+    def playground_of(session) -> Playground:
+        if session.playground is None:
+            raise ExploreError(409, "set up the playground first")
+        return session.playground
+
+    @app.post("/api/playground/neuron")
+    def playground_neuron(request: NeuronRequest, session_id: SessionId) -> JSONResponse:
+        with store.use(session_id) as session:
+            return answer(playground_of(session).neuron(request.depth, request.unit))
+
+    @app.post("/api/playground/point")
+    def playground_point(request: PointRequest, session_id: SessionId) -> JSONResponse:
+        """One point's step as the worked tab's example (it replaces the tab's example)."""
+        with store.use(session_id) as session:
+            data = point_config(playground_of(session), request.index)
+            try:
+                config = validate(WorkedConfig, data, source="the point")
+                stepper = WorkedStepper(config, f"playground point {request.index}", first_steps=1)
+            except (ConfigError, UsageError) as problem:
+                raise ExploreError(422, str(problem)) from None
+            session.worked = stepper
+            return answer(stepper.view(1, 0))
+
+    @app.post("/api/playground/export")
+    def playground_export(session_id: SessionId) -> JSONResponse:
+        with store.use(session_id) as session:
+            return answer(export(playground_of(session)))
+
+    @app.post("/api/images/setup")
+    def images_setup(session_id: SessionId) -> JSONResponse:
+        with store.use(session_id):
+            return answer(digits_network().setup_answer())
+
+    @app.post("/api/images/classify")
+    def images_classify(request: ClassifyRequest, session_id: SessionId) -> JSONResponse:
+        with store.use(session_id):
+            return answer(digits_network().classify(request.pixels, request.label))
 
     return app
 

@@ -56,12 +56,25 @@ class StepView:
         self.labels = run.example.config.labels
         self.layers = self.spec.num_layers
         self.equations = step_equations(run, values)
+        self.written: dict[tuple[int, int], tuple[str, str]] = {}
+        self.lists: dict[int, tuple[Tensor, list]] = {}  # tensors as lists, made once: `number`
 
     # -- helpers -----------------------------------------------------------------------------------
+    def number(self, tensor: Tensor, index: tuple[int, ...]) -> float:
+        """tensor[index] as a float, read from the tensor's Python list, made at its first read:
+        a view reads hundreds of numbers, and indexing a tensor costs microseconds each time."""
+        entry = self.lists.get(id(tensor))
+        if entry is None:  # the tensor is kept with its list, so that its id is never reused
+            entry = self.lists[id(tensor)] = (tensor, tensor.tolist())
+        values = entry[1]
+        for k in index:
+            values = values[k]
+        return float(values)
+
     def twin_value(self, kind: str, layer: int | str, index: tuple) -> float | None:
         if self.twin is None:
             return None
-        return float(getattr(self.twin, kind)[layer][index])
+        return self.number(getattr(self.twin, kind)[layer], index)
 
     def neuron_name(self, depth: int, unit: int) -> str:
         """Input neurons at depth 0, layers.l's neurons at depth l + 1."""
@@ -113,8 +126,8 @@ class StepView:
         layer = int(name.split(".")[1])
         kind = name.split(".")[2]
         where = f"{name}[{','.join(map(str, index))}]"
-        before, grad = float(v.params_before[name][index]), float(v.grads[name][index])
-        after = float(v.params_after[name][index])
+        before, grad = self.number(v.params_before[name], index), self.number(v.grads[name], index)
+        after = self.number(v.params_after[name], index)
         symbol = parameter_symbol(name, index)
         label = self.equations.parameter_label(name, index).strip(" ()")
         item: dict[str, Any] = {"title": where + (f" ({label})" if label else "")}
@@ -222,22 +235,34 @@ class StepView:
         for depth in range(layer, self.layers):  # the δ it needs, then the δ those need, ...
             units = [unit] if depth == layer else range(self.spec.sizes[depth + 1])
             for j in units:
-                lines.append(self.equations.grad_activation(depth, j, self.s).text)
-                lines.append(self.equations.delta(depth, j, self.s).text)
+                lines.extend(self.delta_lines(depth, j))
         return lines
+
+    def delta_lines(self, layer: int, unit: int) -> tuple[str, str]:
+        """∂L/∂a and δ of one neuron for the shown sample, written once: every gradient below it
+        repeats them."""
+        key = (layer, unit)
+        if key not in self.written:
+            self.written[key] = (
+                self.equations.grad_activation(layer, unit, self.s).text,
+                self.equations.delta(layer, unit, self.s).text,
+            )
+        return self.written[key]
 
     def paths(self, layer: int, unit: int) -> Iterator[list[Factor]]:
         """The chain-rule paths from the loss down to δ of one neuron: their products add up to δ."""
         v, s = self.values, self.s
-        f_prime = float(self.equations.derivatives[layer][s, unit])
+        f_prime = self.number(self.equations.derivatives[layer], (s, unit))
         derivative = (f"f'(z{layer}[{unit}])", f_prime)
         if layer == self.layers - 1:
-            yield [(f"∂L/∂a{layer}[{unit}]", float(v.grad_activations[layer][s, unit])), derivative]
+            grad_a = self.number(v.grad_activations[layer], (s, unit))
+            yield [(f"∂L/∂a{layer}[{unit}]", grad_a), derivative]
             return
         w_next = v.params_before[f"layers.{layer + 1}.weight"]
         for k in range(w_next.shape[0]):
             for path in self.paths(layer + 1, k):
-                yield [*path, (f"W{layer + 1}[{k},{unit}]", float(w_next[k, unit])), derivative]
+                w = self.number(w_next, (k, unit))
+                yield [*path, (f"W{layer + 1}[{k},{unit}]", w), derivative]
 
     def gradient_paths(self, layer: int, index: tuple[int, ...]) -> dict[str, Any]:
         """dL/dp for the shown sample as a sum of products along paths, each factor with its number."""

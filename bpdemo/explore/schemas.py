@@ -33,9 +33,16 @@ MIN_POINTS, MAX_POINTS = 10, 1000  # points of a playground data set
 MAX_EPOCHS_PER_REQUEST = 50  # epochs one training request may ask for
 MAX_STEPS_PER_REQUEST = 100  # mini-batch steps one training request may run (epochs × batches)
 MIN_GRID, MAX_GRID = 10, 150  # the decision boundary's grid: GRID × GRID points
+MIN_NEURON_GRID, MAX_NEURON_GRID = 8, 48  # a neuron's picture: NEURON_GRID × NEURON_GRID points
+MIN_CLASSES, MAX_CLASSES = 3, 6  # classes of the blobs problem (a colour each)
+MAX_CSV_CHARS = 60_000  # characters of pasted points (about 1,000 lines x1,x2,label)
+MAX_TEST_SHARE = 0.5  # the largest share of the points held out as the test set
+MAX_DROPOUT = 0.9  # the largest dropout probability of a hidden layer
+MAX_PIXEL = 16.0  # a digit image's pixel, 0 (blank) to 16 (ink), as scikit-learn's digits
 MAX_SESSIONS = 32  # open pages at once; the least recently used one is closed beyond that
 SESSION_IDLE_SECONDS = 3600  # a page silent this long is closed
-MAX_BODY_BYTES = 64 * 1024  # largest request body
+# the largest request body: room for MAX_CSV_CHARS of pasted points, each newline \n in JSON
+MAX_BODY_BYTES = 128 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # largest request line and headers
 REQUEST_SECONDS = 10  # a connection must deliver a whole request within this, or is closed
 MAX_CONNECTIONS = 1000  # open connections; past that the longest-waiting idle one is closed
@@ -70,14 +77,22 @@ class EditRequest(Section):
 
 
 # -- the playground --------------------------------------------------------------------------------
-Dataset = Literal["xor", "moons", "circles", "spiral"]
+Dataset = Literal["xor", "moons", "circles", "spiral", "gauss", "blobs", "plane", "bumps", "csv"]
+Feature = Literal["x1", "x2", "x1^2", "x2^2", "x1x2", "sin_x1", "sin_x2"]  # problems.FEATURES
 
 
 class PlaygroundSettings(Section):
-    """POST /api/playground/setup: a 2-D data set and a network with one sigmoid output (bce loss)."""
+    """POST /api/playground/setup: a 2-D data set, its split, the network's inputs and layers, and
+    its training. The output and loss follow the problem's kind (`bpdemo.explore.problems`)."""
 
     dataset: Dataset = "xor"
+    csv: Annotated[str, Field(max_length=MAX_CSV_CHARS)] = ""  # the points of dataset "csv"
+    classes: Annotated[int, Field(ge=MIN_CLASSES, le=MAX_CLASSES)] = 3  # of dataset "blobs"
     points: Annotated[int, Field(ge=MIN_POINTS, le=MAX_POINTS)] = 200
+    test_share: Annotated[float, Field(ge=0, le=MAX_TEST_SHARE, allow_inf_nan=False)] = 0.3
+    features: Annotated[list[Feature], Field(min_length=1, max_length=7)] = Field(
+        default_factory=lambda: ["x1", "x2"]
+    )
     noise: Annotated[
         float,
         Field(ge=0, le=1, allow_inf_nan=False),
@@ -90,24 +105,31 @@ class PlaygroundSettings(Section):
     activation: ActivationName = "tanh"
     optimizer: same_as(OptimizerSpec, "name") = "adam"
     lr: LearningRate = 0.03
+    weight_decay: same_as(OptimizerSpec, "weight_decay") = 0.0  # L2, added to the gradient
+    dropout: Annotated[float, Field(ge=0, le=MAX_DROPOUT, allow_inf_nan=False)] = 0.0
     batch_size: Annotated[int, Field(ge=1, le=MAX_POINTS)] = 10
     grid: Annotated[int, Field(ge=MIN_GRID, le=MAX_GRID)] = 100
+    neuron_grid: Annotated[int, Field(ge=MIN_NEURON_GRID, le=MAX_NEURON_GRID)] = 24
     dtype: DtypeName = "float64"
 
+    def train_points(self) -> int:
+        """The points trained on: all but the test share (at least one)."""
+        return max(1, self.points - round(self.points * self.test_share))
+
     def steps_per_epoch(self) -> int:
-        return -(-self.points // self.batch_size)
+        return -(-self.train_points() // self.batch_size)
 
     @model_validator(mode="after")
     def one_epoch_per_request(self) -> PlaygroundSettings:
         """An epoch must fit in one training request, as the page trains an epoch a frame."""
         if self.steps_per_epoch() > MAX_STEPS_PER_REQUEST:
-            smallest = -(-self.points // MAX_STEPS_PER_REQUEST)
+            smallest = -(-self.train_points() // MAX_STEPS_PER_REQUEST)
             raise PydanticCustomError(
                 "batch_size",
-                "batch_size: with {points} points, batches of {batch} make {steps} steps an "
+                "batch_size: with {points} training points, batches of {batch} make {steps} steps an "
                 "epoch, and one request runs at most {limit}: use batches of at least {smallest}",
                 {
-                    "points": self.points,
+                    "points": self.train_points(),
                     "batch": self.batch_size,
                     "steps": self.steps_per_epoch(),
                     "limit": MAX_STEPS_PER_REQUEST,
@@ -121,6 +143,30 @@ class TrainRequest(Section):
     """POST /api/playground/train: train both models for `epochs` epochs, then answer one frame."""
 
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS_PER_REQUEST)] = 1
+
+
+class NeuronRequest(Section):
+    """POST /api/playground/neuron: one neuron's picture at full size (depth 0: an input feature)."""
+
+    depth: Annotated[int, Field(ge=0, le=MAX_HIDDEN_LAYERS + 1)]
+    unit: Annotated[int, Field(ge=0, lt=MAX_HIDDEN_UNITS)]
+
+
+class PointRequest(Section):
+    """POST /api/playground/point: one data point's step, as a worked example (index: all points)."""
+
+    index: Annotated[int, Field(ge=0, lt=MAX_POINTS)]
+
+
+class ClassifyRequest(Section):
+    """POST /api/images/classify: an 8 x 8 image (64 pixels 0-16, row by row) and the label whose
+    loss is differentiated with respect to each pixel."""
+
+    pixels: Annotated[
+        list[Annotated[float, Field(ge=0, le=MAX_PIXEL, allow_inf_nan=False)]],
+        Field(min_length=64, max_length=64),
+    ]
+    label: Annotated[int, Field(ge=0, le=9)] = 0
 
 
 def check_worked_size(sizes: list[int], samples: int, source: str) -> None:
@@ -151,4 +197,6 @@ def one_line(error: ValidationError | list[dict], where: str = "") -> str:
         message = "unknown field"
     given = first.get("input")
     shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    if len(shown) > 80:  # a pasted text past its limit: its start is enough to recognise it
+        shown = f" (got {repr(given)[:40]}…, {len(str(given)):,} characters)"
     return f"{where}{field + ': ' if field else ''}{message}{shown}"

@@ -43,9 +43,10 @@ class WorkedStepper:
     """One page's worked example: its config (edited or not), its run as far as reached, and the
     claims of its file."""
 
-    def __init__(self, config: WorkedConfig, source: str):
+    def __init__(self, config: WorkedConfig, source: str, first_steps: int = FIRST_RUN_STEPS):
         self.original = config
         self.source = source
+        self.first_steps = first_steps  # a playground point: its one step first, quickly
         self.audit: list[ClaimResult] | None = None  # of the file's values, whatever is edited
         self.load(config)
 
@@ -66,7 +67,7 @@ class WorkedStepper:
         short = run is None or (step > run.steps_run and run.diverged_at_step is None)
         if short and (run is None or run.steps_run < MAX_STEP):
             done = 0 if run is None else run.steps_run
-            steps = min(MAX_STEP, max(step, 2 * done, FIRST_RUN_STEPS))
+            steps = min(MAX_STEP, max(step, 2 * done, self.first_steps))
             example = WorkedExample.from_config(with_steps(self.config, steps), self.source)
             self.run = run_example(example)
         return min(step, self.run.steps_run)

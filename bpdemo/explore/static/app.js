@@ -92,10 +92,10 @@ function fillTable(table, header, rows) {
 // -- start --------------------------------------------------------------------------------------
 function showPage(page) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.page === page));
-  $("page-worked").hidden = page !== "worked";
-  $("page-playground").hidden = page !== "playground";
-  if (page === "worked") stop();
+  for (const name of ["worked", "playground", "images"]) $(`page-${name}`).hidden = page !== name;
+  if (page !== "playground") stop();
   if (page === "playground" && !state.pgReady) setUp();
+  if (page === "images") openImages();
 }
 
 function fillSelect(select, names, chosen) {
@@ -109,17 +109,11 @@ async function start() {
   state.session = opened.session;
   state.header = opened.header;
   state.limits = opened.limits;
-  const defaults = opened.playground_defaults;
-  fillSelect($("pg-dataset"), opened.datasets, defaults.dataset);
-  fillSelect($("pg-activation"), opened.activations, defaults.activation);
-  fillSelect($("pg-optimizer"), opened.optimizers, defaults.optimizer);
-  for (const field of $("pg-settings").elements) {
-    if (field.name && field.tagName === "INPUT") {
-      const value = defaults[field.name];
-      field.value = Array.isArray(value) ? value.join(", ") : value;
-    }
-  }
+  fillSelect($("pg-activation"), opened.activations, opened.playground_defaults.activation);
+  fillSelect($("pg-optimizer"), opened.optimizers, opened.playground_defaults.optimizer);
+  fillPlaygroundForm(opened);
   await goTo(1, "forward");
+  await restoreFromAddress();
 }
 
 // -- wiring ------------------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""The image tab: a small network trained on the offline 8x8 digits, both models, and one image's
+gradient with respect to its pixels.
+
+The network (64-32-10, tanh, softmax and cross-entropy) is trained once per server, the first time a
+page opens the tab, on the training part of scikit-learn's bundled digits (`digits_split`, no
+download), both models on the same mini-batches. An image (drawn, or a test image) is classified by
+both models, and ∂L/∂pixel for a chosen label is computed twice: by the hand-written backward pass,
+each layer's BP2 carried on down to the input (dL/dx = δ W), and by autograd; the pixels are
+standardised before the network sees them, so both are multiplied by 1/std (the chain rule through
+x = (pixel - mean) / std).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import torch
+
+from bpdemo.compare import SideBySide
+from bpdemo.datasets.digits import DIGITS_ROWS
+from bpdemo.optim import OptimizerSpec
+from bpdemo.spec import MLPSpec
+from bpdemo.train import run_epochs
+from bpdemo.worked import fmt
+
+SIZES = [64, 32, 10]
+EPOCHS, BATCH, LR, SEED = 8, 64, 0.02, 0
+TEST_SHARE = 0.25
+SHOWN_TEST_IMAGES = 20  # test images the page offers to pick
+SALIENCY_QUANTILE = 0.95  # the saliency pictures' colour scale: this quantile of |∂L/∂pixel|
+
+
+class DigitsNetwork:
+    """The trained pair, the standardisation, and the test images (raw pixels 0-16)."""
+
+    def __init__(self) -> None:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        pixels, labels = load_digits(return_X_y=True)
+        train_pixels, test_pixels, train_labels, test_labels = train_test_split(
+            pixels, labels, test_size=TEST_SHARE, stratify=labels, random_state=SEED
+        )
+        self.mean = train_pixels.mean(axis=0)
+        std = train_pixels.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)  # a pixel blank in every training image stays 0
+        self.test_pixels, self.test_labels = test_pixels, test_labels.astype(np.int64)
+        spec = MLPSpec(
+            sizes=SIZES,
+            activations=["tanh", "identity"],
+            loss="cross_entropy",
+            seed=SEED,
+            dtype=torch.float64,
+        )
+        self.pair = SideBySide(spec, OptimizerSpec(name="adam", lr=LR))
+        x, y = self.inputs(train_pixels), torch.tensor(train_labels, dtype=torch.long)
+        loop = run_epochs(
+            self.pair.step,
+            x,
+            y,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            generator=torch.Generator().manual_seed(SEED),
+        )
+        self.steps = len(loop.records)
+        evaluation = self.pair.evaluate(self.inputs(test_pixels), torch.tensor(self.test_labels))
+        self.accuracy = {
+            model: float((output.argmax(dim=1).numpy() == self.test_labels).mean())
+            for model, output in (
+                ("manual", evaluation.output_manual),
+                ("autograd", evaluation.output_autograd),
+            )
+        }
+        self.lock = threading.Lock()  # classify runs the hand-written passes on the shared model
+        self.train_rows = len(train_labels)
+
+    def inputs(self, pixels: np.ndarray) -> torch.Tensor:
+        """(rows, 64) pixels 0-16 -> standardised inputs, float64."""
+        return torch.tensor((np.asarray(pixels) - self.mean) / self.std, dtype=torch.float64)
+
+    def setup_answer(self) -> dict[str, Any]:
+        """The answer of /api/images/setup: how it was trained, test images, first-layer weights."""
+        agreement = self.pair.agreement
+        first = self.pair.manual.layers[0].weight  # (32, 64): one picture per hidden neuron
+        largest = first.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+        shades = ((first / largest + 1) / 2).mul(255).round().to(torch.uint8)
+        return {
+            "sizes": SIZES,
+            "text": (
+                f"a {'-'.join(map(str, SIZES))} tanh network, softmax and cross-entropy, trained "
+                f"{EPOCHS} epochs ({self.steps} steps of adam, lr {LR:g}, batches of {BATCH}) on "
+                f"{self.train_rows} of the {DIGITS_ROWS} digits by both models; test accuracy "
+                f"{self.accuracy['manual']:.1%} (hand-written), {self.accuracy['autograd']:.1%} "
+                f"(autograd); largest gradient difference over training "
+                f"{agreement.max_rel_grad_diff:.1e} relative "
+                f"({'within' if agreement.within_tolerance else 'OUTSIDE'} the tolerance "
+                f"{agreement.tolerance:g})"
+            ),
+            "accuracy": self.accuracy,
+            "within_tolerance": agreement.within_tolerance,
+            "test_images": [
+                {"pixels": self.test_pixels[k].tolist(), "label": int(self.test_labels[k])}
+                for k in range(SHOWN_TEST_IMAGES)
+            ],
+            "first_layer": shades.tolist(),
+        }
+
+    def classify(self, pixels: list[float], label: int) -> dict[str, Any]:
+        """Both models' probabilities for one image, and ∂L/∂pixel (L: cross-entropy of `label`)
+        by the hand-written backward and by autograd, with their largest difference."""
+        x = self.inputs(np.asarray(pixels)[None, :])
+        target = torch.tensor([label])
+        scale = torch.tensor(1 / self.std, dtype=torch.float64)
+        manual = self.pair.manual
+        with self.lock, torch.no_grad():
+            manual.eval()
+            output = manual.forward(x)
+            grad = manual.loss_fn.gradient(output, target)  # BP1: dL/dz of the outputs
+            for layer in reversed(manual.layers):
+                grad = layer.backward(grad)  # BP2 down to dL/dx, the first layer's too
+            grad_manual = (grad[0] * scale).clone()
+            manual.train()
+        twin = self.pair.autograd
+        x_twin = x.clone().requires_grad_(True)
+        output_twin = twin(x_twin)
+        loss = twin.loss(output_twin, target)
+        (grad_x,) = torch.autograd.grad(loss, x_twin)
+        grad_autograd = grad_x[0] * scale
+        p_manual = torch.softmax(output, dim=1)[0]
+        p_autograd = torch.softmax(output_twin.detach(), dim=1)[0]
+        # one scale for both pictures: a pixel almost never inked in training has a tiny std, and
+        # its gradient (× 1/std) would leave every other pixel white; past the scale: full colour
+        largest = float(torch.quantile(grad_manual.abs(), SALIENCY_QUANTILE)) or 1.0
+        difference = float((grad_manual - grad_autograd).abs().max())
+        p_difference = float((p_manual - p_autograd).abs().max())
+        return {
+            "label": label,
+            "probabilities": {"manual": p_manual.tolist(), "autograd": p_autograd.tolist()},
+            "predicted": {
+                "manual": int(p_manual.argmax()),
+                "autograd": int(p_autograd.argmax()),
+            },
+            "saliency": {
+                "manual": grad_manual.tolist(),
+                "autograd": grad_autograd.tolist(),
+                "manual_255": _shades(grad_manual, largest),
+                "autograd_255": _shades(grad_autograd, largest),
+                "max_abs_diff": difference,
+            },
+            "text": {
+                "probability_diff": f"{p_difference:.1e}",
+                "saliency_diff": f"{difference:.1e}",
+                "scale": fmt(largest),
+                "quantile": f"{SALIENCY_QUANTILE:.0%}",
+            },
+        }
+
+
+def _shades(values: torch.Tensor, largest: float) -> list[int]:
+    return ((values / largest + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).tolist()
+
+
+_network: DigitsNetwork | None = None
+_building = threading.Lock()
+
+
+def digits_network() -> DigitsNetwork:
+    """The trained network, trained on first use and then shared by every page."""
+    global _network
+    with _building:
+        if _network is None:
+            _network = DigitsNetwork()
+        return _network
