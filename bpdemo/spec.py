@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from bpdemo.conv import IMAGE_LAYER_KEYS, output_shape
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.config import PositiveFloat, Section, Width, check_name, one_of
 from bpdemo.infra.errors import ConfigError
@@ -88,7 +89,9 @@ LAYER_KEYS: dict[str, dict[str, object]] = {
     "layernorm": {"eps": 1e-5},
     "dropout": {"p": None},
     "activation": {"name": None},
+    **IMAGE_LAYER_KEYS,  # conv2d, maxpool2d, avgpool2d, flatten: `bpdemo.conv`
 }
+FLAT_ONLY = ("linear", "batchnorm", "layernorm")  # kinds that take (N, features)
 
 
 def parameter_names(num_layers: int) -> list[str]:
@@ -293,8 +296,12 @@ class NetworkSpec:
             `{"type": "layernorm"}`, `{"type": "dropout", "p": 0.2}`,
             `{"type": "activation", "name": "relu"}` (see `LAYER_KEYS`).
         loss, init, init_scale, seed, dtype, device: as for `MLPSpec`; `init` draws the linear
-            layers' weights in layer order, normalisations start at γ = 1, β = 0, and dropout layer
-            i draws its masks from seed + i.
+            and convolution layers' weights in layer order (a kernel as the (out, C·kh·kw) matrix
+            it is multiplied as), normalisations start at γ = 1, β = 0, and dropout layer i draws
+            its masks from seed + i.
+        input_shape: (channels, height, width) for images, whose C·H·W = `inputs` pixels come as
+            rows (N, inputs), channel by channel, and go through the layers as (N, C, H, W); then
+            `conv2d`, `maxpool2d`, `avgpool2d` and `flatten` layers may come first (`bpdemo.conv`).
     """
 
     inputs: int
@@ -305,9 +312,17 @@ class NetworkSpec:
     seed: int = 0
     dtype: torch.dtype | str = torch.float32
     device: torch.device | str = "cpu"
+    input_shape: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         self.inputs = int(self.inputs)
+        if self.input_shape is not None:
+            self.input_shape = tuple(int(size) for size in self.input_shape)
+            if len(self.input_shape) != 3 or math.prod(self.input_shape) != self.inputs:
+                raise ConfigError(
+                    f"input_shape {self.input_shape} must be (channels, height, width) of "
+                    f"{self.inputs} inputs in all"
+                )
         self.dtype = resolve_dtype(self.dtype)
         self.device = resolve_device(self.device)
         if self.inputs < 1:
@@ -345,12 +360,33 @@ class NetworkSpec:
                 raise ConfigError(f"layers[{i}] (dropout): p must be in [0, 1), got {entry['p']}")
         check_name(LOSSES, self.loss, "loss")
         check_name(INITS, self.init, "init")
+        self.shapes = self._shapes()
+
+    def _shapes(self) -> list[tuple[int, ...]]:
+        """Each layer's input shape, then the output's: (features,) or (C, H, W)."""
+        shapes = [self.input_shape or (self.inputs,)]
+        for i, entry in enumerate(self.layers):
+            kind, shape = entry["type"], shapes[-1]
+            where = f"layers[{i}] ({kind}): "
+            if kind in FLAT_ONLY and len(shape) != 1:
+                raise ConfigError(
+                    f"{where}takes features, but gets images {'×'.join(map(str, shape))}: "
+                    "put a flatten layer before it"
+                )
+            if kind in IMAGE_LAYER_KEYS:
+                try:
+                    shape = output_shape(entry, shape, where)
+                except ValueError as error:
+                    raise ConfigError(str(error)) from None
+            elif kind == "linear":
+                shape = (entry["units"],)
+            shapes.append(shape)
+        return shapes
 
     @property
     def outputs(self) -> int:
-        """The width of the last layer that sets one (linear), else of the input."""
-        units = [entry["units"] for entry in self.layers if entry["type"] == "linear"]
-        return units[-1] if units else self.inputs
+        """The width of the last layer's output."""
+        return math.prod(self.shapes[-1])
 
 
 # -- a demo's [model] table ---------------------------------------------------------------------------
