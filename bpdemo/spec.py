@@ -410,9 +410,12 @@ class ModelSection(Section):
     # the data's outputs.
     layers: list[dict[str, Any]] | None = None
 
-    def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec | NetworkSpec:
+    def spec(
+        self, n_inputs: int, n_outputs: int, seed: int, input_shape: Sequence[int] | None = None
+    ) -> MLPSpec | NetworkSpec:
+        """input_shape: (C, H, W) of images, which a layer list may convolve."""
         if self.layers is not None:
-            return self._network_spec(n_inputs, n_outputs, seed)
+            return self._network_spec(n_inputs, n_outputs, seed, input_shape)
         check_size([n_inputs, *self.hidden, n_outputs])
         return MLPSpec(
             sizes=[n_inputs, *self.hidden, n_outputs],
@@ -455,7 +458,7 @@ class ModelSection(Section):
             return list(self.hidden)
         return [entry.get("units") for entry in self.layers if entry.get("type") == "linear"][:-1]
 
-    def _network_spec(self, n_inputs: int, n_outputs: int, seed: int) -> NetworkSpec:
+    def _network_spec(self, n_inputs, n_outputs, seed, input_shape) -> NetworkSpec:
         entries = [dict(entry) for entry in self.layers]
         linear = [entry for entry in entries if entry.get("type") == "linear"]
         if not linear:
@@ -470,7 +473,7 @@ class ModelSection(Section):
         if all(isinstance(width, int) for width in widths):  # else NetworkSpec says what is wrong
             check_size([n_inputs, *widths])
         try:
-            return NetworkSpec(n_inputs, entries, **self._training(seed))
+            return NetworkSpec(n_inputs, entries, **self._training(seed), input_shape=input_shape)
         except ConfigError as error:
             raise ConfigError(f"[model] {error}") from None
 

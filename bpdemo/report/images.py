@@ -52,9 +52,14 @@ def baseline_loss_note(loss: str) -> str | None:
     return f"scikit-learn's MLP minimises its own log loss, not {loss}: its loss column is that one"
 
 
-def results_table(results: Mapping[str, Mapping[str, Any]], baseline: Baseline) -> str:
-    """One row per model: accuracy and loss on train and test, and the training time."""
-    rows = {**results, "sklearn_mlp": baseline.as_dict()}
+def results_table(
+    results: Mapping[str, Mapping[str, Any]],
+    baseline: Baseline,
+    others: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """One row per model: accuracy and loss on train and test, and the training time; `others`
+    (the comparison MLP of a convolutional network) after scikit-learn's."""
+    rows = {**results, "sklearn_mlp": baseline.as_dict(), **(others or {})}
     return table(
         {
             MODEL_LABELS[key]: {
