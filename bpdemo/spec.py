@@ -92,6 +92,7 @@ LAYER_KEYS: dict[str, dict[str, object]] = {
     **IMAGE_LAYER_KEYS,  # conv2d, maxpool2d, avgpool2d, flatten: `bpdemo.conv`
 }
 FLAT_ONLY = ("linear", "batchnorm", "layernorm")  # kinds that take (N, features)
+LAYER_CLASSES: dict[str, type] = {}  # kinds added by `bpdemo.register.register_layer`
 
 
 def parameter_names(num_layers: int) -> list[str]:
@@ -302,6 +303,8 @@ class NetworkSpec:
         input_shape: (channels, height, width) for images, whose C·H·W = `inputs` pixels come as
             rows (N, inputs), channel by channel, and go through the layers as (N, C, H, W); then
             `conv2d`, `maxpool2d`, `avgpool2d` and `flatten` layers may come first (`bpdemo.conv`).
+            A network whose first layer to need a shape is a linear or normalisation layer takes
+            the rows as they are, and its `input_shape` is None.
     """
 
     inputs: int
@@ -345,6 +348,11 @@ class NetworkSpec:
                 raise ConfigError(f"layers[{i}] ({kind}): {missing[0]!r} is missing")
             entries.append({"type": kind, **{k: entry.get(k, d) for k, d in keys.items()}})
         self.layers = entries
+        kinds = [entry["type"] for entry in entries]
+        first_image = next((i for i, k in enumerate(kinds) if k in IMAGE_LAYER_KEYS), len(kinds))
+        first_flat = next((i for i, k in enumerate(kinds) if k in FLAT_ONLY), len(kinds))
+        if first_image >= first_flat:  # nothing sees the image as an image: rows stay rows
+            self.input_shape = None
         self._validate()
 
     def _validate(self) -> None:
@@ -380,6 +388,9 @@ class NetworkSpec:
                     raise ConfigError(str(error)) from None
             elif kind == "linear":
                 shape = (entry["units"],)
+            elif hasattr(LAYER_CLASSES.get(kind), "output_shape"):  # a registered kind
+                keys = {k: v for k, v in entry.items() if k != "type"}
+                shape = tuple(LAYER_CLASSES[kind].output_shape(shape, **keys))
             shapes.append(shape)
         return shapes
 

@@ -239,9 +239,9 @@ def test_a_cnn_described_by_a_spec_has_the_shapes_torch_gives_and_autograds_grad
             "layers[1] (conv2d): in_channels is 3, but its input has 1 channels",
         ),
         (
-            [{"type": "linear", "units": 2}],
+            [{"type": "avgpool2d", "kernel_size": 2}, {"type": "linear", "units": 2}],
             (1, 4, 4),
-            "layers[0] (linear): takes features, but gets images 1×4×4: put a flatten layer before it",
+            "layers[1] (linear): takes features, but gets images 1×2×2: put a flatten layer before it",
         ),
         (
             [{"type": "flatten"}, {"type": "maxpool2d", "kernel_size": 2}],
@@ -254,3 +254,8 @@ def test_a_layer_that_cannot_take_its_input_is_one_line_naming_it(layers, shape,
     with pytest.raises(ConfigError) as caught:
         NetworkSpec(16, layers, input_shape=shape)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_a_network_that_starts_with_a_linear_layer_takes_the_images_as_rows():
+    spec = NetworkSpec(16, [{"type": "linear", "units": 2}], input_shape=(1, 4, 4))
+    assert spec.input_shape is None and spec.shapes == [(16,), (2,)]
