@@ -11,7 +11,7 @@ image's patches (im2col, as CS231n's fast layers and torch's own CPU kernels do 
     BP2  ∂L/∂X = fold(Wᵀ · δ)     each patch's gradient added back where the patch came from
 
 `unfold` and `fold` only move numbers (fold adds those that land on the same pixel); no `conv2d`
-is called on the hand-written path. A pooling layer takes the same patches of each channel on its
+is called on the hand-written path. A pooling layer takes the same windows of each channel on its
 own: max pooling routes each output's gradient to the one input that was the window's maximum
 (the first in reading order when several tie, as torch does), average pooling spreads it evenly.
 
@@ -41,13 +41,54 @@ def sliding_output(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def windows(x: Tensor, kernel, stride, padding=(0, 0)) -> Tensor:
+    """Every window of x (N, C, H, W) as a view (N, C, kh, kw, H_out, W_out), zero-padded: entry
+    [n, c, u, v, i, j] is x_padded[n, c, i·s + u, j·s + v]. Made once, read many times, copies
+    nothing; `unfold(x)` is this reshaped to (N, C·kh·kw, L)."""
+    if any(padding):
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    n, channels, height, width = x.shape
+    out_h = sliding_output(height, kernel[0], stride[0], 0)
+    out_w = sliding_output(width, kernel[1], stride[1], 0)
+    s_n, s_c, s_h, s_w = x.stride()
+    return x.as_strided(
+        (n, channels, kernel[0], kernel[1], out_h, out_w),
+        (s_n, s_c, s_h, s_w, s_h * stride[0], s_w * stride[1]),
+    )
+
+
+def unfold(x: Tensor, kernel, stride, padding) -> Tensor:
+    """The patches of x (N, C, H, W) as columns (N, C·kh·kw, L), as `torch.nn.functional.unfold`."""
+    view = windows(x, kernel, stride, padding)
+    n, channels, kh, kw, out_h, out_w = view.shape
+    return view.reshape(n, channels * kh * kw, out_h * out_w)
+
+
+def fold(columns: Tensor, size, kernel, stride, padding) -> Tensor:
+    """The columns (N, C·kh·kw, L) of patches added back onto an image (N, C, H, W), as
+    `torch.nn.functional.fold`: one strided addition per kernel offset (u, v)."""
+    (height, width), (kh, kw) = size, kernel
+    n = columns.shape[0]
+    channels = columns.shape[1] // (kh * kw)
+    padded = columns.new_zeros(n, channels, height + 2 * padding[0], width + 2 * padding[1])
+    out_h = sliding_output(height, kh, stride[0], padding[0])
+    out_w = sliding_output(width, kw, stride[1], padding[1])
+    pieces = columns.view(n, channels, kh, kw, out_h, out_w)
+    for u in range(kh):
+        for v in range(kw):
+            rows = slice(u, u + stride[0] * (out_h - 1) + 1, stride[0])
+            cols = slice(v, v + stride[1] * (out_w - 1) + 1, stride[1])
+            padded[:, :, rows, cols] += pieces[:, :, u, v]
+    return padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width]
+
+
 class Conv2d:
     """A 2-d convolution, as `torch.nn.Conv2d` (cross-correlation, torch's names and shapes).
 
     Attributes:
         weight: (out_channels, in_channels, kh, kw); bias: (out_channels,) (absent without bias).
         grad_weight, grad_bias: ∂L/∂W and ∂L/∂b of the last backward, same shapes.
-        input: the last forward's X (N, C, H, W); patches: unfold(X) (N, C·kh·kw, L).
+        input_size: the last forward's (H, W); patches: unfold(X) (N, C·kh·kw, L).
         delta: the last backward's δ = ∂L/∂Z (N, out, H_out, W_out).
     """
 
@@ -77,19 +118,17 @@ class Conv2d:
             self.bias = torch.zeros(out_channels, dtype=dtype, device=device)
             self.grad_bias = torch.zeros_like(self.bias)
         self.training = True
-        self.input: Tensor | None = None
+        self.input_size: tuple[int, int] | None = None
         self.patches: Tensor | None = None
         self.delta: Tensor | None = None
 
-    def _unfold(self, x: Tensor) -> Tensor:
-        return F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
-
     def forward(self, x: Tensor) -> Tensor:
-        """X (N, C, H, W) -> Z (N, out, H_out, W_out), keeping X and its patches."""
+        """X (N, C, H, W) -> Z (N, out, H_out, W_out), keeping X's patches."""
         n, _, height, width = x.shape
         out_h = sliding_output(height, self.kernel_size[0], self.stride[0], self.padding[0])
         out_w = sliding_output(width, self.kernel_size[1], self.stride[1], self.padding[1])
-        self.input, self.patches = x, self._unfold(x)  # (N, C·kh·kw, L)
+        self.input_size = (height, width)
+        self.patches = unfold(x, self.kernel_size, self.stride, self.padding)  # (N, C·kh·kw, L)
         kernels = self.weight.view(self.out_channels, -1)  # (out, C·kh·kw): one kernel a row
         z = torch.matmul(kernels, self.patches)  # Z = W · patches   (N, out, L)
         if "bias" in self.parameter_names:
@@ -101,30 +140,24 @@ class Conv2d:
         n = grad_output.shape[0]
         self.delta = grad_output
         delta = grad_output.reshape(n, self.out_channels, -1)  # (N, out, L)
-        columns = self.patches.shape[1]
-        # BP4: ∂L/∂W = δ · patchesᵀ, summed over the batch: one product over all N·L positions
-        by_position = delta.transpose(0, 1).reshape(self.out_channels, -1)  # (out, N·L)
-        patch_rows = self.patches.transpose(1, 2).reshape(-1, columns)  # (N·L, C·kh·kw)
-        torch.mm(by_position, patch_rows, out=self.grad_weight.view(self.out_channels, -1))
+        # BP4: ∂L/∂W = δ · patchesᵀ, one product per image, summed over the batch
+        per_image = torch.matmul(delta, self.patches.transpose(1, 2))  # (N, out, C·kh·kw)
+        torch.sum(per_image, dim=0, out=self.grad_weight.view(self.out_channels, -1))
         if "bias" in self.parameter_names:
             torch.sum(delta, dim=(0, 2), out=self.grad_bias)  # BP3: ∂L/∂b = Σ δ
         if not input_grad:
             return None
         kernels = self.weight.view(self.out_channels, -1)
         grad_patches = torch.matmul(kernels.t(), delta)  # Wᵀ · δ   (N, C·kh·kw, L)
-        size = self.input.shape[2:]
         # BP2: ∂L/∂X = fold(Wᵀ · δ): each patch's share added back onto the pixels it came from
-        return F.fold(
-            grad_patches, size, self.kernel_size, padding=self.padding, stride=self.stride
-        )
+        return fold(grad_patches, self.input_size, self.kernel_size, self.stride, self.padding)
 
     def summand_scales(self) -> dict[str, Tensor]:
         """|δ| · |patches|ᵀ for the weight (BP4), Σ|δ| for the bias (BP3): see `bpdemo.agreement`."""
         n = self.delta.shape[0]
         abs_delta = self.delta.abs().reshape(n, self.out_channels, -1)
-        by_position = abs_delta.transpose(0, 1).reshape(self.out_channels, -1)
-        patch_rows = self.patches.abs().transpose(1, 2).reshape(-1, self.patches.shape[1])
-        scales = {"weight": (by_position @ patch_rows).view_as(self.weight)}
+        per_image = torch.matmul(abs_delta, self.patches.abs().transpose(1, 2))
+        scales = {"weight": per_image.sum(dim=0).view_as(self.weight)}
         if "bias" in self.parameter_names:
             scales["bias"] = abs_delta.sum(dim=(0, 2))
         return scales
@@ -148,7 +181,7 @@ class Conv2d:
 
 
 class _Pool2d:
-    """What max and average pooling share: each channel's windows as the columns of a matrix."""
+    """What max and average pooling share: each channel's windows, (N, C, kh·kw, H_out, W_out)."""
 
     parameter_names = ()
 
@@ -156,25 +189,20 @@ class _Pool2d:
         self.kernel_size = pair(kernel_size)
         self.stride = self.kernel_size if stride is None else pair(stride)  # torch's default
         self.training = True
-        self.input_shape: tuple[int, ...] | None = None
+        self.input_size: tuple[int, int] | None = None
 
     def _windows(self, x: Tensor) -> Tensor:
-        """x (N, C, H, W) -> each channel's windows (N·C, kh·kw, L), one column per output."""
-        n, channels, height, width = x.shape
-        single = x.reshape(n * channels, 1, height, width)
-        return F.unfold(single, self.kernel_size, stride=self.stride)
-
-    def _shape_out(self, x: Tensor) -> tuple[int, int, int, int]:
-        n, channels, height, width = x.shape
-        out_h = sliding_output(height, self.kernel_size[0], self.stride[0], 0)
-        out_w = sliding_output(width, self.kernel_size[1], self.stride[1], 0)
-        return n, channels, out_h, out_w
+        self.input_size = tuple(x.shape[2:])
+        view = windows(x, self.kernel_size, self.stride)
+        n, channels, kh, kw, out_h, out_w = view.shape
+        return view.reshape(n, channels, kh * kw, out_h, out_w)
 
     def _fold(self, grad_windows: Tensor) -> Tensor:
-        """(N·C, kh·kw, L) -> (N, C, H, W): each window's gradient added back onto its pixels."""
-        n, channels, height, width = self.input_shape
-        folded = F.fold(grad_windows, (height, width), self.kernel_size, stride=self.stride)
-        return folded.view(n, channels, height, width)
+        """(N, C, kh·kw, H_out, W_out) -> (N, C, H, W): each window's gradient added back onto
+        its pixels."""
+        n = grad_windows.shape[0]
+        columns = grad_windows.reshape(n, -1, grad_windows.shape[3] * grad_windows.shape[4])
+        return fold(columns, self.input_size, self.kernel_size, self.stride, (0, 0))
 
 
 class MaxPool2d(_Pool2d):
@@ -186,23 +214,24 @@ class MaxPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
-        self.argmax: Tensor | None = None  # (N·C, 1, L): where each window's maximum is
+        self.argmax: Tensor | None = None  # (N, C, 1, H_out, W_out): where each maximum is
 
     def forward(self, x: Tensor) -> Tensor:
-        self.input_shape = tuple(x.shape)
-        # torch.max gives the first index of the maximum on a tie
-        y, argmax = self._windows(x).max(dim=1, keepdim=True)
-        self.argmax = argmax
-        return y.view(self._shape_out(x))
+        # torch.max gives the first index of the maximum on a tie; a window's position fits in a
+        # byte (up to 255 pixels), an eighth of the memory of the int64 it comes as
+        y, argmax = self._windows(x).max(dim=2, keepdim=True)
+        small = self.kernel_size[0] * self.kernel_size[1] <= 255
+        self.argmax = argmax.to(torch.uint8) if small else argmax
+        return y.squeeze(2)
 
     def backward(self, grad_output: Tensor, input_grad: bool = True) -> Tensor | None:
         if not input_grad:
             return None
-        n, channels, _, _ = self.input_shape
+        n, channels, out_h, out_w = grad_output.shape
         window = self.kernel_size[0] * self.kernel_size[1]
-        grad = grad_output.reshape(n * channels, 1, -1)
-        routed = grad.new_zeros(n * channels, window, grad.shape[2])
-        routed.scatter_(1, self.argmax, grad)  # ∂L/∂y goes to the maximum only
+        routed = grad_output.new_zeros(n, channels, window, out_h, out_w)
+        # ∂L/∂y goes to the maximum only
+        routed.scatter_(2, self.argmax.long(), grad_output.unsqueeze(2))
         return self._fold(routed)
 
     def torch_module(self) -> nn.Module:
@@ -216,16 +245,15 @@ class AvgPool2d(_Pool2d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        self.input_shape = tuple(x.shape)
-        return self._windows(x).mean(dim=1, keepdim=True).view(self._shape_out(x))
+        return self._windows(x).mean(dim=2)
 
     def backward(self, grad_output: Tensor, input_grad: bool = True) -> Tensor | None:
         if not input_grad:
             return None
-        n, channels, _, _ = self.input_shape
+        n, channels, out_h, out_w = grad_output.shape
         window = self.kernel_size[0] * self.kernel_size[1]
-        grad = grad_output.reshape(n * channels, 1, -1) / window  # ∂L/∂x = ∂L/∂y / (kh·kw)
-        return self._fold(grad.expand(-1, window, -1))
+        share = (grad_output / window).unsqueeze(2)  # ∂L/∂x = ∂L/∂y / (kh·kw)
+        return self._fold(share.expand(n, channels, window, out_h, out_w))
 
     def torch_module(self) -> nn.Module:
         return nn.AvgPool2d(self.kernel_size, self.stride)

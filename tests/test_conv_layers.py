@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from bpdemo import ConfigError, ManualSequential, NetworkSpec, check_gradients, twin_of
-from bpdemo.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d
+from bpdemo.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d, fold, unfold
 
 F64 = torch.float64
 TOLERANCE = 1e-12
@@ -259,3 +259,19 @@ def test_a_layer_that_cannot_take_its_input_is_one_line_naming_it(layers, shape,
 def test_a_network_that_starts_with_a_linear_layer_takes_the_images_as_rows():
     spec = NetworkSpec(16, [{"type": "linear", "units": 2}], input_shape=(1, 4, 4))
     assert spec.input_shape is None and spec.shapes == [(16,), (2,)]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"), [(2, 1, 0), (3, 2, 1), ((2, 3), (1, 2), (1, 0))]
+)
+def test_unfold_and_fold_move_the_numbers_as_torchs_do(kernel, stride, padding):
+    from torch.nn.functional import fold as torch_fold
+    from torch.nn.functional import unfold as torch_unfold
+
+    pairs = [k if isinstance(k, tuple) else (k, k) for k in (kernel, stride, padding)]
+    x = random(2, 3, 7, 6, seed=11)
+    columns = unfold(x, *pairs)
+    assert torch.equal(columns, torch_unfold(x, kernel, padding=padding, stride=stride))
+    back = fold(columns, (7, 6), *pairs)
+    expected = torch_fold(columns, (7, 6), kernel, padding=padding, stride=stride)
+    assert close(back, expected)
