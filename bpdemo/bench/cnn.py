@@ -140,7 +140,7 @@ def run(repeats: int, min_block_seconds: float, memory_steps: int = 2) -> dict:
     for name in ("manual", "autograd"):
         peak, _ = _profiled_peak(builder(name), memory_steps)
         memory[f"{name}_mb"] = peak / MIB
-    layers = layer_times()
+    layers = layer_times(repeats)
     kept = kept_bytes(built["manual"])
     return {
         "network": NETWORK,
@@ -158,6 +158,16 @@ def run(repeats: int, min_block_seconds: float, memory_steps: int = 2) -> dict:
         "layers": layers,
         "goal": GOAL,
     }
+
+
+def where_memory_goes(result: dict) -> str:
+    """What the hand-written step holds that autograd's does not."""
+    return (
+        f"the patches its two convolutions keep for their backward, {result['patches_mb']:.1f} MiB "
+        f"(unfold copies each pixel kh·kw = 9 times), and as much again while the second one's "
+        f"Wᵀ·δ is folded back; autograd's convolution keeps only its input and never lays the "
+        f"patches out"
+    )
 
 
 def where_time_goes(result: dict, top: int = 3) -> str:
