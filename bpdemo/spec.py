@@ -459,6 +459,8 @@ class ModelSection(Section):
         words = []
         for entry in self.layers:
             details = [str(v) for k, v in entry.items() if k != "type" and v != "identity"]
+            if entry.get("type") in IMAGE_LAYER_KEYS:  # sizes by name: 'conv2d kernel_size=3 ...'
+                details = [f"{k}={v}" for k, v in entry.items() if k != "type"]
             words.append(" ".join([entry.get("type", "?"), *details]))
         return ", ".join(words)
 

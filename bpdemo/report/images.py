@@ -31,7 +31,7 @@ def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1)
         f"data: {data.description}: {data.rows:,} images ({counts}); {len(split.train_index):,} "
         f"train, {len(split.test_index):,} test (stratified, seed {config.seed}); "
         f"{channels}x{height}x{width} pixels flattened and standardised on the training images",
-        f"network {model.layer_text() or sizes} ({model.hidden_activation}); loss "
+        f"network {model.layer_text() or f'{sizes} ({model.hidden_activation})'}; loss "
         f"{LOSSES[model.loss].label} on the {len(data.classes)} logits; {opt.name} lr "
         f"{opt.lr:g}; {train.epochs} epoch{'s' if train.epochs != 1 else ''} of batches of "
         f"{train.batch_size}; {model.dtype}",
