@@ -486,9 +486,12 @@ class ModelSection(Section):
         if all(isinstance(width, int) for width in widths):  # else NetworkSpec says what is wrong
             check_size([n_inputs, *widths])
         try:
-            return NetworkSpec(n_inputs, entries, **self._training(seed), input_shape=input_shape)
+            spec = NetworkSpec(n_inputs, entries, **self._training(seed), input_shape=input_shape)
         except ConfigError as error:
             raise ConfigError(f"[model] {error}") from None
+        if spec.input_shape is not None:  # a linear layer after a flatten has the maps' fan-in
+            check_count(spec)
+        return spec
 
 
 def check_size(sizes: Sequence[int]) -> None:
@@ -499,6 +502,24 @@ def check_size(sizes: Sequence[int]) -> None:
             f"[model] layer sizes {list(sizes)} make {count:,} weights and biases; the range is 1 "
             f"to {MAX_PARAMETERS:,} (each is kept about 8 times: two models, their gradients and "
             "optimizer states): choose smaller hidden layers or smaller inputs"
+        )
+
+
+def check_count(spec: NetworkSpec) -> None:
+    """`check_size` for a network with image layers: a kernel has C·kh·kw + 1 numbers per output
+    channel, a linear layer (fan-in + 1) per unit."""
+    count = 0
+    for entry, shape in zip(spec.layers, spec.shapes, strict=False):
+        if entry["type"] == "linear":
+            count += (math.prod(shape) + 1) * entry["units"]
+        elif entry["type"] == "conv2d":
+            kernel = entry["kernel_size"]
+            area = math.prod(kernel) if isinstance(kernel, list) else kernel * kernel
+            count += entry["out_channels"] * (shape[0] * area + 1)
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"[model] layers make {count:,} weights and biases; the range is 1 to "
+            f"{MAX_PARAMETERS:,}: choose fewer channels, or pool before the linear layer"
         )
 
 

@@ -275,3 +275,16 @@ def test_unfold_and_fold_move_the_numbers_as_torchs_do(kernel, stride, padding):
     back = fold(columns, (7, 6), *pairs)
     expected = torch_fold(columns, (7, 6), kernel, padding=padding, stride=stride)
     assert close(back, expected)
+
+
+def test_a_cnn_of_too_many_weights_is_refused_before_it_is_built():
+    from bpdemo.spec import ModelSection
+
+    wide = [
+        {"type": "conv2d", "out_channels": 4096, "kernel_size": 3, "padding": 1},
+        {"type": "flatten"},
+        {"type": "linear"},
+    ]
+    # 4096 × (3·9 + 1) for the kernels, then (4096·32·32 + 1) × 10 for the linear layer
+    with pytest.raises(ConfigError, match="layers make 41,9"):
+        ModelSection(layers=wide).spec(3072, 10, 0, (3, 32, 32))
