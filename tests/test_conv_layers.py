@@ -285,6 +285,6 @@ def test_a_cnn_of_too_many_weights_is_refused_before_it_is_built():
         {"type": "flatten"},
         {"type": "linear"},
     ]
-    # 4096 × (3·9 + 1) for the kernels, then (4096·32·32 + 1) × 10 for the linear layer
-    with pytest.raises(ConfigError, match="layers make 41,9"):
+    # 4096 × (3·9 + 1) = 114,688 for the kernels, (4096·32·32 + 1) × 10 for the linear layer
+    with pytest.raises(ConfigError, match="layers make 42,057,738 weights"):
         ModelSection(layers=wide).spec(3072, 10, 0, (3, 32, 32))
