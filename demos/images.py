@@ -174,58 +174,63 @@ def main(argv: list[str] | None = None) -> int:
 
         initial = snapshot(experiment.pair, experiment.test[0])
         history = experiment.fit(quiet=args.quiet, description=images.name, metrics=accuracy)
-        cnn = convolves(experiment.pair.spec)
-        if cnn:  # the perceptron of the default config, on the same split, seed and batches
+        mlp = None
+        if convolves(experiment.pair.spec):  # the default config's MLP, on the same split and seed
             size = {"inputs": images.x.shape[1], "outputs": len(images.classes)}
             mlp = train_mlp(
                 config, MLP_MODEL, MLP_OPTIMIZER, split, **size, distributed=args.distributed
             )
         if not is_rank_zero():  # rank 0 evaluates, prints and writes
             return 0 if history.completed else 1
-        results = experiment.results(class_scores)
-        # scikit-learn's MLP has the hidden layers of the MLP the network is compared with
-        mlp_model = MLP_MODEL if cnn else config.model
-        baseline = fit_classifier(split, mlp_model, config.seed, config.train.threads)
-        probabilities = {m: probabilities_of(o) for m, o in experiment.outputs("test").items()}
-        walk = walk_through(experiment.pair, experiment.test, initial, config.walkthrough)
-        predictions = prediction_agreement(probabilities["manual"], probabilities["autograd"])
-
-        others = {}
-        if cnn:
-            others["mlp"] = mlp_block(mlp)
-            image = experiment.test[0][walk.test_image]
-            mlp_pixels = pixel_gradients(mlp.pair, image, walk.true_class)
-        run.say(f"\nresults on {len(split.test_index):,} held-out test images:")
-        run.say(report.results_table(results, baseline, others))
-        run.say("\n" + agreement_line(experiment.pair))
-        run.say(report.describe_predictions(predictions, results))
-        run.say("\n" + report.describe_step(walk, images.classes))
-
-        metrics = experiment.metrics(
-            results,
-            {"sklearn_mlp": baseline},
-            predictions=predictions,
-            confusion_matrix=report.confusion_block(split, probabilities),
-            walkthrough=walk.as_dict(images.classes),
-            distributed={"world_size": experiment.world_size},
-            **others,
-        )
-        figures = plots.figures(
-            experiment,
-            split,
-            results,
-            probabilities,
-            walk,
-            predictions,
-            network_name="convolutional network" if cnn else "the network",
-            mlp=mlp_pixels if cnn else None,
-        )
-        if cnn:
-            picture = images.pictures(images.x[split.test_index[[walk.test_image]]])[0]
-            figures |= cnn_plots.figures(experiment.pair, picture, image, walk.test_image)
-        experiment.write(metrics, figures)
+        evaluate_and_write(run, config, experiment, split, initial, mlp)
         run.finish()
         return 0
+
+
+def evaluate_and_write(run, config, experiment, split, initial, mlp) -> None:
+    """Rank 0's part after training: score both networks (and the comparison `mlp` of a
+    convolutional network, or None) and the baseline, walk one image through, print and write."""
+    images = split.data
+    results = experiment.results(class_scores)
+    # scikit-learn's MLP has the hidden layers of the MLP the network is compared with
+    baseline = fit_classifier(
+        split, config.model if mlp is None else MLP_MODEL, config.seed, config.train.threads
+    )
+    probabilities = {m: probabilities_of(o) for m, o in experiment.outputs("test").items()}
+    walk = walk_through(experiment.pair, experiment.test, initial, config.walkthrough)
+    predictions = prediction_agreement(probabilities["manual"], probabilities["autograd"])
+    image = experiment.test[0][walk.test_image]
+    others = {} if mlp is None else {"mlp": mlp_block(mlp)}
+
+    run.say(f"\nresults on {len(split.test_index):,} held-out test images:")
+    run.say(report.results_table(results, baseline, others))
+    run.say("\n" + agreement_line(experiment.pair))
+    run.say(report.describe_predictions(predictions, results))
+    run.say("\n" + report.describe_step(walk, images.classes))
+
+    metrics = experiment.metrics(
+        results,
+        {"sklearn_mlp": baseline},
+        predictions=predictions,
+        confusion_matrix=report.confusion_block(split, probabilities),
+        walkthrough=walk.as_dict(images.classes),
+        distributed={"world_size": experiment.world_size},
+        **others,
+    )
+    figures = plots.figures(
+        experiment,
+        split,
+        results,
+        probabilities,
+        walk,
+        predictions,
+        network_name="the network" if mlp is None else "convolutional network",
+        mlp=None if mlp is None else pixel_gradients(mlp.pair, image, walk.true_class),
+    )
+    if mlp is not None:
+        picture = images.pictures(images.x[split.test_index[[walk.test_image]]])[0]
+        figures |= cnn_plots.figures(experiment.pair, picture, image, walk.test_image)
+    experiment.write(metrics, figures)
 
 
 if __name__ == "__main__":
