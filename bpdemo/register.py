@@ -273,10 +273,17 @@ def register_layer(name: str, cls: type, *, replace: bool = False) -> type:
         raise ValueError(
             f"layer {name!r}: checking it raised {type(error).__name__}: {one_line(error)}"
         ) from error
+    for problem in report.problems:
+        raise ValueError(f"layer {name!r}: {problem}")
     for row in report.failures[:1]:  # the first that failed, named: "input x", "parameter beta"
-        single = GradientReport(report.checked, report.dtype, [row])
-        _refuse_failures(f"layer {name!r}: {row.name}", single, None)
-    _refuse_failures(f"layer {name!r}", report, None)
+        if row.problem is not None:
+            raise ValueError(f"layer {name!r}: {row.name}: {row.problem}")
+        index = ",".join(map(str, row.worst_index))
+        raise ValueError(
+            f"layer {name!r}: {row.name} disagrees with {row.reference} at [{index}]: given "
+            f"{row.value:.6g}, {row.reference} {row.expected:.6g} (largest relative difference "
+            f"{row.max_rel_diff:.1e}, tolerance {row.tolerance:.0e})"
+        )
 
     def build(entry, width, spec, context):
         shape = (width,) if isinstance(width, int) else tuple(width)
