@@ -15,7 +15,7 @@ is called on the hand-written path. A pooling layer takes the same windows of ea
 own: max pooling routes each output's gradient to the one input that was the window's maximum
 (the first in reading order when several tie, as torch does), average pooling spreads it evenly.
 
-`output_shape(kind, entry, shape)` gives each kind's output shape from its input's, so a network
+`output_shape(entry, shape, where)` gives each kind's output shape from its input's, so a network
 description is checked before anything is built (`bpdemo.spec.NetworkSpec`).
 """
 
@@ -281,8 +281,10 @@ class Flatten:
 
 
 # -- the description of each kind: its keys, and its output shape -------------------------------------
-# Keys and defaults (None: required; in_channels None: the input's), as `bpdemo.spec.LAYER_KEYS`
-# lists them for every kind. A size is one whole number (square) or two, [height, width].
+# Keys and defaults, as `bpdemo.spec.LAYER_KEYS` lists them for every kind: None is required;
+# "input" takes the input's channel count (a number given is checked against it); a pool's stride
+# "kernel_size" is its kernel's, as torch's default. A size is one whole number (square) or two,
+# [height, width].
 IMAGE_LAYER_KEYS: dict[str, dict[str, object]] = {
     "conv2d": {
         "out_channels": None,
