@@ -305,7 +305,7 @@ def saliency(
             ax.set_title(name, fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
-        figure.colorbar(shown, ax=axes[row, 1:3].tolist(), shrink=0.85)
+        figure.colorbar(shown, ax=axes[row, 1:3].tolist(), shrink=0.7)
         largest = float(np.abs(difference).max())
         scale = largest or 1.0
         shown = axes[row, 3].imshow(
@@ -316,7 +316,7 @@ def saliency(
         )
         axes[row, 3].set_xticks([])
         axes[row, 3].set_yticks([])
-        figure.colorbar(shown, ax=axes[row, 3], shrink=0.85, format="%.0e")
+        figure.colorbar(shown, ax=axes[row, 3], shrink=0.7, format="%.0e")
     figure.suptitle(title)
     return figure
 
