@@ -28,7 +28,7 @@ from bpdemo.infra.errors import (
 from bpdemo.layers import ManualSequential
 from bpdemo.manual import ManualMLP
 from bpdemo.optim import OptimizerSpec, clip_grad_norm
-from bpdemo.register import register_activation, register_loss
+from bpdemo.register import register_activation, register_layer, register_loss
 from bpdemo.spec import MLPSpec, NetworkSpec
 from bpdemo.train import History, fit
 
@@ -57,6 +57,7 @@ __all__ = [
     "finite_difference_grads",
     "fit",
     "register_activation",
+    "register_layer",
     "register_loss",
     "rel_diff",
     "twin_of",

@@ -68,6 +68,9 @@ class AutogradNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self.spec, x)
+        shape = getattr(self.spec, "input_shape", None)
+        if shape is not None:  # images come as rows of pixels, channel by channel
+            x = x.reshape(x.shape[0], *shape)
         for layer in self.layers:
             x = layer(x)
         return x

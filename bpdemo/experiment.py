@@ -106,10 +106,12 @@ class Experiment:
         outputs: int,
         run: RunDir | None,
         distributed: bool = False,
+        input_shape: tuple[int, int, int] | None = None,
     ) -> Experiment:
         """The pair for `inputs` -> `outputs` and the data as its tensors; `run` is the run's output
-        folder (None on the ranks of a distributed run other than 0)."""
-        spec = config.model.spec(inputs, outputs, config.seed)
+        folder (None on the ranks of a distributed run other than 0); `input_shape`: (C, H, W) of
+        images, for a network that convolves them."""
+        spec = config.model.spec(inputs, outputs, config.seed, input_shape)
         pair_type = DistributedSideBySide if distributed else SideBySide
         pair = pair_type(spec, config.optimizer)
         train = data.tensors("train", spec.dtype, spec.device)

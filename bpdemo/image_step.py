@@ -10,6 +10,8 @@ the network gets wrong (the one most like that) goes through the four steps, by 
 
 The loss is the network's own (`MLPSpec.loss`, any loss for classes); its formulas are its registry
 entry's. The step is taken on copies of the weights: the trained models are left as they are.
+Beside the steps, ∂L/∂pixel (`pixel_gradients`): which pixels pushed the loss up, by the hand-written
+backward carried down to the image and by autograd.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class OneImageStep:
         loss: L of this one image.
         grad_logits: dL/dz, as the hand-written backward pass computed it.
         probabilities_after, loss_after: after one step of plain gradient descent (lr) on this image.
+        grad_pixels, grad_pixels_autograd: ∂L/∂x (F,) of this image before the step, each model's.
     """
 
     test_image: int
@@ -57,6 +60,8 @@ class OneImageStep:
     probabilities_after: np.ndarray
     probabilities_after_autograd: np.ndarray
     loss_after: float
+    grad_pixels: np.ndarray
+    grad_pixels_autograd: np.ndarray
 
     @property
     def predicted(self) -> int:
@@ -95,6 +100,10 @@ class OneImageStep:
             "loss_after": self.loss_after,
             "predicted_class_after": classes[self.predicted_after],
             "max_model_difference": self.max_model_difference,
+            "max_pixel_gradient": float(np.abs(self.grad_pixels).max()),
+            "max_pixel_gradient_difference": pixel_difference(
+                self.grad_pixels, self.grad_pixels_autograd
+            ),
         }
 
 
@@ -110,6 +119,29 @@ def snapshot(pair: SideBySide, test_inputs: Tensor) -> Snapshot:
     """The hand-written model of `pair` as it is now, on the test images (N_test, F)."""
     logits, _ = pair.predict(test_inputs)
     return Snapshot(pair.manual.state_dict(), probabilities_of(logits))
+
+
+def pixel_gradients(pair: SideBySide, x: Tensor, label: int) -> tuple[np.ndarray, np.ndarray]:
+    """∂L/∂x of one image (F,) in evaluation mode: the hand-written model's backward pass carried
+    through the first layer too (`input_gradient`), and autograd's. Both models' weights must be the
+    same; the models are left in training mode."""
+    x, target = x.reshape(1, -1), torch.tensor([label], device=x.device)
+    pair.manual.eval()
+    pair.autograd.eval()
+    try:
+        manual = pair.manual.input_gradient(x, target)
+        leaf = x.clone().requires_grad_(True)
+        pair.autograd.loss(pair.autograd(leaf), target).backward()
+        pair.autograd.zero_grad(set_to_none=True)  # the parameters' gradients are not wanted here
+    finally:
+        pair.manual.train()
+        pair.autograd.train()
+    return manual[0].double().cpu().numpy(), leaf.grad[0].double().cpu().numpy()
+
+
+def pixel_difference(given: np.ndarray, reference: np.ndarray) -> float:
+    """The largest |difference| between two ∂L/∂pixel maps."""
+    return float(np.abs(given - reference).max())
 
 
 def check_test_image(test_image: int | None, test_images: int) -> None:
@@ -148,6 +180,9 @@ def step_on_one_image(
     # the network as it predicts: a batch of one has no batch statistics, and nothing is dropped
     pair.manual.eval()
     pair.autograd.eval()
+    grad_pixels, grad_pixels_autograd = pixel_gradients(pair, x, label)
+    pair.manual.eval()
+    pair.autograd.eval()
     x, target = x.reshape(1, -1), torch.tensor([label], device=x.device)
 
     loss, _ = pair.manual.loss_and_grads(x, target)
@@ -170,6 +205,8 @@ def step_on_one_image(
         "probabilities_after": probabilities_of(after.output_manual)[0],
         "probabilities_after_autograd": probabilities_of(after.output_autograd)[0],
         "loss_after": after.loss_manual,
+        "grad_pixels": grad_pixels,
+        "grad_pixels_autograd": grad_pixels_autograd,
     }
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from bpdemo import conv
 from bpdemo.autograd_mlp import SharedMaskDropout, TorchFunction
 from bpdemo.functional import ACTIVATIONS, draw_mask
 from bpdemo.manual import Linear, ManualNetwork, Workspace
@@ -214,7 +215,8 @@ class ActivationLayer:
 
 # -- building a stack from its description --------------------------------------------------------------
 # How each kind of layer in `bpdemo.spec.LAYER_KEYS` is built:
-# build(entry, width_in, spec, context) -> (layer, width_out).
+# build(entry, width_in, spec, context) -> (layer, width_out); an image layer's width is its
+# shape (C, H, W), as `NetworkSpec.shapes` has it.
 Build = Callable[[dict, int, NetworkSpec, dict], tuple[object, int]]
 
 
@@ -231,7 +233,17 @@ def _linear(entry, width, spec, context):
     return layer, units
 
 
+def _image_layer(entry, shape, spec, context):
+    layer = conv.build(entry, shape, spec.dtype, spec.device)
+    if isinstance(layer, conv.Conv2d):  # drawn as the (out, C·kh·kw) matrix it multiplies as
+        kernels = torch.empty(layer.out_channels, layer.weight[0].numel(), dtype=torch.float64)
+        INITS[spec.init].draw(kernels, spec.init_scale, context["generator"])
+        layer.weight.copy_(kernels.view_as(layer.weight))
+    return layer, spec.shapes[context["index"] + 1]
+
+
 LAYER_TYPES: dict[str, Build] = {
+    **dict.fromkeys(conv.IMAGE_LAYER_KEYS, _image_layer),
     "linear": _linear,
     "batchnorm": lambda e, width, spec, c: (
         BatchNorm1d(width, e["eps"], e["momentum"], spec.dtype, spec.device),
@@ -252,9 +264,10 @@ class ManualSequential(ManualNetwork):
 
     def __init__(self, spec: NetworkSpec):
         generator = torch.Generator().manual_seed(spec.seed)  # linear weights, in layer order
-        layers, width = [], spec.inputs
-        for index, entry in enumerate(spec.layers):
+        layers = []
+        for index, (entry, shape) in enumerate(zip(spec.layers, spec.shapes, strict=False)):
             context = {"generator": generator, "index": index}
-            layer, width = LAYER_TYPES[entry["type"]](entry, width, spec, context)
+            width = shape[0] if len(shape) == 1 else shape
+            layer, _ = LAYER_TYPES[entry["type"]](entry, width, spec, context)
             layers.append(layer)
         super().__init__(spec, layers)

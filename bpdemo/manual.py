@@ -304,7 +304,22 @@ class ManualNetwork:
         self._backward(grad_output)
         return loss, dict(self._named_grads)
 
+    @torch.no_grad()
+    def input_gradient(self, x: Tensor, target: Tensor) -> Tensor:
+        """∂L/∂x (N, inputs): how the loss changes with each input (pixel), by the same backward
+        pass carried one layer further, through the first layer too (BP2)."""
+        check_input(self.spec, x)
+        output = self._forward(x)
+        check_target(self.spec, output, target)
+        grad = self.loss_fn.gradient(output, target)
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad.reshape(x.shape).clone()
+
     def _forward(self, x: Tensor) -> Tensor:
+        shape = getattr(self.spec, "input_shape", None)
+        if shape is not None:  # images come as rows of pixels, channel by channel
+            x = x.reshape(x.shape[0], *shape)
         for layer in self.layers:
             x = layer.forward(x)
         return x

@@ -5,13 +5,15 @@ and `NetworkSpec`, in both models, in config files and `--set`, and in a worked 
 derivative is checked at registration against autograd and finite differences of the torch function
 given with it, in float64 and float32 and out into the saturated tails; a wrong one is refused with a
 `ValueError` that says where it disagrees. From the command line, `--import FILE_OR_MODULE` runs
-the registering code before the config is read.
+the registering code before the config is read. `register_layer` does the same for a whole layer
+with parameters of its own: its backward is checked with `check_gradients` before it is accepted.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import re
 import string
 import sys
@@ -218,6 +220,80 @@ def register_loss(
     )
     LOSSES[name] = loss
     return loss
+
+
+LAYER_ARGUMENTS = ("shape", "dtype", "device")  # what the network gives a layer's constructor
+CHECK_SHAPE = (5,)  # the input of one row the registration checks a layer on, 4 rows of it
+
+
+def register_layer(name: str, cls: type, *, replace: bool = False) -> type:
+    """Add a kind of layer to those a `NetworkSpec` and `[model] layers` may list, after checking
+    its backward pass.
+
+    `cls` is a layer of the kind `bpdemo.layers` describes (`parameter_names`, `forward`,
+    `backward`, `training`, `torch_module()`), built as `cls(shape, dtype=..., device=..., **keys)`:
+    shape is its input's, (features,) or (channels, height, width) of one row; its other keyword
+    arguments are the keys a config gives it (`{type = "swish", beta = 1.0}`), each with its default.
+    Its output has the input's shape unless it has `output_shape(shape, **keys)`.
+
+    The check: a float64 layer with the default keys, on 4 rows of 5 random features, through
+    `check_gradients` (dL/dx and every parameter's gradient against finite differences and against
+    its `torch_module()`); a wrong one is refused with a `ValueError` of one line saying which.
+    """
+    from bpdemo.layers import LAYER_TYPES
+    from bpdemo.spec import LAYER_CLASSES, LAYER_KEYS
+
+    _check_name(name, LAYER_KEYS, "layer type", replace)
+    arguments = inspect.signature(cls).parameters
+    missing = [arg for arg in LAYER_ARGUMENTS if arg not in arguments]
+    if missing:
+        raise ValueError(
+            f"layer {name!r}: {cls.__name__} must take {', '.join(LAYER_ARGUMENTS)} "
+            f"(it has no {missing[0]!r})"
+        )
+    keys = {}
+    for key, argument in arguments.items():
+        if key in LAYER_ARGUMENTS or argument.kind in (
+            argument.VAR_POSITIONAL,
+            argument.VAR_KEYWORD,
+        ):
+            continue
+        if argument.default is inspect.Parameter.empty:
+            raise ValueError(
+                f"layer {name!r}: give {key!r} a default, which the check builds it with"
+            )
+        keys[key] = argument.default
+    try:
+        layer = cls(CHECK_SHAPE, dtype=torch.float64, device=torch.device("cpu"), **keys)
+        x = torch.randn(
+            4, *CHECK_SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+        report = check_gradients(layer, x)
+    except Exception as error:  # the user's code: say what it raised, in one line
+        raise ValueError(
+            f"layer {name!r}: checking it raised {type(error).__name__}: {one_line(error)}"
+        ) from error
+    for problem in report.problems:
+        raise ValueError(f"layer {name!r}: {problem}")
+    for row in report.failures[:1]:  # the first that failed, named: "input x", "parameter beta"
+        if row.problem is not None:
+            raise ValueError(f"layer {name!r}: {row.name}: {row.problem}")
+        index = ",".join(map(str, row.worst_index))
+        raise ValueError(
+            f"layer {name!r}: {row.name} disagrees with {row.reference} at [{index}]: given "
+            f"{row.value:.6g}, {row.reference} {row.expected:.6g} (largest relative difference "
+            f"{row.max_rel_diff:.1e}, tolerance {row.tolerance:.0e})"
+        )
+
+    def build(entry, width, spec, context):
+        shape = (width,) if isinstance(width, int) else tuple(width)
+        own = {key: entry[key] for key in keys}
+        return cls(shape, dtype=spec.dtype, device=spec.device, **own), None
+
+    LAYER_KEYS[name] = keys  # a default of None: a config must give the key
+    LAYER_TYPES[name] = build
+    LAYER_CLASSES[name] = cls
+    return cls
 
 
 def import_extensions(names: list[str]) -> None:

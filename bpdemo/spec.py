@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from bpdemo.conv import IMAGE_LAYER_KEYS, output_shape
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.config import PositiveFloat, Section, Width, check_name, one_of
 from bpdemo.infra.errors import ConfigError
@@ -88,7 +89,10 @@ LAYER_KEYS: dict[str, dict[str, object]] = {
     "layernorm": {"eps": 1e-5},
     "dropout": {"p": None},
     "activation": {"name": None},
+    **IMAGE_LAYER_KEYS,  # conv2d, maxpool2d, avgpool2d, flatten: `bpdemo.conv`
 }
+FLAT_ONLY = ("linear", "batchnorm", "layernorm")  # kinds that take (N, features)
+LAYER_CLASSES: dict[str, type] = {}  # kinds added by `bpdemo.register.register_layer`
 
 
 def parameter_names(num_layers: int, bias: bool = True) -> list[str]:
@@ -305,8 +309,14 @@ class NetworkSpec:
             `{"type": "layernorm"}`, `{"type": "dropout", "p": 0.2}`,
             `{"type": "activation", "name": "relu"}` (see `LAYER_KEYS`).
         loss, init, init_scale, seed, dtype, device: as for `MLPSpec`; `init` draws the linear
-            layers' weights in layer order, normalisations start at γ = 1, β = 0, and dropout layer
-            i draws its masks from seed + i.
+            and convolution layers' weights in layer order (a kernel as the (out, C·kh·kw) matrix
+            it is multiplied as), normalisations start at γ = 1, β = 0, and dropout layer i draws
+            its masks from seed + i.
+        input_shape: (channels, height, width) for images, whose C·H·W = `inputs` pixels come as
+            rows (N, inputs), channel by channel, and go through the layers as (N, C, H, W); then
+            `conv2d`, `maxpool2d`, `avgpool2d` and `flatten` layers may come first (`bpdemo.conv`).
+            A network whose first layer to need a shape is a linear or normalisation layer takes
+            the rows as they are, and its `input_shape` is None.
     """
 
     inputs: int
@@ -317,9 +327,17 @@ class NetworkSpec:
     seed: int = 0
     dtype: torch.dtype | str = torch.float32
     device: torch.device | str = "cpu"
+    input_shape: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         self.inputs = int(self.inputs)
+        if self.input_shape is not None:
+            self.input_shape = tuple(int(size) for size in self.input_shape)
+            if len(self.input_shape) != 3 or math.prod(self.input_shape) != self.inputs:
+                raise ConfigError(
+                    f"input_shape {self.input_shape} must be (channels, height, width) of "
+                    f"{self.inputs} inputs in all"
+                )
         self.dtype = resolve_dtype(self.dtype)
         self.device = resolve_device(self.device)
         if self.inputs < 1:
@@ -342,6 +360,11 @@ class NetworkSpec:
                 raise ConfigError(f"layers[{i}] ({kind}): {missing[0]!r} is missing")
             entries.append({"type": kind, **{k: entry.get(k, d) for k, d in keys.items()}})
         self.layers = entries
+        kinds = [entry["type"] for entry in entries]
+        first_image = next((i for i, k in enumerate(kinds) if k in IMAGE_LAYER_KEYS), len(kinds))
+        first_flat = next((i for i, k in enumerate(kinds) if k in FLAT_ONLY), len(kinds))
+        if first_image >= first_flat:  # nothing sees the image as an image: rows stay rows
+            self.input_shape = None
         self._validate()
 
     def _validate(self) -> None:
@@ -357,12 +380,36 @@ class NetworkSpec:
                 raise ConfigError(f"layers[{i}] (dropout): p must be in [0, 1), got {entry['p']}")
         check_name(LOSSES, self.loss, "loss")
         check_name(INITS, self.init, "init")
+        self.shapes = self._shapes()
+
+    def _shapes(self) -> list[tuple[int, ...]]:
+        """Each layer's input shape, then the output's: (features,) or (C, H, W)."""
+        shapes = [self.input_shape or (self.inputs,)]
+        for i, entry in enumerate(self.layers):
+            kind, shape = entry["type"], shapes[-1]
+            where = f"layers[{i}] ({kind}): "
+            if kind in FLAT_ONLY and len(shape) != 1:
+                raise ConfigError(
+                    f"{where}takes features, but gets images {'×'.join(map(str, shape))}: "
+                    "put a flatten layer before it"
+                )
+            if kind in IMAGE_LAYER_KEYS:
+                try:
+                    shape = output_shape(entry, shape, where)
+                except ValueError as error:
+                    raise ConfigError(str(error)) from None
+            elif kind == "linear":
+                shape = (entry["units"],)
+            elif hasattr(LAYER_CLASSES.get(kind), "output_shape"):  # a registered kind
+                keys = {k: v for k, v in entry.items() if k != "type"}
+                shape = tuple(LAYER_CLASSES[kind].output_shape(shape, **keys))
+            shapes.append(shape)
+        return shapes
 
     @property
     def outputs(self) -> int:
-        """The width of the last layer that sets one (linear), else of the input."""
-        units = [entry["units"] for entry in self.layers if entry["type"] == "linear"]
-        return units[-1] if units else self.inputs
+        """The width of the last layer's output."""
+        return math.prod(self.shapes[-1])
 
 
 # -- a demo's [model] table ---------------------------------------------------------------------------
@@ -386,9 +433,12 @@ class ModelSection(Section):
     # the data's outputs.
     layers: list[dict[str, Any]] | None = None
 
-    def spec(self, n_inputs: int, n_outputs: int, seed: int) -> MLPSpec | NetworkSpec:
+    def spec(
+        self, n_inputs: int, n_outputs: int, seed: int, input_shape: Sequence[int] | None = None
+    ) -> MLPSpec | NetworkSpec:
+        """input_shape: (C, H, W) of images, which a layer list may convolve."""
         if self.layers is not None:
-            return self._network_spec(n_inputs, n_outputs, seed)
+            return self._network_spec(n_inputs, n_outputs, seed, input_shape)
         check_size([n_inputs, *self.hidden, n_outputs])
         return MLPSpec(
             sizes=[n_inputs, *self.hidden, n_outputs],
@@ -421,6 +471,8 @@ class ModelSection(Section):
         words = []
         for entry in self.layers:
             details = [str(v) for k, v in entry.items() if k != "type" and v != "identity"]
+            if entry.get("type") in IMAGE_LAYER_KEYS:  # sizes by name: 'conv2d kernel_size=3 ...'
+                details = [f"{k}={v}" for k, v in entry.items() if k != "type"]
             words.append(" ".join([entry.get("type", "?"), *details]))
         return ", ".join(words)
 
@@ -431,7 +483,7 @@ class ModelSection(Section):
             return list(self.hidden)
         return [entry.get("units") for entry in self.layers if entry.get("type") == "linear"][:-1]
 
-    def _network_spec(self, n_inputs: int, n_outputs: int, seed: int) -> NetworkSpec:
+    def _network_spec(self, n_inputs, n_outputs, seed, input_shape) -> NetworkSpec:
         entries = [dict(entry) for entry in self.layers]
         linear = [entry for entry in entries if entry.get("type") == "linear"]
         if not linear:
@@ -446,9 +498,12 @@ class ModelSection(Section):
         if all(isinstance(width, int) for width in widths):  # else NetworkSpec says what is wrong
             check_size([n_inputs, *widths])
         try:
-            return NetworkSpec(n_inputs, entries, **self._training(seed))
+            spec = NetworkSpec(n_inputs, entries, **self._training(seed), input_shape=input_shape)
         except ConfigError as error:
             raise ConfigError(f"[model] {error}") from None
+        if spec.input_shape is not None:  # a linear layer after a flatten has the maps' fan-in
+            check_count(spec)
+        return spec
 
 
 def check_size(sizes: Sequence[int]) -> None:
@@ -459,6 +514,24 @@ def check_size(sizes: Sequence[int]) -> None:
             f"[model] layer sizes {list(sizes)} make {count:,} weights and biases; the range is 1 "
             f"to {MAX_PARAMETERS:,} (each is kept about 8 times: two models, their gradients and "
             "optimizer states): choose smaller hidden layers or smaller inputs"
+        )
+
+
+def check_count(spec: NetworkSpec) -> None:
+    """`check_size` for a network with image layers: a kernel has C·kh·kw + 1 numbers per output
+    channel, a linear layer (fan-in + 1) per unit."""
+    count = 0
+    for entry, shape in zip(spec.layers, spec.shapes, strict=False):
+        if entry["type"] == "linear":
+            count += (math.prod(shape) + 1) * entry["units"]
+        elif entry["type"] == "conv2d":
+            kernel = entry["kernel_size"]
+            area = math.prod(kernel) if isinstance(kernel, list) else kernel * kernel
+            count += entry["out_channels"] * (shape[0] * area + 1)
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"[model] layers make {count:,} weights and biases; the range is 1 to "
+            f"{MAX_PARAMETERS:,}: choose fewer channels, or pool before the linear layer"
         )
 
 

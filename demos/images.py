@@ -24,7 +24,8 @@ from pydantic import Field
 from bpdemo.baselines import fit_classifier
 from bpdemo.datasets.images import DATASETS, load_images, split_images
 from bpdemo.experiment import Experiment, check_model
-from bpdemo.image_step import check_test_image, snapshot, walk_through
+from bpdemo.image_cnn import convolves, mlp_block, train_mlp
+from bpdemo.image_step import check_test_image, pixel_gradients, snapshot, walk_through
 from bpdemo.infra import cli
 from bpdemo.infra import config as schema
 from bpdemo.infra.command import run_command
@@ -32,6 +33,7 @@ from bpdemo.infra.limits import MAX_IMAGE_SIZE, MAX_PROCESSES
 from bpdemo.infra.processes import launch_local, process_group, rank_zero_first
 from bpdemo.infra.ranks import is_rank_zero
 from bpdemo.optim import OptimizerSpec
+from bpdemo.plots import cnn as cnn_plots
 from bpdemo.plots import images as plots
 from bpdemo.report import agreement_line
 from bpdemo.report import images as report
@@ -65,13 +67,18 @@ class WalkthroughSection(schema.Section):
     test_image: Annotated[int, Field(ge=0)] | None = None
 
 
+# The multilayer perceptron of configs/images.toml; a convolutional network is compared with it.
+MLP_MODEL = ModelSection(
+    hidden=[128, 64], activation="relu", loss="cross_entropy", init="he", dtype="float64"
+)
+MLP_OPTIMIZER = OptimizerSpec("adam", lr=0.002)
+
+
 class ImagesConfig(schema.Section):
     seed: schema.Seed = 0
     data: ImageDataSection = ImageDataSection()
-    model: ModelSection = ModelSection(
-        hidden=[128, 64], activation="relu", loss="cross_entropy", init="he", dtype="float64"
-    )
-    optimizer: OptimizerSpec = OptimizerSpec("adam", lr=0.002)
+    model: ModelSection = MLP_MODEL
+    optimizer: OptimizerSpec = MLP_OPTIMIZER
     train: schema.TrainSection = schema.TrainSection(epochs=15, batch_size=32, threads=1)
     walkthrough: WalkthroughSection = WalkthroughSection()
 
@@ -160,38 +167,70 @@ def main(argv: list[str] | None = None) -> int:
             outputs=len(images.classes),
             run=run.folder,
             distributed=args.distributed,
+            input_shape=images.image_shape,
         )
         run.write_config()
         run.say(report.describe_run(config, split, experiment.world_size))
 
         initial = snapshot(experiment.pair, experiment.test[0])
         history = experiment.fit(quiet=args.quiet, description=images.name, metrics=accuracy)
+        mlp = None
+        if convolves(experiment.pair.spec):  # the default config's MLP, on the same split and seed
+            size = {"inputs": images.x.shape[1], "outputs": len(images.classes)}
+            mlp = train_mlp(
+                config, MLP_MODEL, MLP_OPTIMIZER, split, **size, distributed=args.distributed
+            )
         if not is_rank_zero():  # rank 0 evaluates, prints and writes
             return 0 if history.completed else 1
-        results = experiment.results(class_scores)
-        baseline = fit_classifier(split, config.model, config.seed, config.train.threads)
-        probabilities = {m: probabilities_of(o) for m, o in experiment.outputs("test").items()}
-        walk = walk_through(experiment.pair, experiment.test, initial, config.walkthrough)
-        predictions = prediction_agreement(probabilities["manual"], probabilities["autograd"])
-
-        run.say(f"\nresults on {len(split.test_index):,} held-out test images:")
-        run.say(report.results_table(results, baseline))
-        run.say("\n" + agreement_line(experiment.pair))
-        run.say(report.describe_predictions(predictions, results))
-        run.say("\n" + report.describe_step(walk, images.classes))
-
-        metrics = experiment.metrics(
-            results,
-            {"sklearn_mlp": baseline},
-            predictions=predictions,
-            confusion_matrix=report.confusion_block(split, probabilities),
-            walkthrough=walk.as_dict(images.classes),
-            distributed={"world_size": experiment.world_size},
-        )
-        figures = plots.figures(experiment, split, results, probabilities, walk, predictions)
-        experiment.write(metrics, figures)
+        evaluate_and_write(run, config, experiment, split, initial, mlp)
         run.finish()
         return 0
+
+
+def evaluate_and_write(run, config, experiment, split, initial, mlp) -> None:
+    """Rank 0's part after training: score both networks (and the comparison `mlp` of a
+    convolutional network, or None) and the baseline, walk one image through, print and write."""
+    images = split.data
+    results = experiment.results(class_scores)
+    # scikit-learn's MLP has the hidden layers of the MLP the network is compared with
+    baseline = fit_classifier(
+        split, config.model if mlp is None else MLP_MODEL, config.seed, config.train.threads
+    )
+    probabilities = {m: probabilities_of(o) for m, o in experiment.outputs("test").items()}
+    walk = walk_through(experiment.pair, experiment.test, initial, config.walkthrough)
+    predictions = prediction_agreement(probabilities["manual"], probabilities["autograd"])
+    image = experiment.test[0][walk.test_image]
+    others = {} if mlp is None else {"mlp": mlp_block(mlp)}
+
+    run.say(f"\nresults on {len(split.test_index):,} held-out test images:")
+    run.say(report.results_table(results, baseline, others))
+    run.say("\n" + agreement_line(experiment.pair))
+    run.say(report.describe_predictions(predictions, results))
+    run.say("\n" + report.describe_step(walk, images.classes))
+
+    metrics = experiment.metrics(
+        results,
+        {"sklearn_mlp": baseline},
+        predictions=predictions,
+        confusion_matrix=report.confusion_block(split, probabilities),
+        walkthrough=walk.as_dict(images.classes),
+        distributed={"world_size": experiment.world_size},
+        **others,
+    )
+    figures = plots.figures(
+        experiment,
+        split,
+        results,
+        probabilities,
+        walk,
+        predictions,
+        network_name="the network" if mlp is None else "convolutional network",
+        mlp=None if mlp is None else pixel_gradients(mlp.pair, image, walk.true_class),
+    )
+    if mlp is not None:
+        picture = images.pictures(images.x[split.test_index[[walk.test_image]]])[0]
+        figures |= cnn_plots.figures(experiment.pair, picture, image, walk.test_image)
+    experiment.write(metrics, figures)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from PIL import Image
 from bpdemo.bench.end_to_end import AMES_ENV, ames_csv_from_environment
 from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.infra.cli import run_main
+from bpdemo.layers import LAYER_TYPES
+from bpdemo.spec import LAYER_CLASSES, LAYER_KEYS
 
 # One torch thread in each test process and in every process a test starts (a command, a notebook's
 # kernel): the networks here are tiny, so another thread only adds the cost of waking it for every
@@ -96,10 +98,11 @@ def make_data(spec, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
 
 @pytest.fixture
 def registries():
-    """Activations and losses a test registers are gone after it."""
-    saved = dict(ACTIVATIONS), dict(LOSSES)
+    """Activations, losses and layers a test registers are gone after it."""
+    kept = (ACTIVATIONS, LOSSES, LAYER_KEYS, LAYER_TYPES, LAYER_CLASSES)
+    saved = tuple(dict(registry) for registry in kept)
     yield
-    for registry, before in zip((ACTIVATIONS, LOSSES), saved, strict=True):
+    for registry, before in zip(kept, saved, strict=True):
         registry.clear()
         registry.update(before)
 

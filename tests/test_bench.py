@@ -137,8 +137,21 @@ def test_memory_has_both_peaks_and_goals_are_reported_not_asserted(bench_run):
     assert finite_positive(memory["manual_cache_mb"]) and memory["manual_scratch_mb"] >= 0
     # the cache and the other work tensors are part of what the hand-written model holds
     assert memory["manual_cache_mb"] + memory["manual_scratch_mb"] <= memory["manual_held_mb"]
-    assert len(results["goals"]) == 5
+    assert len(results["goals"]) == 7
     assert all(isinstance(goal["met"], bool) for goal in results["goals"])
+
+
+def test_the_cnn_step_has_both_times_both_peaks_and_where_the_time_goes(bench_run):
+    _, results = bench_run
+    cnn = results["cnn"]
+    assert cnn["batch"] == 128 and cnn["image"] == [3, 32, 32]
+    for key in ("manual_ms", "autograd_ms", "manual_mb", "autograd_mb", "patches_mb"):
+        assert finite_positive(cnn[key]), key
+    assert cnn["time_ratio"] == pytest.approx(cnn["manual_ms"] / cnn["autograd_ms"])
+    # the two convolutions' patches: 128 images × (27 × 32·32 + 288 × 16·16) float32 numbers
+    assert cnn["patches_mb"] == pytest.approx(128 * (27 * 1024 + 288 * 256) * 4 / 2**20)
+    assert [row["type"] for row in cnn["layers"]][:3] == ["conv2d", "activation", "maxpool2d"]
+    assert {goal["goal"].split(":")[0] for goal in results["goals"]} >= {"CNN step"}
 
 
 def test_ames_race_against_mlpregressor():

@@ -15,6 +15,7 @@ import torch
 from bpdemo import MLPSpec, register_loss
 from bpdemo.functional import LOSSES
 from bpdemo.image_step import Snapshot, choose_and_step
+from bpdemo.plots.images import FIGURES
 from bpdemo.report.images import describe_step
 from bpdemo.worked.formula import FormulaError, evaluate_formula
 from demos.images import main
@@ -85,7 +86,7 @@ def test_a_run_with_a_registered_loss_prints_its_name_and_never_cross_entropy(fo
 def test_no_figure_of_a_run_with_a_registered_loss_names_cross_entropy(focal_run):
     out, _ = focal_run
     figures = sorted(out.glob("*.svg"))
-    assert len(figures) == 6
+    assert len(figures) == len(FIGURES)
     for figure in figures:  # matplotlib keeps each text of an SVG in a comment beside its glyphs
         texts = " ".join(re.findall(r"<!-- (.*?) -->", figure.read_text()))
         assert named_cross_entropy(texts) == [], figure.name

@@ -10,6 +10,8 @@ shared and noisy: the ratios are the numbers to read):
 - `steps.py`: the step time (forward, backward, update) of the four benchmark networks, tiny to large;
   the large step's rate against the rate of its own matrix products; step time against batch size and
   width; the peak memory of a large training step.
+- `cnn.py`: a CIFAR-sized convolutional step (batch 128, 3×32×32, two convolutions), its time and
+  peak memory against autograd's, and where each goes.
 - `end_to_end.py`: the time to train to scikit-learn's test score on the digits (and on the Ames
   houses, given their CSV), against `MLPClassifier` / `MLPRegressor`.
 - `summary.py`: the goals and the printed table. The figure is `bpdemo.plots.bench`.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from bpdemo.bench import end_to_end, steps, summary, timing
+from bpdemo.bench import cnn, end_to_end, steps, summary, timing
 from bpdemo.infra import interruption
 
 
@@ -136,6 +138,9 @@ def run(
 
     say("peak memory of the large step", "memory")
     results["memory"] = steps.peak_memory(steps.LARGE, settings.memory_steps)
+
+    say(f"CNN step: batch {cnn.BATCH}, {cnn.NETWORK}", "cnn")
+    results["cnn"] = cnn.run(settings.repeats, settings.min_block_seconds, settings.memory_steps)
 
     results["load_average"]["after"] = timing.load_average()
     results["goals"] = summary.goals(results)

@@ -58,6 +58,20 @@ def goals(results: dict) -> list[dict]:
         1.0,
         f"{memory['manual_mb']:.1f} MiB against {memory['autograd_mb']:.1f} MiB",
     )
+    cnn = results["cnn"]
+    add(
+        f"CNN step: hand-written / autograd time <= {cnn['goal']:g}",
+        cnn["time_ratio"],
+        cnn["goal"],
+        f"{cnn['manual_ms']:.1f} ms against {cnn['autograd_ms']:.1f} ms ({cnn['time_ratio']:.2f})",
+    )
+    add(
+        f"CNN step: hand-written / autograd peak memory <= {cnn['goal']:g}",
+        cnn["memory_ratio"],
+        cnn["goal"],
+        f"{cnn['manual_mb']:.1f} MiB against {cnn['autograd_mb']:.1f} MiB "
+        f"({cnn['memory_ratio']:.2f})",
+    )
     return listed
 
 
@@ -162,9 +176,31 @@ def _lines(results: dict) -> Iterator[str]:
         f"{memory['autograd_held_mb']:.1f} MiB"
     )
     yield ""
+    yield from _cnn_lines(results["cnn"])
+    yield ""
     yield "Goals"
     for goal in results["goals"]:
         yield f"  [{'met' if goal['met'] else 'MISSED':^6}] {goal['goal']}: {goal['shown']}"
+
+
+def _cnn_lines(cnn: dict) -> Iterator[str]:
+    from bpdemo.bench.cnn import where_memory_goes, where_time_goes
+
+    channels, height, width = cnn["image"]
+    yield (
+        f"CNN step (forward, backward, Adam): batch {cnn['batch']} of {channels}×{height}×{width}, "
+        f"{cnn['network']}; median of {cnn['repeats']} interleaved repeats"
+    )
+    yield (
+        f"  time: hand-written {cnn['manual_ms']:.1f} ms, autograd {cnn['autograd_ms']:.1f} ms "
+        f"(ratio {cnn['time_ratio']:.2f})"
+    )
+    yield (
+        f"  peak memory ({cnn['memory_steps']} steps): hand-written {cnn['manual_mb']:.1f} MiB, "
+        f"autograd {cnn['autograd_mb']:.1f} MiB (ratio {cnn['memory_ratio']:.2f})"
+    )
+    yield f"  where the hand-written time goes: {where_time_goes(cnn)}"
+    yield f"  where its extra memory goes: {where_memory_goes(cnn)}"
 
 
 def _scaling_row(row: tuple | None) -> str:

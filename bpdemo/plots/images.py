@@ -32,6 +32,7 @@ FIGURES = (
     "test_images.png",
     "gradient_norms.png",
     "walkthrough.png",
+    "saliency.png",
 )
 GRID_IMAGES, GRID_MISTAKES = 24, 12  # test images in the grid, and at most this many mistakes first
 
@@ -205,12 +206,15 @@ def figures(
     probabilities: Mapping[str, np.ndarray],
     walk: OneImageStep,
     predictions: Mapping[str, Any],
+    network_name: str = "the network",
+    mlp: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Callable[[], Figure]]:
     """The six figures of a finished run, by file name (`FIGURES`), of the hand-written model, each as
     the function that draws it (so a run saves each figure as soon as it is drawn).
 
     results: both networks' (`Experiment.results`); probabilities: each model's test probabilities
-    (N_test, K); predictions: `bpdemo.scores.prediction_agreement`.
+    (N_test, K); predictions: `bpdemo.scores.prediction_agreement`; mlp: the comparison MLP's
+    ∂L/∂pixel of the walk-through's image, hand-written and autograd (F,) each, if there is one.
     """
     history, agreement, data = experiment.history, experiment.pair.agreement, split.data
     manual = probabilities["manual"]
@@ -219,7 +223,11 @@ def figures(
     name = data.description
     test_accuracy = results["manual"]["test"]["accuracy"]
     shown, which = grid_images(labels, predicted)
-    loss_accuracy, differences, confusion_matrix, test_images, norms, walkthrough = FIGURES
+    loss_accuracy, differences, confusion_matrix, test_images, norms, walkthrough, pixels = FIGURES
+    picture = data.pictures(data.x[split.test_index[[walk.test_image]]])[0]
+    networks = [(network_name, walk.grad_pixels, walk.grad_pixels_autograd)]
+    if mlp is not None:
+        networks.append(("multilayer perceptron", *mlp))
     return {
         loss_accuracy: partial(
             loss_and_accuracy,
@@ -261,7 +269,58 @@ def figures(
             f"after one gradient-descent step on it\nloss {LOSSES[walk.loss_name].label} "
             f"{walk.loss:.3f} → {walk.loss_after:.3f}",
         ),
+        pixels: partial(
+            saliency,
+            picture,
+            networks,
+            data.image_shape,
+            title=f"Test image #{walk.test_image} ({walk.when}), true class "
+            f"{data.classes[walk.true_class]}: ∂L/∂pixel, which pixels push the loss up (red) "
+            "or down (blue)",
+        ),
     }
+
+
+def saliency(
+    picture: np.ndarray,
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    image_shape: tuple[int, int, int],
+    title: str,
+) -> Figure:
+    """∂L/∂pixel of one image, a row per network (its label, hand-written (F,), autograd (F,)):
+    the image, both models' gradients on one red (pushes the loss up) and blue scale, summed over
+    the colour channels, and their difference on its own scale."""
+    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3.1 * len(rows)), squeeze=False)
+    for row, (label, manual, autograd) in enumerate(rows):
+        maps = [g.reshape(image_shape).sum(axis=0) for g in (manual, autograd)]
+        difference = maps[0] - maps[1]
+        bound = float(np.abs(maps[0]).max()) or 1.0
+        _show(axes[row, 0], picture)
+        axes[row, 0].set_ylabel(label)
+        axes[row, 0].set_title("the image", fontsize=10)
+        for ax, values, name in zip(
+            axes[row, 1:3], maps, ("hand-written ∂L/∂pixel", "autograd ∂L/∂pixel"), strict=True
+        ):
+            shown = ax.imshow(
+                values, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest"
+            )
+            ax.set_title(name, fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        figure.colorbar(shown, ax=axes[row, 1:3].tolist(), shrink=0.7)
+        largest = float(np.abs(difference).max())
+        scale = largest or 1.0
+        shown = axes[row, 3].imshow(
+            difference, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest"
+        )
+        axes[row, 3].set_title(
+            f"hand-written − autograd\nlargest |difference| {largest:.1e}", fontsize=10
+        )
+        axes[row, 3].set_xticks([])
+        axes[row, 3].set_yticks([])
+        figure.colorbar(shown, ax=axes[row, 3], shrink=0.7, format="%.0e")
+    figure.suptitle(title)
+    return figure
 
 
 def grid_images(labels: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, str]:

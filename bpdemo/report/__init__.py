@@ -21,6 +21,7 @@ MODEL_LABELS = {
     "autograd": "autograd",
     "linear": "linear regression",
     "sklearn_mlp": "scikit-learn MLP",
+    "mlp": "MLP, hand-written",
 }
 
 

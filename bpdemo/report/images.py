@@ -31,7 +31,7 @@ def describe_run(config: TrainingConfig, split: ImageSplit, world_size: int = 1)
         f"data: {data.description}: {data.rows:,} images ({counts}); {len(split.train_index):,} "
         f"train, {len(split.test_index):,} test (stratified, seed {config.seed}); "
         f"{channels}x{height}x{width} pixels flattened and standardised on the training images",
-        f"network {model.layer_text() or sizes} ({model.hidden_activation}); loss "
+        f"network {model.layer_text() or f'{sizes} ({model.hidden_activation})'}; loss "
         f"{LOSSES[model.loss].label} on the {len(data.classes)} logits; {opt.name} lr "
         f"{opt.lr:g}; {train.epochs} epoch{'s' if train.epochs != 1 else ''} of batches of "
         f"{train.batch_size}; {model.dtype}",
@@ -52,9 +52,14 @@ def baseline_loss_note(loss: str) -> str | None:
     return f"scikit-learn's MLP minimises its own log loss, not {loss}: its loss column is that one"
 
 
-def results_table(results: Mapping[str, Mapping[str, Any]], baseline: Baseline) -> str:
-    """One row per model: accuracy and loss on train and test, and the training time."""
-    rows = {**results, "sklearn_mlp": baseline.as_dict()}
+def results_table(
+    results: Mapping[str, Mapping[str, Any]],
+    baseline: Baseline,
+    others: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """One row per model: accuracy and loss on train and test, and the training time; `others`
+    (the comparison MLP of a convolutional network) after scikit-learn's."""
+    rows = {**results, "sklearn_mlp": baseline.as_dict(), **(others or {})}
     return table(
         {
             MODEL_LABELS[key]: {
