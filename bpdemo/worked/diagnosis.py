@@ -10,7 +10,7 @@ rounding and digit slips exactly, at the precision the claim was written with) i
     truncated           the value truncated to the digits written instead of rounded
     twice, half         a factor 2 or ½ (sse against half_sse, or the reverse)
     mean, sum           a mean over the samples instead of a sum, or the reverse
-    transposed          the weight of the transposed index, W[i,j] for W[j,i]
+    transposed          the same number at the transposed weight index, W[j,i] for W[i,j]
     wrong_sign_update   the update applied with the wrong sign, p + lr·∂L/∂p
     digit_*             one digit changed, dropped, or two neighbours swapped
 
@@ -40,7 +40,7 @@ SLIPS: dict[str, str] = {
     "half": "matches half the value (a factor ½: half_sse for sse)",
     "mean": "matches a mean over the samples instead of a sum",
     "sum": "matches a sum over the samples instead of a mean",
-    "transposed": "matches the weight of the transposed index",
+    "transposed": "matches the same number at the transposed weight index (W[j,i] for W[i,j])",
     "wrong_sign_update": "matches the update applied with the wrong sign (p + lr·∂L/∂p)",
     "digit_changed": "matches the value with one digit changed",
     "digit_dropped": "matches the value with one digit dropped",
