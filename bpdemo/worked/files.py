@@ -3,8 +3,9 @@
 trace.json holds every number of every kept step of each run, the claims and their verdicts;
 metrics.json the run's status, the agreement of the two models, the final losses and the count of
 claims by verdict; steps.csv one row per kept step; walkthrough.txt the printed walk-through and
-walkthrough.md the same with LaTeX maths and the pictures (`bpdemo.worked.handout`). The pictures of
-one run share one canvas size.
+walkthrough.md the same with LaTeX maths and the pictures (`bpdemo.worked.handout`), walkthrough.tex
+the same as a LaTeX article (`bpdemo.worked.handout_tex`). The pictures of one run share one canvas
+size.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bpdemo.infra import interruption
 from bpdemo.infra.errors import DivergenceError
 from bpdemo.infra.outputs import RunDir
 from bpdemo.worked.handout import walkthrough_markdown
+from bpdemo.worked.handout_tex import walkthrough_tex
 from bpdemo.worked.picture import network_figure, picture_name, quiet_numerics
 from bpdemo.worked.result import WorkedResult
 from bpdemo.worked.schema import WorkedConfig
@@ -62,6 +64,7 @@ def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -
                     pictures[phase] = path.name
     run_dir.write_text("walkthrough.txt", result.text() + "\n")
     run_dir.write_text("walkthrough.md", walkthrough_markdown(result, pictures))
+    run_dir.write_text("walkthrough.tex", walkthrough_tex(result, pictures))
 
 
 def same_canvas(figures: list) -> Bbox | None:

@@ -10,6 +10,7 @@ in LaTeX: ∂, δ, Σ, ½, · and the names of rules as LaTeX has them.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from bpdemo.worked.result import WorkedResult
 from bpdemo.worked.trace import WorkedRun
@@ -85,17 +86,25 @@ _MATH_WORD = re.compile(rf"[^\s,;]*[{MATH_SIGNS}][^\s,;]*")
 def prose(text: str) -> str:
     """A sentence of the walk-through for Markdown: each word that holds maths (δ0, ∂L/∂z0,
     ½·sum((ŷ-y)²)) as inline LaTeX, so that the file needs no unicode maths font."""
+    return "".join(f"${part}$" if is_maths else part for part, is_maths in prose_parts(text))
 
-    def inline(match: re.Match) -> str:
+
+def prose_parts(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into its plain words and its maths: (text, False) as it is, (LaTeX, True) for
+    each word that holds maths (`MATH_SIGNS`), in order."""
+    parts: list[tuple[str, bool]] = []
+    start = 0
+    for match in _MATH_WORD.finditer(text):
         # Parentheses of the sentence around the word stay outside its maths.
         head, core, tail = "", match[0], ""
         while core.startswith("(") and core.count("(") > core.count(")"):
             head, core = head + "(", core[1:]
         while core.endswith(")") and core.count(")") > core.count("("):
             core, tail = core[:-1], ")" + tail
-        return f"{head}${latex(core)}${tail}"
-
-    return _MATH_WORD.sub(inline, text)
+        parts += [(text[start : match.start()] + head, False), (latex(core), True)]
+        start = match.end() - len(tail)
+    parts.append((text[start:], False))
+    return [(part, is_maths) for part, is_maths in parts if part or is_maths]
 
 
 def is_equation(line: str) -> bool:
@@ -106,36 +115,87 @@ def is_equation(line: str) -> bool:
     return "=" in text or "←" in text
 
 
-# -- the Markdown handout --------------------------------------------------------------------------
+# -- the handout's blocks, written once and rendered as Markdown and as LaTeX -----------------------
+@dataclass(frozen=True)
+class Block:
+    """One block of the handout. `kind` says how a renderer writes `text`:
+
+    heading   a heading of `level` 1 (the run), 2 (a step) or 3 (a pass)
+    items     a list, its items in `items` (`text` empty)
+    prose     a sentence of the walk-through, its maths inline
+    label     a sub-heading inside a pass (a layer)
+    equation  one equation, as display maths
+    picture   the file name of a picture, `caption` its alternative text
+    table     a fixed-width table, printed as it is
+    """
+
+    kind: str
+    text: str
+    level: int = 0
+    caption: str = ""
+    items: tuple[str, ...] = ()
+
+
+def handout_blocks(result: WorkedResult, pictures: dict[str, str] | None = None) -> list[Block]:
+    """The walk-through of `result` as blocks, for `walkthrough_markdown` and
+    `bpdemo.worked.handout_tex.walkthrough_tex`.
+
+    `pictures`: phase -> file name of the picture written beside it ("forward" ->
+    "network_forward.png"), shown under the heading of the pass it shows.
+    """
+    pictures = pictures or {}
+    blocks = _run_blocks(result.run, pictures)
+    if result.standardised is not None:
+        blocks += _run_blocks(result.standardised, {})
+    if result.audit:
+        blocks += [
+            Block("heading", "The source's claims, audited", level=2),
+            Block("table", result.audit_table()),
+        ]
+    return blocks
+
+
 def walkthrough_markdown(result: WorkedResult, pictures: dict[str, str] | None = None) -> str:
     """walkthrough.md: the walk-through of `result` with its equations as LaTeX maths.
 
     `pictures`: phase -> file name of the picture written beside it ("forward" ->
     "network_forward.png"), linked under the heading of the pass it shows.
     """
-    pictures = pictures or {}
-    parts = [_run_markdown(result.run, pictures)]
-    if result.standardised is not None:
-        parts.append(_run_markdown(result.standardised, {}))
-    if result.audit:
-        parts.append(
-            "## The source's claims, audited\n\n```text\n" + result.audit_table() + "\n```"
-        )
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(_markdown(block) for block in handout_blocks(result, pictures)) + "\n"
 
 
-def _run_markdown(run: WorkedRun, pictures: dict[str, str]) -> str:
+def _markdown(block: Block) -> str:
+    if block.kind == "heading":
+        return "#" * block.level + " " + block.text
+    if block.kind == "items":
+        return "\n".join(f"- {prose(line)}" for line in block.items)
+    if block.kind == "prose":
+        return prose(block.text)
+    if block.kind == "label":
+        return f"**{prose(block.text)}**"
+    if block.kind == "equation":
+        return f"$$ {latex(block.text)} $$"
+    if block.kind == "picture":
+        return f"![{block.caption}]({block.text})"
+    if block.kind == "table":
+        return f"```text\n{block.text}\n```"
+    raise ValueError(f"unknown block kind {block.kind!r}")
+
+
+def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
     walk = Walkthrough(run)
     title, *header = walk.header()
-    blocks = [f"# {title}", "\n".join(f"- {prose(line)}" for line in header)]
+    blocks = [Block("heading", title, level=1), Block("items", "", items=tuple(header))]
     steps = run.steps
     detailed = steps if run.steps_run <= 5 else [steps[0], steps[-1]]
     picture_step = run.example.config.picture.step
     for values in detailed:
-        blocks.append(f"## Step {values.step}")
+        blocks.append(Block("heading", f"Step {values.step}", level=2))
         shown = values.step == picture_step
         if shown and "step" in pictures:
-            blocks.append(f"![the network at step {values.step}]({pictures['step']})")
+            blocks.append(
+                Block("picture", pictures["step"], caption=f"the network at step {values.step}")
+            )
         passes = [
             ("Forward pass", "forward", walk.forward(values)),
             ("Loss", None, walk.loss(values)),
@@ -143,34 +203,34 @@ def _run_markdown(run: WorkedRun, pictures: dict[str, str]) -> str:
             ("Update", "update", walk.update(values)),
         ]
         for heading, phase, lines in passes:
-            blocks.append(f"### {heading}")
+            blocks.append(Block("heading", heading, level=3))
             if shown and phase in pictures:
-                blocks.append(f"![{heading.lower()}]({pictures[phase]})")
+                blocks.append(Block("picture", pictures[phase], caption=heading.lower()))
             blocks += _pass_blocks(lines)
-        blocks.append(prose(walk.step(values)[-1]))  # the check against autograd
+        blocks.append(Block("prose", walk.step(values)[-1]))  # the check against autograd
     if run.steps_run > 1:
-        blocks.append("## Losses by step\n\n```text\n" + "\n".join(walk.summary()) + "\n```")
+        blocks.append(Block("heading", "Losses by step", level=2))
+        blocks.append(Block("table", "\n".join(walk.summary())))
     final = walk.final()
     if final:
-        blocks.append(
-            "## After the last update\n\n" + "\n".join(f"- {prose(line.strip())}" for line in final)
-        )
-    return "\n\n".join(blocks)
+        blocks.append(Block("heading", "After the last update", level=2))
+        blocks.append(Block("items", "", items=tuple(line.strip() for line in final)))
+    return blocks
 
 
-def _pass_blocks(lines: list[str]) -> list[str]:
-    """A pass's lines: its rule as text, sub-headings in bold, each equation as display maths."""
+def _pass_blocks(lines: list[str]) -> list[Block]:
+    """A pass's lines: its rule as text, sub-headings as labels, each equation as display maths."""
     blocks = []
     rule, *rest = lines
     if rest and rest[0].startswith("  ∂L/∂W = Σ_samples"):  # the backward rule's second line
         rule += " " + rest.pop(0).strip()
-    blocks.append(prose(rule))
+    blocks.append(Block("prose", rule))
     for line in rest:
         text = line.strip()
         if is_equation(line):
-            blocks.append(f"$$ {latex(text)} $$")
+            blocks.append(Block("equation", text))
         elif text.startswith("layers."):
-            blocks.append(f"**{prose(text)}**")
+            blocks.append(Block("label", text))
         else:
-            blocks.append(prose(text))
+            blocks.append(Block("prose", text))
     return blocks
