@@ -51,6 +51,7 @@ SYMBOLS = {
 _TOKEN = re.compile(
     r"(?P<sum>Σ_(?P<over>\w+))"  # Σ_i, Σ_samples
     r"|(?P<power>\^\((?P<exponent>[^()]*)\))"  # e^(-0.755): the whole exponent raised
+    r"|(?P<number_power>\^(?P<number>[-+]?\d[\d.]*(?:e[-+]?\d+)?))"  # e^0.8, e^1e-05: the whole number
     r"|(?P<word>[A-Za-z][A-Za-z]+\w*)"  # a word of two letters or more: upright text
     r"|(?P<char>.)",
     re.DOTALL,
@@ -66,6 +67,8 @@ def latex(text: str) -> str:
             parts.append(r"\sum_{" + (over if len(over) == 1 else rf"\text{{{over}}}") + "}")
         elif match["power"]:
             parts.append("^{(" + latex(match["exponent"]) + ")}")
+        elif match["number_power"]:
+            parts.append("^{" + match["number"] + "}")
         elif match["word"]:
             parts.append(rf"\text{{{match['word']}}}")
         else:

@@ -185,6 +185,39 @@ def _ascii(formula: str) -> str:
     return "".join(char if char.isascii() else rf"\text{{{text_char(char)}}}" for char in formula)
 
 
+LINE = 80  # characters of an equation that fit the page's width, in its text
+
+
+def display(equation: str) -> str:
+    """One equation as display maths; a long one broken before each "=", its "="s aligned, so
+    that it stays inside the page (pdflatex breaks no line of display maths)."""
+    formula = maths(equation)
+    if len(equation) <= LINE:
+        return rf"\[ {formula} \]"
+    rows = []
+    for clause in _top_level_split(formula, "; "):
+        first, *rest = _top_level_split(clause, " = ")
+        rows += [f"{first} &= {rest[0]}" if rest else first] + [f"&= {part}" for part in rest[1:]]
+    return "\\[ \\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned} \\]"
+
+
+def _top_level_split(formula: str, separator: str) -> list[str]:
+    """`formula` cut at each `separator` outside braces and parentheses (escaped ones not counted)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(formula):
+        char = formula[i]
+        if char == "\\":
+            i += 2  # \{ \} \( are characters, not groups
+            continue
+        depth += (char in "{(") - (char in "})")
+        if depth == 0 and formula.startswith(separator, i):
+            parts.append(formula[start:i])
+            start = i = i + len(separator)
+            continue
+        i += 1
+    return [*parts, formula[start:]]
+
+
 def sentence(words: str) -> str:
     """A sentence of the walk-through: its words as text, the words that hold maths as inline maths."""
     return "".join(
@@ -196,8 +229,11 @@ def table(lines: str) -> str:
     """A fixed-width table as the lines of an alltt block: \\, { and } escaped (alltt keeps every
     other character as it is), each other character written as a command one column wide."""
     escaped = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}"}
+    dashes = {"–": "-", "—": "-"}  # "--" would squeeze two hyphens into the one column
     return "".join(
-        escaped.get(char, char) if char.isascii() else rf"\onechar{{{text_char(char)}}}"
+        escaped.get(char, char)
+        if char.isascii()
+        else rf"\onechar{{{dashes.get(char) or text_char(char)}}}"
         for char in lines
     )
 
@@ -223,7 +259,7 @@ def _tex(block: Block) -> str:
     if block.kind == "label":
         return rf"\textbf{{{sentence(block.text)}}}"
     if block.kind == "equation":
-        return rf"\[ {maths(block.text)} \]"
+        return display(block.text)
     if block.kind == "picture":
         name = block.text
         if not name.lower().endswith(INCLUDABLE):
