@@ -6,8 +6,8 @@ Prints the walk-through (every z and a, the loss, each gradient by the chain rul
 audit of the source's claims, and writes trace.json, metrics.json, steps.csv, config.toml and the
 network pictures of step `[picture] step`: network.png (values and gradients), network_forward.png,
 network_backward.png and network_update.png (and network_standardised*.png when the config asks for
-standardised inputs), and the walk-through as a handout: walkthrough.txt and walkthrough.md (LaTeX
-maths, the pictures linked). The library side is `bpdemo.worked` (also usable from Python: `run`); the
+standardised inputs), and the walk-through as a handout: walkthrough.txt, walkthrough.md (LaTeX
+maths, the pictures linked) and walkthrough.tex (a LaTeX article for pdflatex). The library side is `bpdemo.worked` (also usable from Python: `run`); the
 picture is `bpdemo.plots.network`.
 """
 

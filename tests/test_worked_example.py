@@ -409,7 +409,7 @@ def test_the_demo_prints_the_walk_through_and_writes_the_trace(tmp_path, capsys)
     assert max(s["max_manual_autograd_diff"] for s in trace["steps"]) <= 1e-12
     assert len(trace["claims"]) == 14
     assert trace["claims"][3]["formula_value"] == pytest.approx(4.805, abs=1e-12)
-    for name in ("config.toml", "metrics.json", "steps.csv", "network.png"):
+    for name in ("config.toml", "metrics.json", "steps.csv", "network.png", "walkthrough.tex"):
         assert (out / name).stat().st_size > 0
     assert (out / "network.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

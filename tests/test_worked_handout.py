@@ -1,6 +1,7 @@
 """The handout a worked run writes to --out: walkthrough.txt, walkthrough.md (LaTeX maths that a
 Markdown library renders, every equation found), and pictures for slides: SVG text as <text>, PDF
-fonts embedded as TrueType (Type 42), one canvas size for every phase of an example."""
+fonts embedded as TrueType (Type 42), one canvas size for every phase of an example.
+walkthrough.tex, the same blocks as a LaTeX article, is tests/test_worked_latex.py's."""
 
 import re
 from pathlib import Path

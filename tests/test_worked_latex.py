@@ -2,6 +2,7 @@
 example (the pictures included, an SVG one left out with a comment), it is plain ASCII, and its
 equations hold the 3-2-1 example's numbers as they are by hand."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -84,6 +85,17 @@ def test_a_title_with_latex_specials_and_unicode_compiles_as_ascii(tmp_path):
     assert r"\ensuremath{\alpha}\ensuremath{\le}\ensuremath{\beta}" in heading
     assert r"\texttt{[U+2713]} fine -{}- \ensuremath{\Omega}mega \textbackslash{}" in heading
     compile_tex(out)
+
+
+def test_the_latex_handout_is_written_and_listed_beside_the_markdown(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--config", str(CONFIGS / "worked_321.toml"), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert (
+        f"walkthrough.txt, walkthrough.md and walkthrough.tex to {out}" in printed.out + printed.err
+    )
+    manifest = json.loads((out / ".bpdemo-run.json").read_text(encoding="utf-8"))
+    assert manifest["files"][-3:] == ["walkthrough.txt", "walkthrough.md", "walkthrough.tex"]
 
 
 def test_the_latex_equations_hold_the_3_2_1_numbers_by_hand(tmp_path):

@@ -22,7 +22,9 @@ One module a concern:
                  `bpdemo.equations`, which the explorer renders too
     picture      the numbers of one step, sample and phase for the network picture
     result       `run` -> `WorkedResult`: the runs, the audit, the text, the trace, the pictures
-    handout      the walk-through as walkthrough.md, its equations in LaTeX (`walkthrough_markdown`)
+    handout      the walk-through as blocks, written as walkthrough.md, its equations in LaTeX
+                 (`walkthrough_markdown`)
+    handout_tex  the same blocks as walkthrough.tex, a LaTeX article for pdflatex (`walkthrough_tex`)
     files        trace.json, metrics.json, steps.csv, the network pictures and the handout
 """
 

@@ -4,7 +4,9 @@ walkthrough.txt is the text the command prints. walkthrough.md is the same walk-
 and notes: headings for each step and pass, every equation as display maths ($$ … $$, which GitHub,
 Jupyter and pandoc render; pandoc turns the file into Beamer or LaTeX), the pictures linked beside
 the passes they show, and the audit as the printed table. `latex` writes one line of the walk-through
-in LaTeX: ∂, δ, Σ, ½, · and the names of rules as LaTeX has them.
+in LaTeX: ∂, δ, Σ, ½, · and the names of rules as LaTeX has them. The handout is written once, as
+blocks (`handout_blocks`: headings, prose, equations, pictures, tables), which walkthrough.md and
+walkthrough.tex (`bpdemo.worked.handout_tex`) each render.
 """
 
 from __future__ import annotations
