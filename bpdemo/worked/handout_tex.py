@@ -11,6 +11,7 @@ character, converted or not, one column wide, so that their columns stay aligned
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from bpdemo.worked.handout import SYMBOLS, Block, handout_blocks, latex, prose_parts
@@ -175,8 +176,11 @@ def text(words: str) -> str:
 
 
 def maths(equation: str) -> str:
-    """One equation of the walk-through as LaTeX maths (`latex`), no character outside ASCII."""
-    return _ascii(latex(equation))
+    """One equation of the walk-through as LaTeX maths (`latex`), no character outside ASCII; its
+    notes apart from its numbers, as the printed line has them: "= 0.04 \\quad [f'(z) = …]",
+    "= -3.36 \\quad (\\text{BP1})" (maths drops the spaces of the text)."""
+    formula = _ascii(latex(equation)).replace(" [", r" \quad [")
+    return re.sub(r" (\(\\text\{[^{}]*\}\))$", r" \\quad \1", formula)
 
 
 def _ascii(formula: str) -> str:
@@ -202,14 +206,15 @@ def display(equation: str) -> str:
 
 
 def _top_level_split(formula: str, separator: str) -> list[str]:
-    """`formula` cut at each `separator` outside braces and parentheses (escaped ones not counted)."""
+    """`formula` cut at each `separator` outside braces, parentheses and brackets (escaped ones
+    not counted): f'(z) = a(1 - a) in "= 0.04 [f'(z) = a(1 - a) = 0.21]" stays on its row."""
     parts, depth, start, i = [], 0, 0, 0
     while i < len(formula):
         char = formula[i]
         if char == "\\":
             i += 2  # \{ \} \( are characters, not groups
             continue
-        depth += (char in "{(") - (char in "})")
+        depth += (char in "{([") - (char in "})]")
         if depth == 0 and formula.startswith(separator, i):
             parts.append(formula[start:i])
             start = i = i + len(separator)
