@@ -75,6 +75,20 @@ def test_svg_pictures_are_left_out_with_a_comment_naming_them(tmp_path):
 
 
 @needs_pdflatex
+def test_pdf_pictures_are_included_as_they_are(tmp_path):
+    out = written(tmp_path, "worked_textbook", "--format", "pdf")
+    tex = (out / "walkthrough.tex").read_text(encoding="utf-8")
+    pictures = re.findall(r"\\includegraphics\[[^\]]*\]\{([^}]+)\}", tex)
+    assert pictures == [
+        "network.pdf",
+        "network_forward.pdf",
+        "network_backward.pdf",
+        "network_update.pdf",
+    ]
+    compile_tex(out)
+
+
+@needs_pdflatex
 def test_a_title_with_latex_specials_and_unicode_compiles_as_ascii(tmp_path):
     title = "Rückwärts — 50% of $x_1 & y^2 {ß} ~α≤β, ✓ ﬁne -- Ωmega \\ <ok>|"
     out = written(tmp_path, "worked_321", "--set", f"title={title}")

@@ -257,7 +257,8 @@ def _tex(block: Block) -> str:
     if block.kind == "heading":
         return rf"\{SECTIONS[block.level]}*{{{text(block.text)}}}"
     if block.kind == "items":
-        items = "\n".join(rf"  \item {sentence(line)}" for line in block.items)
+        # \item{}: a line that starts with "[" is no label of the item.
+        items = "\n".join(rf"  \item{{}} {sentence(line)}" for line in block.items)
         return "\\begin{itemize}\n" + items + "\n\\end{itemize}"
     if block.kind == "prose":
         return sentence(block.text)
