@@ -127,3 +127,25 @@ def test_the_picture_labels_the_target_and_a_one_step_title_has_no_step():
             assert "target = 0.5" in texts
     several = run(CONFIGS / "worked_textbook.toml", ["train.steps=2"]).picture(phase="step")
     assert any(t.get_text().endswith(", step 1") for t in several.findobj(Text))
+
+
+@pytest.mark.parametrize("config", ["worked_321", "worked_textbook", "worked_image", "worked_xor"])
+def test_every_text_of_every_phase_picture_lies_inside_its_canvas(config):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    result = run(CONFIGS / f"{config}.toml")
+    for phase in PHASES:
+        figure = result.picture(phase=phase)
+        drawing = FigureCanvasAgg(figure)
+        drawing.draw()  # a text's box takes its place when it is drawn
+        renderer, canvas = drawing.get_renderer(), figure.bbox
+        for text in figure.findobj(Text):
+            if not text.get_text() or not text.get_visible():
+                continue
+            patch = text.get_bbox_patch()  # a boxed text (the loss box): the box must fit too
+            box = patch.get_window_extent(renderer) if patch else text.get_window_extent(renderer)
+            if text.axes is not None and text in text.axes.texts:  # in the drawing, not its title
+                assert canvas.x0 - 0.5 <= box.x0 and box.x1 <= canvas.x1 + 0.5, (
+                    f"{config} {phase}: {text.get_text()!r} runs off the picture"
+                )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from matplotlib.collections import LineCollection
@@ -31,12 +31,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
 from bpdemo.equations import EDGE_MARKS, FALLS, NEGATIVE, POSITIVE, RISES, ZERO, edge_mark
-from bpdemo.plots.edge_labels import EdgeLabel, Layout
+from bpdemo.plots.edge_labels import GLYPH_WIDTH, EdgeLabel, Layout
 
 NEURON_GAP = 2.8  # vertical distance between neurons of a layer, in data units
 RADIUS = 0.82
 INCHES_PER_UNIT = 0.46  # fixed scale, so the size of a text in data units is known
-EDGE_FONT, NEURON_FONT, NAME_FONT = 7.0, 7.0, 8.5  # points
+EDGE_FONT, NEURON_FONT, NAME_FONT, LOSS_FONT = 7.0, 7.0, 8.5, 9.5  # points
 MIN_LAYER_GAP, MAX_LAYER_GAP = 7.5, 14.0  # data units between layers, whatever their widths
 ALL_LABELS_UP_TO = 12  # edges in a layer gap that "auto" labels every one of, if they have room
 LOSS_BOX_OFFSET = 3.0  # from the output neurons' centres to the loss box, past the targets
@@ -280,7 +280,16 @@ def network_picture(state: NetworkState) -> Figure:
     ys = [_positions(width) for width in sizes]
     xs = _layer_positions(sizes)
     top = (max(sizes) - 1) / 2 * NEURON_GAP
-    x_range = (-1.4, xs[-1] + LOSS_BOX_OFFSET + 3.6)
+    # Room on the right for the widest loss box of any phase, so that every phase of an example has
+    # the same canvas and none cuts its box off (the update's lines are the longest).
+    classes = state.probabilities is not None or len(state.targets) != sizes[-1]
+    box_lines = [
+        line for phase in PHASE_TITLES for line in _loss_lines(replace(state, phase=phase), classes)
+    ]
+    box_width = (
+        max(len(line) for line in box_lines) * GLYPH_WIDTH * LOSS_FONT / 72 / INCHES_PER_UNIT
+    )
+    x_range = (-1.4, xs[-1] + LOSS_BOX_OFFSET + max(3.6, box_width + 0.9))
     y_range = (-top - 3.3 - (0.4 if state.note else 0), top + 1.3)
     # The axes fill the figure, so that a data unit is INCHES_PER_UNIT inches and a text's size in
     # data units is known; the title and the legend outside it are kept by the tight bounding box.
@@ -331,7 +340,6 @@ def network_picture(state: NetworkState) -> Figure:
             )  # fmt: skip
 
     # The output side: what each output is compared with, and the loss.
-    classes = state.probabilities is not None or len(state.targets) != sizes[-1]
     x_out = xs[-1]
     for j, y in enumerate(ys[-1]):
         notes = []
@@ -345,7 +353,7 @@ def network_picture(state: NetworkState) -> Figure:
         x_out + LOSS_BOX_OFFSET,
         0,
         "\n".join(_loss_lines(state, classes)),
-        fontsize=9.5,
+        fontsize=LOSS_FONT,
         ha="left",
         va="center",
         bbox={"boxstyle": "round,pad=0.4", "fc": "#fff6d5", "ec": "0.4"},
