@@ -3,6 +3,7 @@ files a run leaves behind."""
 
 import csv
 import json
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -49,6 +50,35 @@ QUICK_GRADIENTS = [
     "1",
     "--quiet",
 ]
+
+# A textbook's 2-2-1 sigmoid network without biases (the worked-example tests of names, conventions,
+# slips and no-bias networks), and its one step worked by hand: E = ½(y5 − t)², δ = ∂E/∂z.
+TEXTBOOK = """
+[network]
+sizes = [2, 2, 1]
+activations = ["sigmoid", "sigmoid"]
+loss = "half_sse"
+bias = false
+[init]
+weights = [[[0.1, 0.8], [0.4, 0.6]], [[0.3, 0.9]]]
+[train]
+lr = 1.0
+[data]
+inputs = [[0.35, 0.9]]
+targets = [[0.5]]
+"""
+
+
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+X1, X2, T = 0.35, 0.9, 0.5
+Y3, Y4 = sigmoid(0.1 * X1 + 0.8 * X2), sigmoid(0.4 * X1 + 0.6 * X2)
+Y5 = sigmoid(0.3 * Y3 + 0.9 * Y4)
+LOSS = 0.5 * (Y5 - T) ** 2
+D5 = (Y5 - T) * Y5 * (1 - Y5)
+D3, D4 = D5 * 0.3 * Y3 * (1 - Y3), D5 * 0.9 * Y4 * (1 - Y4)
 
 
 @pytest.fixture

@@ -5,39 +5,14 @@ import json
 import math
 from pathlib import Path
 
+from conftest import D3, D4, D5, LOSS, TEXTBOOK, Y3, Y5
+
 from bpdemo.worked import run
 from bpdemo.worked.diagnosis import SLIPS
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
-NETWORK = """
-[network]
-sizes = [2, 2, 1]
-activations = ["sigmoid", "sigmoid"]
-loss = "half_sse"
-bias = false
-[init]
-weights = [[[0.1, 0.8], [0.4, 0.6]], [[0.3, 0.9]]]
-[train]
-lr = 1.0
-[data]
-inputs = [[0.35, 0.9]]
-targets = [[0.5]]
-"""
-
-
-def sigmoid(z: float) -> float:
-    return 1 / (1 + math.exp(-z))
-
-
-# One step by hand (E = ½(y5 − t)², δ = ∂E/∂z).
-Y3, Y4 = sigmoid(0.1 * 0.35 + 0.8 * 0.9), sigmoid(0.4 * 0.35 + 0.6 * 0.9)
-Y5 = sigmoid(0.3 * Y3 + 0.9 * Y4)
-LOSS = 0.5 * (Y5 - 0.5) ** 2
-D5 = (Y5 - 0.5) * Y5 * (1 - Y5)
-D3 = D5 * 0.3 * Y3 * (1 - Y3)
-D4 = D5 * 0.9 * Y4 * (1 - Y4)
 W35_AFTER = 0.3 - D5 * Y3
 W13_AFTER = 0.1 - D3 * 0.35
 # The slip of a source that updates the output layer first and backpropagates through the new w35.
@@ -46,7 +21,7 @@ D3_WITH_NEW_W35 = D5 * W35_AFTER * Y3 * (1 - Y3)
 
 def audited(*claims: tuple[str, str]) -> list:
     blocks = "".join(f'[[claims]]\nname = "{n}"\nvalue = "{v}"\n' for n, v in claims)
-    return run(NETWORK + blocks).audit
+    return run(TEXTBOOK + blocks).audit
 
 
 def diagnosis_of(name: str, written: str) -> list[str]:

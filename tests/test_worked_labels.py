@@ -1,46 +1,27 @@
 """A source's own names (`[labels]`): for neurons and weights, in every line of the walk-through and
 the audit, and in the claims (`output.y5`, `grad.w13`, `param_after.w35`); canonical names still work."""
 
-import math
-
 import pytest
+from conftest import D3, D5, TEXTBOOK, Y3, Y4, Y5
 
 from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import run
 
-NAMED = """
-title = "2-2-1, the book's names"
-[network]
-sizes = [2, 2, 1]
-activations = ["sigmoid", "sigmoid"]
-loss = "half_sse"
-bias = false
-[init]
-weights = [[[0.1, 0.8], [0.4, 0.6]], [[0.3, 0.9]]]
-[train]
-lr = 1.0
-[data]
-inputs = [[0.35, 0.9]]
-targets = [[0.5]]
-[labels]
+NAMED = (
+    'title = "2-2-1, the book\'s names"\n'
+    + TEXTBOOK
+    + """[labels]
 inputs = ["x1", "x2"]
 hidden = [["y3", "y4"]]
 outputs = ["y5"]
 weights = [[["w13", "w23"], ["w14", "w24"]], [["w35", "w45"]]]
 """
+)
 WEIGHTS = ["w13", "w23", "w14", "w24", "w35", "w45"]
 NEURONS = ["y3", "y4", "y5"]
 
 
-def sigmoid(z: float) -> float:
-    return 1 / (1 + math.exp(-z))
-
-
-# By hand: the forward pass, δ = ∂E/∂z, and the gradients and updates the claims name.
-Y3, Y4 = sigmoid(0.1 * 0.35 + 0.8 * 0.9), sigmoid(0.4 * 0.35 + 0.6 * 0.9)
-Y5 = sigmoid(0.3 * Y3 + 0.9 * Y4)
-D5 = (Y5 - 0.5) * Y5 * (1 - Y5)
-D3 = D5 * 0.3 * Y3 * (1 - Y3)
+# By hand (conftest): the forward pass, δ = ∂E/∂z, and the gradients and updates the claims name.
 HAND = {
     "output.y5": Y5,
     "hidden.y3": Y3,

@@ -1,9 +1,8 @@
 """A network without biases (`[network] bias = false`), as many books draw one: no bias parameter in
 either model, nothing about biases in the text or the pictures, numbers as a hand computation."""
 
-import math
-
 import pytest
+from conftest import D3, D4, D5, LOSS, TEXTBOOK, X1, X2, Y3, Y4, Y5
 from matplotlib.text import Text
 
 from bpdemo.autograd_mlp import AutogradMLP
@@ -11,38 +10,15 @@ from bpdemo.infra.errors import ConfigError
 from bpdemo.manual import ManualMLP
 from bpdemo.worked import PHASES, WorkedExample, load, run
 
-NO_BIAS = """
-title = "2-2-1 without biases"
-[network]
-sizes = [2, 2, 1]
-activations = ["sigmoid", "sigmoid"]
-loss = "half_sse"
-bias = false
-[init]
-weights = [[[0.1, 0.8], [0.4, 0.6]], [[0.3, 0.9]]]
-[train]
-lr = 1.0
-[data]
-inputs = [[0.35, 0.9]]
-targets = [[0.5]]
-"""
-
-
-def sigmoid(z: float) -> float:
-    return 1 / (1 + math.exp(-z))
+NO_BIAS = 'title = "2-2-1 without biases"\n' + TEXTBOOK
 
 
 def hand_step() -> dict[str, float]:
-    """One step of the 2-2-1 network above, by hand: E = ½(y5 − t)², δ = ∂E/∂z."""
-    x1, x2, t = 0.35, 0.9, 0.5
-    y3, y4 = sigmoid(0.1 * x1 + 0.8 * x2), sigmoid(0.4 * x1 + 0.6 * x2)
-    y5 = sigmoid(0.3 * y3 + 0.9 * y4)
-    d5 = (y5 - t) * y5 * (1 - y5)
-    d3, d4 = d5 * 0.3 * y3 * (1 - y3), d5 * 0.9 * y4 * (1 - y4)
+    """One step of the 2-2-1 network above, by hand (conftest): E = ½(y5 − t)², δ = ∂E/∂z."""
     return {
-        "y3": y3, "y4": y4, "y5": y5, "loss": 0.5 * (y5 - t) ** 2, "d5": d5, "d3": d3, "d4": d4,
-        "w35": 0.3 - d5 * y3, "w45": 0.9 - d5 * y4,
-        "w13": 0.1 - d3 * x1, "w23": 0.8 - d3 * x2, "w14": 0.4 - d4 * x1, "w24": 0.6 - d4 * x2,
+        "y3": Y3, "y4": Y4, "y5": Y5, "loss": LOSS, "d5": D5, "d3": D3, "d4": D4,
+        "w35": 0.3 - D5 * Y3, "w45": 0.9 - D5 * Y4,
+        "w13": 0.1 - D3 * X1, "w23": 0.8 - D3 * X2, "w14": 0.4 - D4 * X1, "w24": 0.6 - D4 * X2,
     }  # fmt: skip
 
 
