@@ -87,6 +87,24 @@ def wait_for(browser, condition, message: str):
     return WebDriverWait(browser, WAIT_SECONDS).until(lambda _: condition(), message)
 
 
+def claims_table_as_in_the_trace(browser, claims: list[dict]) -> list:
+    """Check the page's claims table, row by row, against trace.json's claims: the name, both
+    verdicts (claim vs backprop, claim vs formula) and the diagnosis; returns the rows."""
+    header = [cell.text for cell in browser.find_elements("css selector", "#claims th")]
+    rows = browser.find_elements("css selector", "#claims tr")[1:]
+    assert len(rows) == len(claims)
+    verdict = {True: "agrees", False: "WRONG", None: "–"}
+    for row, claim in zip(rows, claims, strict=True):
+        cells = dict(
+            zip(header, (c.text for c in row.find_elements("tag name", "td")), strict=True)
+        )
+        assert cells["quantity"] == claim["name"]
+        assert cells["claim vs backprop"] == verdict[claim["agrees"]]
+        assert cells["claim vs formula"] == verdict[claim["formula_agrees"]]
+        assert cells["why"] == "; ".join(claim["diagnosis"])
+    return rows
+
+
 def open_page(browser, url: str) -> None:
     """A fresh page (a new session), its worked example at step 1 shown."""
     browser.get(url)
@@ -209,18 +227,7 @@ def test_stepping_through_the_321_example_shows_the_numbers_of_trace_json(
     wait_for(browser, lambda: step_shown(browser) == 1, "Shift+← did not go back a step")
 
     # the claims and their verdicts, as trace.json lists them
-    header = [cell.text for cell in browser.find_elements("css selector", "#claims th")]
-    rows = browser.find_elements("css selector", "#claims tr")[1:]
-    assert len(rows) == len(trace["claims"])
-    verdict = {True: "agrees", False: "WRONG", None: "–"}
-    for row, claim in zip(rows, trace["claims"], strict=True):
-        cells = dict(
-            zip(header, (c.text for c in row.find_elements("tag name", "td")), strict=True)
-        )
-        assert cells["quantity"] == claim["name"]
-        assert cells["claim vs backprop"] == verdict[claim["agrees"]]
-        assert cells["claim vs formula"] == verdict[claim["formula_agrees"]]
-        assert cells["why"] == "; ".join(claim["diagnosis"])
+    rows = claims_table_as_in_the_trace(browser, trace["claims"])
     rows[4].click()  # grad.layers.1.weight[0,0]: highlighted in the backward phase
     wait_for(
         browser,

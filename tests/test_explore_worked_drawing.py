@@ -19,6 +19,7 @@ from tests.test_explore_browser import (
     CHROMEDRIVER,
     CHROMIUM,
     browser,  # noqa: F401  (a fixture)
+    claims_table_as_in_the_trace,
     screenshots,  # noqa: F401  (a fixture)
     show_phase,
     step_shown,
@@ -161,15 +162,6 @@ def test_a_network_without_biases_and_the_claims_with_both_verdicts_and_why(
     assert label == "w35 = 0.3"
     header = [cell.text for cell in browser.find_elements("css selector", "#claims th")]
     assert "claim vs backprop" in header and "claim vs formula" in header and "why" in header
-    rows = browser.find_elements("css selector", "#claims tr")[1:]
-    verdict = {True: "agrees", False: "WRONG", None: "–"}
-    for row, claim in zip(rows, claims, strict=True):
-        cells = dict(
-            zip(header, (c.text for c in row.find_elements("tag name", "td")), strict=True)
-        )
-        assert cells["quantity"] == claim["name"]
-        assert cells["claim vs backprop"] == verdict[claim["agrees"]]
-        assert cells["claim vs formula"] == verdict[claim["formula_agrees"]]
-        assert cells["why"] == "; ".join(claim["diagnosis"])
+    claims_table_as_in_the_trace(browser, claims)
     assert sum(bool(c["diagnosis"]) for c in claims) >= 8
     browser.save_screenshot(str(screenshots / "explore_worked_textbook.png"))
