@@ -307,14 +307,13 @@ class ManualNetwork:
     @torch.no_grad()
     def input_gradient(self, x: Tensor, target: Tensor) -> Tensor:
         """∂L/∂x (N, inputs): how the loss changes with each input (pixel), by the same backward
-        pass carried one layer further, through the first layer too (BP2)."""
+        pass carried one layer further, through the first layer too (BP2). Like
+        `loss_and_grads`, it overwrites the gradient buffers."""
         check_input(self.spec, x)
         output = self._forward(x)
         check_target(self.spec, output, target)
-        grad = self.loss_fn.gradient(output, target)
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-        return grad.reshape(x.shape).clone()
+        grad = self._backward(self.loss_fn.gradient(output, target), input_grad=True)
+        return grad.reshape(x.shape).clone()  # a work buffer of the first layer: kept as a copy
 
     def _forward(self, x: Tensor) -> Tensor:
         shape = getattr(self.spec, "input_shape", None)
@@ -324,15 +323,16 @@ class ManualNetwork:
             x = layer.forward(x)
         return x
 
-    def _backward(self, grad_output: Tensor) -> None:
+    def _backward(self, grad_output: Tensor, input_grad: bool = False) -> Tensor | None:
         """`grad_output`: dL/d(output) of the network, where the backward pass starts.
 
-        The first layer is not asked for dL/dx: the inputs are data, nothing below them learns.
+        The first layer is asked for dL/dx only with `input_grad` (returned then): the inputs are
+        data, nothing below them learns, so training never needs it.
         """
         grad = grad_output
         for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
-        self.layers[0].backward(grad, input_grad=False)
+        return self.layers[0].backward(grad, input_grad=input_grad)
 
 
 class ManualMLP(ManualNetwork):
