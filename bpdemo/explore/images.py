@@ -4,8 +4,9 @@ gradient with respect to its pixels.
 The network (64-32-10, tanh, softmax and cross-entropy) is trained once per server, the first time a
 page opens the tab, on the training part of scikit-learn's bundled digits (`digits_split`, no
 download), both models on the same mini-batches. An image (drawn, or a test image) is classified by
-both models, and ∂L/∂pixel for a chosen label is computed twice: by the hand-written backward pass,
-each layer's BP2 carried on down to the input (dL/dx = δ W), and by autograd; the pixels are
+both models, and ∂L/∂pixel for a chosen label is computed twice (`bpdemo.image_step.pixel_gradients`):
+by the hand-written backward pass, each layer's BP2 carried on down to the input (dL/dx = δ W), and
+by autograd; the pixels are
 standardised before the network sees them, so both are multiplied by 1/std (the chain rule through
 x = (pixel - mean) / std).
 """
@@ -20,6 +21,7 @@ import torch
 
 from bpdemo.compare import SideBySide
 from bpdemo.datasets.digits import DIGITS_ROWS
+from bpdemo.image_step import pixel_gradients
 from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import MLPSpec
 from bpdemo.train import run_epochs
@@ -111,25 +113,13 @@ class DigitsNetwork:
         """Both models' probabilities for one image, and ∂L/∂pixel (L: cross-entropy of `label`)
         by the hand-written backward and by autograd, with their largest difference."""
         x = self.inputs(np.asarray(pixels)[None, :])
-        target = torch.tensor([label])
-        scale = torch.tensor(1 / self.std, dtype=torch.float64)
-        manual = self.pair.manual
-        with self.lock, torch.no_grad():
-            manual.eval()
-            output = manual.forward(x)
-            grad = manual.loss_fn.gradient(output, target)  # BP1: dL/dz of the outputs
-            for layer in reversed(manual.layers):
-                grad = layer.backward(grad)  # BP2 down to dL/dx, the first layer's too
-            grad_manual = (grad[0] * scale).clone()
-            manual.train()
-        twin = self.pair.autograd
-        x_twin = x.clone().requires_grad_(True)
-        output_twin = twin(x_twin)
-        loss = twin.loss(output_twin, target)
-        (grad_x,) = torch.autograd.grad(loss, x_twin)
-        grad_autograd = grad_x[0] * scale
-        p_manual = torch.softmax(output, dim=1)[0]
-        p_autograd = torch.softmax(output_twin.detach(), dim=1)[0]
+        scale = 1 / self.std
+        with self.lock:  # the hand-written passes run on the shared model and its work buffers
+            p_manual, p_autograd = (
+                torch.softmax(output.detach(), dim=1)[0] for output in self.pair.predict(x)
+            )
+            grads = pixel_gradients(self.pair, x[0], label)  # BP2 carried down to the input
+        grad_manual, grad_autograd = (torch.from_numpy(g * scale) for g in grads)
         # one scale for both pictures: a pixel almost never inked in training has a tiny std, and
         # its gradient (× 1/std) would leave every other pixel white; past the scale: full colour
         largest = float(torch.quantile(grad_manual.abs(), SALIENCY_QUANTILE)) or 1.0
