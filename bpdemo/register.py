@@ -273,17 +273,7 @@ def register_layer(name: str, cls: type, *, replace: bool = False) -> type:
         raise ValueError(
             f"layer {name!r}: checking it raised {type(error).__name__}: {one_line(error)}"
         ) from error
-    for problem in report.problems:
-        raise ValueError(f"layer {name!r}: {problem}")
-    for row in report.failures[:1]:  # the first that failed, named: "input x", "parameter beta"
-        if row.problem is not None:
-            raise ValueError(f"layer {name!r}: {row.name}: {row.problem}")
-        index = ",".join(map(str, row.worst_index))
-        raise ValueError(
-            f"layer {name!r}: {row.name} disagrees with {row.reference} at [{index}]: given "
-            f"{row.value:.6g}, {row.reference} {row.expected:.6g} (largest relative difference "
-            f"{row.max_rel_diff:.1e}, tolerance {row.tolerance:.0e})"
-        )
+    _refuse_failures(f"layer {name!r}", report, None, named_rows=True)
 
     def build(entry, width, spec, context):
         shape = (width,) if isinstance(width, int) else tuple(width)
@@ -377,19 +367,25 @@ def _same(
     _refuse_failures(what, GradientReport(what, dtype, [row]), points)
 
 
-def _refuse_failures(what: str, report: GradientReport, points: Tensor | None) -> None:
+def _refuse_failures(
+    what: str, report: GradientReport, points: Tensor | None, named_rows: bool = False
+) -> None:
     """Raise a ValueError naming what the check could not compare, or the first row that failed:
-    where, both values, how far apart."""
+    where, both values, how far apart. `named_rows`: the check has several rows (a layer's input
+    and parameters), and the message names the row ("parameter beta") and the index in it."""
     for problem in report.problems:
         raise ValueError(f"{what}: {problem}")
     for row in report.failures:
+        subject = f"{what}: {row.name}" if named_rows else what
         if row.problem is not None:
-            raise ValueError(f"{what}: {row.problem}")
+            raise ValueError(f"{subject}: {row.problem}")
         index = ",".join(map(str, row.worst_index))
-        where = f" at z = {float(points[row.worst_index]):.4g}" if points is not None else ""
-        where = where or (f" at output [{index}]" if index else "")
+        if points is not None:
+            where = f" at z = {float(points[row.worst_index]):.4g}"
+        else:
+            where = f" at {'' if named_rows else 'output '}[{index}]" if index else ""
         raise ValueError(
-            f"{what} disagrees with {row.reference}{where}: given {row.value:.6g}, "
+            f"{subject} disagrees with {row.reference}{where}: given {row.value:.6g}, "
             f"{row.reference} {row.expected:.6g} (largest relative difference "
             f"{row.max_rel_diff:.1e}, tolerance {row.tolerance:.0e})"
         )
