@@ -53,7 +53,6 @@ class StepView:
         self.twin = values.autograd
         self.example = run.example
         self.spec = run.example.spec
-        self.labels = run.example.config.labels
         self.layers = self.spec.num_layers
         self.equations = step_equations(run, values)
         self.written: dict[tuple[int, int], tuple[str, str]] = {}
@@ -77,16 +76,14 @@ class StepView:
         return self.number(getattr(self.twin, kind)[layer], index)
 
     def neuron_name(self, depth: int, unit: int) -> str:
-        """Input neurons at depth 0, layers.l's neurons at depth l + 1."""
-        if depth == 0:
-            names = self.labels.inputs
-            return f"input x[{unit}]" + (f" ({names[unit]})" if names else "")
+        """Input neurons at depth 0, layers.l's neurons at depth l + 1; with its [labels] name."""
         layer = depth - 1
+        label = self.equations.label(layer, unit)  # " (y3)", or nothing
+        if depth == 0:
+            return f"input x[{unit}]{label}"
         if layer == self.layers - 1:
-            names = self.labels.outputs
-            return f"output neuron {unit}" + (f" ({names[unit]})" if names else "")
-        names = self.labels.hidden[layer] if self.labels.hidden else None
-        return f"hidden layer {layer}, neuron {unit}" + (f" ({names[unit]})" if names else "")
+            return f"output neuron {unit}{label}"
+        return f"hidden layer {layer}, neuron {unit}{label}"
 
     def a_prev(self, layer: int) -> Tensor:
         return self.example.inputs if layer == 0 else self.values.activations[layer - 1]
@@ -94,8 +91,7 @@ class StepView:
     # -- forward -----------------------------------------------------------------------------------
     def input_item(self, unit: int) -> dict[str, Any]:
         x = float(self.example.inputs[self.s, unit])
-        names = self.labels.inputs
-        name = names[unit] if names else f"x[{unit}]"  # "x 1" would read as an index
+        name = self.equations.neuron_name(-1, unit) or f"x[{unit}]"  # "x 1" would read as an index
         return {
             "title": self.neuron_name(0, unit),
             "show": [f"{name} = {short(x)}"],

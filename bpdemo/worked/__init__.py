@@ -12,7 +12,7 @@ One module a concern:
     schema       the config sections, their limits, and `load`
     formula      the arithmetic a source writes beside its numbers, evaluated safely
     claims       the quantities claims name (`parse_quantity`), their tolerances (`Claim`)
-    names        a source's own names for neurons and parameters ([labels]), both ways (`Names`)
+    names        a source's own names for neurons and parameters ([labels]), checked, and what each names
     example      `WorkedExample`: the config checked against itself, and its standardised twin
     trace        `run_example`: every number of every step, each step checked against autograd's
                  step from the same parameters

@@ -1,8 +1,9 @@
 """A source's own names for the neurons and parameters of a worked example (`[labels]`).
 
-A book names its neurons y3, y4, y5 and its weights w13, w35, ...; `[labels]` gives those names,
-and `Names` answers both ways: the label of a neuron or a parameter (for the text, the pictures and
-the audit), and what a label names (for a claim such as `param_after.w35` or `delta.y5`).
+A book names its neurons y3, y4, y5 and its weights w13, w35, ...; `[labels]` gives those names.
+`Names` checks them against the network and says what a label names (for a claim such as
+`param_after.w35` or `delta.y5`); the label of a neuron or a parameter, for the text, the pictures
+and the audit, is `bpdemo.equations.StepEquations.neuron_name` and `parameter_label`.
 Layers count as the network's layers do: layer -1 is the input, 0 the first layer with weights.
 """
 
@@ -77,28 +78,6 @@ class Names:
         for layer, row in enumerate(labels.biases or []):
             found += [(name, ("bias", layer, j)) for j, name in enumerate(row)]
         return found
-
-    # -- a thing's label --------------------------------------------------------------------------
-    def neuron(self, layer: int, unit: int) -> str | None:
-        """The label of neuron `unit` of `layer` (-1: the inputs), or None."""
-        labels, last = self.labels, len(self.sizes) - 2
-        if layer < 0:
-            given = labels.inputs
-        elif layer == last:
-            given = labels.outputs
-        else:
-            given = labels.hidden[layer] if labels.hidden else None
-        return given[unit] if given else None
-
-    def parameter(self, name: str, index: tuple[int, ...]) -> str | None:
-        """The label of `layers.l.weight[j, i]` or `layers.l.bias[j]`, or None."""
-        _, layer_text, kind = name.split(".")
-        layer = int(layer_text)
-        if kind == "weight" and self.labels.weights is not None:
-            return self.labels.weights[layer][index[0]][index[1]]
-        if kind == "bias" and self.labels.biases is not None:
-            return self.labels.biases[layer][index[0]]
-        return None
 
     # -- what a label names -----------------------------------------------------------------------
     def lookup(self, label: str) -> Named | None:
