@@ -184,6 +184,12 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
+def first_last_ratio(norms: Sequence[float]) -> float:
+    """‖dL/dW‖ of the first layer over the last's: above r it grows on its way back, below 1/r it
+    shrinks (inf when only the last is 0, NaN when both are)."""
+    return _ratio(norms[0], norms[-1])
+
+
 def _norm(tensor: Tensor) -> float:
     return float(torch.linalg.vector_norm(tensor))
 
@@ -220,7 +226,7 @@ class InitialGradients:
 
     @property
     def first_last_ratio(self) -> float:
-        return _ratio(self.norms_manual[0], self.norms_manual[-1])
+        return first_last_ratio(self.norms_manual)
 
 
 def initial_gradients(pair: SideBySide, x: Tensor, y: Tensor) -> InitialGradients:
@@ -390,7 +396,7 @@ def judge(
     """(verdict, rule) by the rules of the module docstring, tried in that order, from each layer's
     ‖dL/dW‖ (first layer first), whether the run exploded, and the hidden layers' activation."""
     r = thresholds.ratio
-    ratio, largest = _ratio(norms[0], norms[-1]), max(norms)
+    ratio, largest = first_last_ratio(norms), max(norms)
     if exploded:
         return "exploding", "exploded"
     if ratio > r:

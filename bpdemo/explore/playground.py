@@ -36,8 +36,9 @@ from bpdemo.explore.schemas import (
 )
 from bpdemo.explore.sessions import ExploreError
 from bpdemo.functional import ACTIVATIONS, LEAKY_RELU_SLOPE, SOFTPLUS_THRESHOLD
-from bpdemo.health import Thresholds, judge
+from bpdemo.health import Thresholds, first_last_ratio, judge
 from bpdemo.optim import OptimizerSpec
+from bpdemo.scores import accuracy
 from bpdemo.spec import MLPSpec, NetworkSpec
 from bpdemo.train import run_epochs
 from bpdemo.worked import fmt
@@ -207,7 +208,7 @@ class Playground:
         if self.kind.loss == "bce":
             return float(((output >= 0.5).to(y.dtype) == y).double().mean())
         if self.kind.loss == "cross_entropy":
-            return float((output.argmax(dim=1) == y).double().mean())
+            return accuracy(output, y)["accuracy"]
         residual = float(((output - y) ** 2).sum())
         total = float(((y - y.mean()) ** 2).sum())
         return 1 - residual / total if total > 0 else math.nan
@@ -391,7 +392,7 @@ class Playground:
 
     def health_reason(self, rule: str, norms: list[float], thresholds: Thresholds) -> str:
         """Why the rule fired, with the numbers it read (the rules: `bpdemo.health`)."""
-        ratio = norms[0] / norms[-1] if norms[-1] else math.inf
+        ratio = first_last_ratio(norms)
         largest = max(norms)
         r = thresholds.ratio
         at_start = "at initialisation"
