@@ -311,23 +311,19 @@ class RunDir:
         return self.write_text(name, buffer.getvalue())
 
     def save_figure(self, figure, name: str, bbox_inches: Any = "tight") -> Path:
-        """Save a matplotlib figure atomically, in the run's format (`name`'s suffix becomes it),
-        and close it. `bbox_inches`: the part of the figure saved, in inches (default: all it
-        draws); figures given the same box have the same size."""
-        import matplotlib.pyplot as plt
-
+        """Save a matplotlib figure atomically, in the run's format (`name`'s suffix becomes it).
+        `bbox_inches`: the part of the figure saved, in inches (default: all it draws); figures
+        given the same box have the same size. bpdemo's figures are not pyplot's (see
+        `bpdemo.plots`), so nothing is left to close."""
         form = self.figures
         buffer = io.BytesIO()
-        try:
-            figure.savefig(
-                buffer,
-                format=form.format,
-                dpi=form.dpi,
-                bbox_inches=bbox_inches,
-                metadata=_NO_DATE[form.format],
-            )
-        finally:
-            plt.close(figure)
+        figure.savefig(
+            buffer,
+            format=form.format,
+            dpi=form.dpi,
+            bbox_inches=bbox_inches,
+            metadata=_NO_DATE[form.format],
+        )
         return self.write_bytes(form.name(name), buffer.getvalue())
 
     def save_figures(self, figures: Mapping[str, Any]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -12,9 +11,8 @@ from bpdemo.plots.training import AUTOGRAD_STYLE, MANUAL_STYLE
 def scaling_figure(scaling: dict, threads: int) -> Figure:
     """Step time (log-log) of both models against batch size and against hidden width, and below
     each, the ratio hand-written / autograd (under 1: the hand-written step is faster)."""
-    figure, axes = plt.subplots(
-        2, 2, figsize=(11, 6.5), sharex="col", gridspec_kw={"height_ratios": [3, 1.4]}
-    )
+    figure = Figure(figsize=(11, 6.5))
+    axes = figure.subplots(2, 2, sharex="col", gridspec_kw={"height_ratios": [3, 1.4]})
     batch, width = scaling["batch"], scaling["width"]
     panels = (
         (

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -33,9 +32,8 @@ def filters(manual: np.ndarray, autograd: np.ndarray, title: str) -> Figure:
     count, channels = manual.shape[:2]
     columns = min(MAX_CHANNELS, count)
     blocks = -(-count // columns)
-    figure, axes = plt.subplots(
-        2 * blocks, columns, figsize=(1.3 * columns + 1.6, 2.7 * blocks + 0.8), squeeze=False
-    )
+    figure = Figure(figsize=(1.3 * columns + 1.6, 2.7 * blocks + 0.8))
+    axes = figure.subplots(2 * blocks, columns, squeeze=False)
     bound = float(np.abs(manual).max()) or 1.0
     for ax in axes.flat:
         ax.axis("off")
@@ -65,12 +63,8 @@ def feature_maps(picture: np.ndarray, maps: Sequence[image_cnn.FeatureMap], titl
     """One image (H, W) or (H, W, 3) and, a row per layer, the first `MAX_CHANNELS` channels of the
     hand-written model's output there (each channel on its own grey scale)."""
     columns = min(MAX_CHANNELS, max(m.manual.shape[0] for m in maps))
-    figure, axes = plt.subplots(
-        len(maps) + 1,
-        columns,
-        figsize=(1.25 * columns + 1.8, 1.35 * (len(maps) + 1) + 0.8),
-        squeeze=False,
-    )
+    figure = Figure(figsize=(1.25 * columns + 1.8, 1.35 * (len(maps) + 1) + 0.8))
+    axes = figure.subplots(len(maps) + 1, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     _show(axes[0, 0], picture)

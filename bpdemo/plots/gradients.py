@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
@@ -69,12 +69,8 @@ def _positive(values) -> np.ndarray:
 def _panels(results: Sequence[SettingResult], width: float = 3.4, height: float = 2.8):
     activations = list(dict.fromkeys(r.setting.activation for r in results))
     depths = sorted({r.setting.depth for r in results})
-    figure, axes = plt.subplots(
-        len(activations),
-        len(depths),
-        figsize=(width * len(depths) + 0.6, height * len(activations) + 0.9),
-        squeeze=False,
-    )
+    figure = Figure(figsize=(width * len(depths) + 0.6, height * len(activations) + 0.9))
+    axes = figure.subplots(len(activations), len(depths), squeeze=False)
     cells = {
         (activation, depth): axes[row][column]
         for row, activation in enumerate(activations)
@@ -310,16 +306,12 @@ def norm_heatmaps(results: Sequence[SettingResult], depth: int, title: str) -> F
             )
     low, high = _color_range(np.concatenate([v.ravel() for v, _ in panels.values()]))
     norm = LogNorm(vmin=low, vmax=high, clip=False)
-    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey", under="navy", over="darkred")
-
-    figure, axes = plt.subplots(
-        len(activations),
-        len(columns),
-        figsize=(2.9 * len(columns) + 1.4, 2.5 * len(activations) + 1.0),
-        squeeze=False,
-        sharex=True,
-        sharey=True,
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(
+        bad="lightgrey", under="navy", over="darkred"
     )
+
+    figure = Figure(figsize=(2.9 * len(columns) + 1.4, 2.5 * len(activations) + 1.0))
+    axes = figure.subplots(len(activations), len(columns), squeeze=False, sharex=True, sharey=True)
     image = None
     for row, activation in enumerate(activations):
         for column, init in enumerate(columns):

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -54,7 +53,8 @@ def predicted_vs_actual(
             as filled circles and crosses, so that agreeing models show a cross in every circle.
         r2: model label -> test R², shown in the legend.
     """
-    figure, ax = plt.subplots(figsize=(6.5, 6))
+    figure = Figure(figsize=(6.5, 6))
+    ax = figure.subplots()
     markers = {"hand-written": ("o", 22, 0.45), "autograd": ("x", 14, 0.9)}
     for label, values in predicted.items():
         marker, size, alpha = markers.get(label, (".", 10, 0.5))
@@ -101,7 +101,8 @@ def error_distribution(
         errors: model label -> (N,) errors in dollars on the same houses.
         mae: model label -> mean absolute error, shown in the legend.
     """
-    figure, ax = plt.subplots(figsize=(7.5, 4.5))
+    figure = Figure(figsize=(7.5, 4.5))
+    ax = figure.subplots()
     everything = np.concatenate(list(errors.values()))
     # The bins cover the central 99% of all errors; the rare extreme ones are counted in the end bins,
     # and the figure says how many (a pile in an end bin is not a bump of the distribution).

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.artist import setp
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -88,7 +88,7 @@ def confusion(
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     if max(len(c) for c in classes) > 3:
-        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+        setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_title(title)
     figure.tight_layout()
     return figure
@@ -188,7 +188,7 @@ def one_image_step(
         )
     bars_ax.set_xticks(positions, list(classes))
     if max(len(c) for c in classes) > 3:
-        plt.setp(bars_ax.get_xticklabels(), rotation=30, ha="right")
+        setp(bars_ax.get_xticklabels(), rotation=30, ha="right")
     bars_ax.set_ylim(0, 1.1)
     bars_ax.set_ylabel("probability p = softmax(z)")
     bars_ax.set_xlabel("class (the true class in green)")
@@ -290,7 +290,8 @@ def saliency(
     """∂L/∂pixel of one image, a row per network (its label, hand-written (F,), autograd (F,)):
     the image, both models' gradients on one red (pushes the loss up) and blue scale, summed over
     the colour channels, and their difference on its own scale."""
-    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3.1 * len(rows)), squeeze=False)
+    figure = Figure(figsize=(12, 3.1 * len(rows)))
+    axes = figure.subplots(len(rows), 4, squeeze=False)
     for row, (label, manual, autograd) in enumerate(rows):
         maps = [g.reshape(image_shape).sum(axis=0) for g in (manual, autograd)]
         difference = maps[0] - maps[1]

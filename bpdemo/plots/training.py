@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -139,7 +139,7 @@ def layer_gradient_norms(history: History, title: str = "Gradient norm of each l
     steps = [r.step for r in history.steps]
     window = max(1, len(steps) // 50)
     names = [n for n in history.steps[0].grad_norm_manual if n.endswith(".weight")]
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(names)))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(names)))
     for name, color in zip(names, colors, strict=True):
         layer = name.removesuffix(".weight").replace("layers.", "layer ")
         manual = pd.Series([max(r.grad_norm_manual[name], 1e-300) for r in history.steps])
