@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         stop = interruption.as_interrupted(signalled)
     finally:
         sock.close()
-    if server is not None and not server.started:
+    if server is not None and not server.started and stop is None:  # not stopped while starting
         raise RunError(f"the server could not start on {url}")
     if not args.quiet:
         print("explorer stopped", flush=True)

@@ -355,6 +355,21 @@ def test_a_request_running_when_the_server_stops_is_answered_with_one_line_of_js
     assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
 
 
+def test_ctrl_c_as_soon_as_the_address_is_printed_stops_it_and_says_so():
+    """Its address is printed just before the server starts answering: a Ctrl-C then is a stop,
+    not a server that "could not start"."""
+    server, first = explorer_process()
+    try:
+        assert first.startswith("bpdemo explorer: http://127.0.0.1:")
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=SERVER_SECONDS)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert (server.returncode, out, err) == (130, "explorer stopped\n", "")
+
+
 def test_sigterm_stops_it_with_status_143_and_quiet_prints_only_the_address():
     server, first = explorer_process("--quiet")
     timer = threading.Timer(SERVER_SECONDS, server.kill)

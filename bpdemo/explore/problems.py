@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.datasets import make_circles, make_moons
 
 from bpdemo.explore.sessions import ExploreError
 
@@ -92,6 +91,20 @@ def _plane(n: int, noise: float, seed: int, classes: int):
 BUMPS = [((-0.5, -0.5), 1.0), ((0.5, 0.5), 1.0), ((-0.5, 0.5), -1.0), ((0.5, -0.5), -1.0)]
 
 
+# scikit-learn is imported when its data is asked for: the import takes longer than the explorer's
+# whole start otherwise.
+def _moons(n: int, noise: float, seed: int, classes: int):
+    from sklearn.datasets import make_moons
+
+    return make_moons(n_samples=n, noise=noise, random_state=seed)
+
+
+def _circles(n: int, noise: float, seed: int, classes: int):
+    from sklearn.datasets import make_circles
+
+    return make_circles(n_samples=n, noise=noise, factor=0.5, random_state=seed)
+
+
 def _bumps(n: int, noise: float, seed: int, classes: int):
     """Two hills and two hollows, Gaussian bumps of width 0.3 at (±0.5, ±0.5)."""
     rng = np.random.default_rng(seed)
@@ -107,16 +120,11 @@ PROBLEMS = {
         Problem(
             "moons",
             "two classes",
-            lambda n, noise, seed, k: make_moons(n_samples=n, noise=noise, random_state=seed),
+            _moons,
             "two interleaved half circles (scikit-learn's make_moons)",
         ),
         Problem(
-            "circles",
-            "two classes",
-            lambda n, noise, seed, k: make_circles(
-                n_samples=n, noise=noise, factor=0.5, random_state=seed
-            ),
-            "a ring around a disc (scikit-learn's make_circles)",
+            "circles", "two classes", _circles, "a ring around a disc (scikit-learn's make_circles)"
         ),
         Problem("spiral", "two classes", _spiral, "two arms winding 1.5 turns"),
         Problem("gauss", "two classes", _gauss, "two Gaussian clouds"),
