@@ -157,3 +157,29 @@ def test_ctrl_c_saves_the_history_and_metrics_so_far_and_exits_130(tmp_path, cap
     assert metrics["phase"] == "training" and metrics["signal"] == "SIGINT"
     assert metrics["epochs_completed"] == 2 and len(metrics["history"]) == 3
     assert (out / "history.csv").read_text().count("\n") == 1 + 3  # header, epochs 0, 1, 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--epochs", "0"], "--epochs 0: [train] epochs:"),
+        (["--set", "optimizer.lr=0"], "--set 'optimizer.lr=0': [optimizer] lr:"),
+        (["--set", "optimizer.nosuch=1"], "--set 'optimizer.nosuch=1': unknown key 'nosuch'"),
+        (["--set", "train.epochs=3", "--epochs", "0"], "--epochs 0: [train] epochs:"),
+    ],
+    ids=["flag", "set", "unknown-key", "the-last-one-given"],
+)
+def test_a_bad_value_from_the_command_line_is_named_as_typed_not_by_the_file(
+    tmp_path, capsys, argv, named
+):
+    assert run_main(main, [*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {named}") and err.count("\n") == 1
+    assert "house_prices.toml" not in err  # the file does not hold the value
+
+
+def test_a_bad_value_in_the_file_is_named_by_the_file(tmp_path, capsys):
+    config = tmp_path / "mine.toml"
+    config.write_text("[train]\nepochs = 0\n")
+    assert run_main(main, ["--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {config}: [train] epochs:")

@@ -179,11 +179,14 @@ class Override:
         return cls(tuple(part.strip() for part in key.split(".")), value, f"--set {text!r}")
 
 
+def parsed(overrides: Sequence[Override | str]) -> list[Override]:
+    """Each override as an `Override`; a string is read as `--set` reads it."""
+    return [Override.parse(o) if isinstance(o, str) else o for o in overrides]
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[Override | str]) -> dict[str, Any]:
     """Set each override's value in `data` (later ones win); a string is read as `--set` reads it."""
-    for override in overrides:
-        if isinstance(override, str):
-            override = Override.parse(override)
+    for override in parsed(overrides):
         table = data
         for part in override.path[:-1]:
             table = table.setdefault(part, {})
@@ -220,17 +223,25 @@ def load_config(
 ) -> SchemaT:
     """Read `path` (or start from the defaults), apply `--set` overrides, validate against `schema`."""
     data = read_toml(path) if path is not None else {}
-    return validate(schema, apply_overrides(data, overrides), source=str(path or "config"))
+    overrides = parsed(overrides)
+    source = str(path or "config")
+    return validate(schema, apply_overrides(data, overrides), source, overrides)
 
 
-def validate(schema: type[SchemaT], data: dict[str, Any], source: str = "config") -> SchemaT:
+def validate(
+    schema: type[SchemaT],
+    data: dict[str, Any],
+    source: str = "config",
+    overrides: Sequence[Override] = (),
+) -> SchemaT:
     """`data` (a config's tables) as `schema`: a table given in part keeps the schema's default for
-    the rest of it; any mistake is one ConfigError line naming `source`, the key and what is wrong."""
+    the rest of it; any mistake is one ConfigError line naming the key, what is wrong, and where
+    the value came from: the `overrides` entry that set it (`--epochs -1`), else `source`."""
     _check_digits(data, [], source)
     try:
         return schema.model_validate(with_defaults(schema, data))
     except ValidationError as error:
-        raise ConfigError(describe_error(schema, error, source)) from None
+        raise ConfigError(describe_error(schema, error, source, overrides=overrides)) from None
 
 
 def with_defaults(schema: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,11 +284,19 @@ def _writable(number: int) -> bool:
 
 
 def describe_error(
-    schema: type[BaseModel], error: ValidationError, source: str, top: str = "the top level"
+    schema: type[BaseModel],
+    error: ValidationError,
+    source: str,
+    top: str = "the top level",
+    overrides: Sequence[Override] = (),
 ) -> str:
-    """One line for the first problem: where it is, what is wrong, what would be right."""
+    """One line for the first problem: where it came from, where it is, what is wrong, what would
+    be right. A value an override set (or a section it set whole) is blamed on the override, in the
+    user's words, not on the file that does not hold it."""
     first = error.errors()[0]
     loc = [part for part in first["loc"] if isinstance(part, str)]
+    setters = [o for o in overrides if tuple(loc[: len(o.path)]) == o.path]
+    source = setters[-1].origin if setters else source  # the last one given is the one that stands
     section, key = ".".join(loc[:-1]), loc[-1] if loc else ""
     where = f"[{section}] " if section else ""
     if first["type"] == "extra_forbidden":

@@ -24,6 +24,7 @@ from bpdemo.infra.config import (
     apply_overrides,
     load_config,
     parse_toml,
+    parsed,
     read_toml,
     same_as,
     validate,
@@ -235,7 +236,8 @@ def load(source: ConfigSource, overrides: Sequence[Override | str] = ()) -> Work
         data, name = parse_toml(source, "config text"), "config text"
     else:
         raise TypeError(f"a worked example is a path, a dict or TOML text, not {type(source)}")
-    return validate(WorkedConfig, apply_overrides(data, overrides), source=name)
+    overrides = parsed(overrides)
+    return validate(WorkedConfig, apply_overrides(data, overrides), name, overrides)
 
 
 def source_name(source: ConfigSource) -> str:
