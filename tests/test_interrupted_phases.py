@@ -171,3 +171,17 @@ def _smoke_settings():
     from bpdemo.bench import QUICK, Settings
 
     return Settings(**{**QUICK.__dict__, "repeats": 1, "min_block_seconds": 0.001})
+
+
+def test_an_interrupted_command_leaves_no_signal_behind_for_a_main_called_after_it(tmp_path):
+    """A notebook runs one command through run_main and stops it; then it calls a demo's main
+    itself, without run_main: that run is not stopped by the earlier command's signal."""
+    from bpdemo.infra import interruption
+
+    assert run_main(houses_main, [*QUICK_HOUSES, "--out", str(tmp_path / "first")]) == 0
+    with interruption.handlers(), contextlib.suppress(interruption.Interrupted):
+        signal_self(signal.SIGTERM)
+    interruption.check()  # nothing is raised: the SIGTERM was that command's
+    assert interruption.stopped().signum == signal.SIGINT  # a Ctrl-C now is a Ctrl-C
+    assert houses_main([*QUICK_HOUSES, "--out", str(tmp_path / "next")]) in (0, None)
+    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["interrupted"] is False

@@ -60,6 +60,7 @@ class _State:
     phase: str = START
     shield: int = 0
     started: bool = False  # whether a command's `handlers()` ever began
+    active: bool = False  # inside `handlers()`: only then is the signal remembered this command's
 
 
 _state = _State()
@@ -86,16 +87,26 @@ def _on_signal(signum: int, frame) -> None:
 def handlers() -> Iterator[None]:
     """SIGINT and SIGTERM raise `Interrupted` inside the block (main thread only), as before after."""
     _state.received, _state.phase, _state.shield, _state.started = None, START, 0, True
-    _state.count = 0
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
+    _state.count, _state.active = 0, True
     try:
-        yield
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _state.active = False
+
+
+def _this_commands_signal() -> int | None:
+    """The signal received inside the running command's `handlers()`, if any. Outside them (a
+    notebook calling a demo's `main` itself, after an earlier command was interrupted) the signal
+    remembered is that earlier command's, and stops nothing now."""
+    return _state.received if _state.active else None
 
 
 @contextmanager
@@ -145,14 +156,15 @@ def received() -> int | None:
 
 def check() -> None:
     """Raise `Interrupted` if a signal came and a library swallowed it (scikit-learn's `fit` does)."""
-    if _state.received is not None and not _state.shield:
-        raise Interrupted(_state.received, _state.phase)
+    signum = _this_commands_signal()
+    if signum is not None and not _state.shield:
+        raise Interrupted(signum, _state.phase)
 
 
 def stopped(detail: str = "") -> Interrupted:
     """The `Interrupted` to raise for an interruption that code caught itself (the training loop),
     once it has kept what it had; `detail` says how far it got ("after 2 of 10 epochs")."""
-    return Interrupted(_state.received or signal.SIGINT, _state.phase, detail)
+    return Interrupted(_this_commands_signal() or signal.SIGINT, _state.phase, detail)
 
 
 def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
