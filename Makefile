@@ -10,11 +10,13 @@ STAMP := $(VENV)/.installed
 # uv installs what pip would, downloading and unpacking in parallel: PyTorch with its CUDA libraries
 # takes seconds instead of a minute and a half. It compiles the modules to bytecode as pip does, or
 # every start of Python would compile PyTorch again wherever no bytecode cache may be written. Where
-# uv cannot be had, or fails, pip does the same.
+# uv cannot be had, or fails, pip does the same. A package index set for pip (PIP_INDEX_URL) is
+# given to uv too, which does not read pip's settings.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv \
-		&& $(PY) -m uv pip install --quiet --compile-bytecode --python $(PY) -e ".[test]" \
+		&& $(PY) -m uv pip install --quiet --compile-bytecode --python $(PY) \
+			$(if $(PIP_INDEX_URL),--index-url "$(PIP_INDEX_URL)") -e ".[test]" \
 		|| $(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
