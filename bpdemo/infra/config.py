@@ -179,14 +179,9 @@ class Override:
         return cls(tuple(part.strip() for part in key.split(".")), value, f"--set {text!r}")
 
 
-def parsed(overrides: Sequence[Override | str]) -> list[Override]:
-    """Each override as an `Override`; a string is read as `--set` reads it."""
-    return [Override.parse(o) if isinstance(o, str) else o for o in overrides]
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[Override | str]) -> dict[str, Any]:
-    """Set each override's value in `data` (later ones win); a string is read as `--set` reads it."""
-    for override in parsed(overrides):
+def apply_overrides(data: dict[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    """Set each override's value in `data` (later ones win)."""
+    for override in overrides:
         table = data
         for part in override.path[:-1]:
             table = table.setdefault(part, {})
@@ -223,20 +218,21 @@ def load_config(
 ) -> SchemaT:
     """Read `path` (or start from the defaults), apply `--set` overrides, validate against `schema`."""
     data = read_toml(path) if path is not None else {}
-    overrides = parsed(overrides)
-    source = str(path or "config")
-    return validate(schema, apply_overrides(data, overrides), source, overrides)
+    return validate(schema, data, str(path or "config"), overrides)
 
 
 def validate(
     schema: type[SchemaT],
     data: dict[str, Any],
     source: str = "config",
-    overrides: Sequence[Override] = (),
+    overrides: Sequence[Override | str] = (),
 ) -> SchemaT:
-    """`data` (a config's tables) as `schema`: a table given in part keeps the schema's default for
-    the rest of it; any mistake is one ConfigError line naming the key, what is wrong, and where
-    the value came from: the `overrides` entry that set it (`--epochs -1`), else `source`."""
+    """`data` (a config's tables), with `overrides` set in it (a string is read as `--set` reads
+    it), as `schema`: a table given in part keeps the schema's default for the rest of it; any
+    mistake is one ConfigError line naming the key, what is wrong, and where the value came from:
+    the override that set it (`--epochs -1`), else `source`."""
+    overrides = [Override.parse(o) if isinstance(o, str) else o for o in overrides]
+    data = apply_overrides(data, overrides)
     _check_digits(data, [], source)
     try:
         return schema.model_validate(with_defaults(schema, data))

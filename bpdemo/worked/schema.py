@@ -21,10 +21,8 @@ from bpdemo.infra.config import (
     PositiveFloat,
     PositiveInt,
     Section,
-    apply_overrides,
     load_config,
     parse_toml,
-    parsed,
     read_toml,
     same_as,
     validate,
@@ -236,8 +234,7 @@ def load(source: ConfigSource, overrides: Sequence[Override | str] = ()) -> Work
         data, name = parse_toml(source, "config text"), "config text"
     else:
         raise TypeError(f"a worked example is a path, a dict or TOML text, not {type(source)}")
-    overrides = parsed(overrides)
-    return validate(WorkedConfig, apply_overrides(data, overrides), name, overrides)
+    return validate(WorkedConfig, data, name, overrides)
 
 
 def source_name(source: ConfigSource) -> str:
