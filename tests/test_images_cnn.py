@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bpdemo import ManualSequential, NetworkSpec, twin_of
+from bpdemo.agreement import FINITE_DIFFERENCE_TOLERANCE
 from bpdemo.datasets.images import CIFAR10_CLASSES, CIFAR10_FOLDER
 from bpdemo.gradcheck import numeric_gradient
 from bpdemo.infra.cli import run_main
@@ -107,7 +108,8 @@ def test_pixel_gradients_of_a_cnn_match_finite_differences_and_autograd():
         return float(model.loss(model.forward(nudged), target))
 
     numeric = numeric_gradient(loss, nudged)
-    assert float((given - numeric).abs().max()) < 1e-8 * float(numeric.abs().max())
+    tolerance = FINITE_DIFFERENCE_TOLERANCE * float(numeric.abs().max())
+    assert float((given - numeric).abs().max()) < tolerance
     twin = twin_of(model)
     leaf = x.clone().requires_grad_(True)
     twin.loss(twin(leaf), target).backward()
