@@ -8,6 +8,7 @@ contender alike. The median over the repeats is the number reported; ratios are 
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import os
 import platform
 import statistics
@@ -74,7 +75,6 @@ def median(values: list[float]) -> float:
 def machine() -> dict:
     """What the numbers were measured on: processor, cores, platform, library versions, load."""
     import numpy
-    import sklearn
 
     return {
         "cpu": cpu_name(),
@@ -83,7 +83,8 @@ def machine() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "sklearn": sklearn.__version__,
+        # read from its installed metadata: importing scikit-learn takes a second or two
+        "sklearn": importlib.metadata.version("scikit-learn"),
         "torch_threads": torch.get_num_threads(),
         "blas": blas_name(),
     }

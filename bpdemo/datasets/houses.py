@@ -32,16 +32,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from bpdemo.datasets import SKLEARN_CACHE, source_settings
 from bpdemo.datasets.house_table import HouseData, load_csv, squeeze, table_to_houses
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DataError
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used: it takes most of a second to load
+    from sklearn.preprocessing import StandardScaler
 
 DATASETS = ("synthetic", "csv", "ames", "california")
 
@@ -260,6 +262,8 @@ class HouseSplit:
     prices: StandardScaler = field(init=False)
 
     def __post_init__(self) -> None:
+        from sklearn.preprocessing import StandardScaler
+
         self.features = StandardScaler().fit(self.x_train)
         self.prices = StandardScaler().fit(self.y_train[:, None])
         table = np.column_stack([self.data.x, self.data.y])
@@ -325,6 +329,8 @@ def split_houses(data: HouseData, test_fraction: float = 0.2, seed: int = 0) -> 
             f"{n - n_test} training rows (data.test_fraction = {test_fraction:g}); at least "
             f"{MIN_TEST_ROWS} test and {MIN_TRAIN_ROWS} training rows are needed, so add rows"
         )
+    from sklearn.model_selection import train_test_split
+
     train_index, test_index = train_test_split(np.arange(n), test_size=n_test, random_state=seed)
     split = HouseSplit(data, train_index=np.sort(train_index), test_index=np.sort(test_index))
     if np.all(split.y_train == split.y_train[0]):
