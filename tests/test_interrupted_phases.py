@@ -183,5 +183,7 @@ def test_an_interrupted_command_leaves_no_signal_behind_for_a_main_called_after_
         signal_self(signal.SIGTERM)
     interruption.check()  # nothing is raised: the SIGTERM was that command's
     assert interruption.stopped().signum == signal.SIGINT  # a Ctrl-C now is a Ctrl-C
+    assert interruption.as_interrupted(KeyboardInterrupt()).signum == signal.SIGINT
+    assert interruption.received() is None
     assert houses_main([*QUICK_HOUSES, "--out", str(tmp_path / "next")]) in (0, None)
     assert json.loads((tmp_path / "next" / "metrics.json").read_text())["interrupted"] is False

@@ -60,7 +60,6 @@ class _State:
     phase: str = START
     shield: int = 0
     started: bool = False  # whether a command's `handlers()` ever began
-    active: bool = False  # inside `handlers()`: only then is the signal remembered this command's
 
 
 _state = _State()
@@ -85,9 +84,12 @@ def _on_signal(signum: int, frame) -> None:
 
 @contextmanager
 def handlers() -> Iterator[None]:
-    """SIGINT and SIGTERM raise `Interrupted` inside the block (main thread only), as before after."""
+    """SIGINT and SIGTERM raise `Interrupted` inside the block (main thread only), as before after.
+
+    The signal is remembered for the block only: a demo's `main` called after it (a notebook does)
+    is not stopped, nor is its own Ctrl-C reported, by the signal that ended an earlier command."""
     _state.received, _state.phase, _state.shield, _state.started = None, START, 0, True
-    _state.count, _state.active = 0, True
+    _state.count = 0
     try:
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -99,14 +101,7 @@ def handlers() -> Iterator[None]:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
     finally:
-        _state.active = False
-
-
-def _this_commands_signal() -> int | None:
-    """The signal received inside the running command's `handlers()`, if any. Outside them (a
-    notebook calling a demo's `main` itself, after an earlier command was interrupted) the signal
-    remembered is that earlier command's, and stops nothing now."""
-    return _state.received if _state.active else None
+        _state.received, _state.count = None, 0
 
 
 @contextmanager
@@ -156,15 +151,14 @@ def received() -> int | None:
 
 def check() -> None:
     """Raise `Interrupted` if a signal came and a library swallowed it (scikit-learn's `fit` does)."""
-    signum = _this_commands_signal()
-    if signum is not None and not _state.shield:
-        raise Interrupted(signum, _state.phase)
+    if _state.received is not None and not _state.shield:
+        raise Interrupted(_state.received, _state.phase)
 
 
 def stopped(detail: str = "") -> Interrupted:
     """The `Interrupted` to raise for an interruption that code caught itself (the training loop),
     once it has kept what it had; `detail` says how far it got ("after 2 of 10 epochs")."""
-    return Interrupted(_this_commands_signal() or signal.SIGINT, _state.phase, detail)
+    return Interrupted(_state.received or signal.SIGINT, _state.phase, detail)
 
 
 def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
