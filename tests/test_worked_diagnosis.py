@@ -52,6 +52,10 @@ def test_the_opposite_sign_convention():
     assert right("delta.layers.1[0]", D5) == []
 
 
+def test_a_number_without_a_sign_convention_is_said_to_have_the_opposite_sign_and_no_more():
+    assert diagnosis_of("output.0", f"{-Y5:.4g}") == [SLIPS["negated"]]
+
+
 def test_truncated_instead_of_rounded():
     truncated = math.floor(Y3 * 10_000) / 10_000  # 0.6802 for 0.680267
     assert f"{truncated:.4f}" == "0.6802" and f"{Y3:.4f}" == "0.6803"
@@ -93,6 +97,11 @@ def test_a_mean_instead_of_a_sum_and_the_reverse():
     for loss, name, value, slip in cases:
         (result,) = run(three.format(loss=loss, name=name, value=value)).audit
         assert result.diagnosis == [SLIPS[slip]], (loss, name, value)
+    # a slip is named only against the loss's own reduction: sse already sums, mse already averages
+    sse = 1 + 9 + 25
+    for loss, value in [("sse", sse * 3), ("mse", mse / 3)]:
+        (result,) = run(three.format(loss=loss, name="loss", value=f"{value:.4g}")).audit
+        assert result.agrees is False and result.diagnosis == [], (loss, result.diagnosis)
     (agreeing,) = run(three.format(loss="half_sse", name="loss", value="17.5")).audit
     assert agreeing.agrees and agreeing.diagnosis == []
 

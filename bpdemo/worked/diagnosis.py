@@ -6,10 +6,13 @@ rounding and digit slips exactly, at the precision the claim was written with) i
 
     updated_weights     the hidden δ computed with the already-updated weights of the layer above
                         (and the gradients and updates that follow from it)
-    opposite_sign       the other sign convention (δ = ∂E/∂z against −∂E/∂z, t − y against y − t)
+    opposite_sign       a δ or an error in the other sign convention (δ = ∂E/∂z against −∂E/∂z,
+                        t − y against y − t)
+    negated             any other number with the opposite sign
     truncated           the value truncated to the digits written instead of rounded
-    twice, half         a factor 2 or ½ (sse against half_sse, or the reverse)
-    mean, sum           a mean over the samples instead of a sum, or the reverse
+    twice, half         a factor 2 or ½ (a ½ dropped or added, as between half_sse and sse)
+    mean, sum           a mean over the samples where the loss sums them (`Loss.reduction`), or a
+                        sum where it averages
     transposed          the same number at the transposed weight index, W[j,i] for W[i,j]
     wrong_sign_update   the update applied with the wrong sign, p + lr·∂L/∂p
     digit_*             one digit changed, dropped, or two neighbours swapped
@@ -26,7 +29,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 import torch
 
 from bpdemo.equations import is_plain_descent
-from bpdemo.functional import ACTIVATIONS
+from bpdemo.functional import ACTIVATIONS, LOSSES
 from bpdemo.worked.claims import Claim, agrees, claimed_number
 from bpdemo.worked.trace import StepValues, WorkedRun, read_quantity
 
@@ -35,9 +38,10 @@ SLIPS: dict[str, str] = {
     "updated_weights": "matches the hidden δ computed with the updated weights above",
     "opposite_sign": "matches the opposite sign (the other convention: δ = ∂E/∂z or −∂E/∂z, "
     "error t − y or y − t)",
+    "negated": "matches the value with the opposite sign",
     "truncated": "matches the value truncated instead of rounded",
-    "twice": "matches twice the value (a factor 2: sse for half_sse)",
-    "half": "matches half the value (a factor ½: half_sse for sse)",
+    "twice": "matches twice the value (a factor 2)",
+    "half": "matches half the value (a factor ½)",
     "mean": "matches a mean over the samples instead of a sum",
     "sum": "matches a sum over the samples instead of a mean",
     "transposed": "matches the same number at the transposed weight index (W[j,i] for W[i,j])",
@@ -47,6 +51,7 @@ SLIPS: dict[str, str] = {
     "digit_swapped": "matches the value with two neighbouring digits swapped",
 }
 SCALED_KINDS = ("loss", "dloss", "delta", "grad")  # what a factor 2 or a mean changes
+CONVENTION_KINDS = ("delta", "error")  # what `[conventions]` gives a sign (`trace.read_quantity`)
 MIN_TYPO_DIGITS = 3  # digits a value needs for a changed, dropped or swapped one to be a typo
 
 
@@ -60,14 +65,17 @@ def diagnose(claim: Claim, true_value: float | None, run: WorkedRun) -> list[str
         return value is not None and agrees(claim.claimed, value, claim.tolerance)
 
     values = None if claim.quantity.final else run.step(claim.step)
+    kind, samples = claim.quantity.kind, _samples(claim, run)
+    reduction = LOSSES[run.example.spec.loss].reduction
+    sign = "opposite_sign" if kind in CONVENTION_KINDS else "negated"
     tries: list[tuple[str, Callable[[], bool]]] = [
         ("updated_weights", lambda: near(_with_updated_weights(claim, values, run))),
-        ("opposite_sign", lambda: true_value != 0 and near(-true_value)),
+        (sign, lambda: true_value != 0 and near(-true_value)),
         ("truncated", lambda: _truncated(claim, true_value)),
-        ("twice", lambda: claim.quantity.kind in SCALED_KINDS and near(2 * true_value)),
-        ("half", lambda: claim.quantity.kind in SCALED_KINDS and near(true_value / 2)),
-        ("mean", lambda: _samples(claim, run) > 1 and near(true_value / _samples(claim, run))),
-        ("sum", lambda: _samples(claim, run) > 1 and near(true_value * _samples(claim, run))),
+        ("twice", lambda: kind in SCALED_KINDS and near(2 * true_value)),
+        ("half", lambda: kind in SCALED_KINDS and near(true_value / 2)),
+        ("mean", lambda: reduction == "sum" and samples > 1 and near(true_value / samples)),
+        ("sum", lambda: reduction == "mean" and samples > 1 and near(true_value * samples)),
         ("transposed", lambda: near(_transposed(claim, values, run))),
         ("wrong_sign_update", lambda: near(_wrong_sign_update(claim, values))),
     ]
