@@ -31,7 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
 from bpdemo.equations import EDGE_MARKS, FALLS, NEGATIVE, POSITIVE, RISES, ZERO, edge_mark
-from bpdemo.plots.edge_labels import GLYPH_WIDTH, EdgeLabel, Layout
+from bpdemo.plots.edge_labels import EdgeLabel, Layout
 
 NEURON_GAP = 2.8  # vertical distance between neurons of a layer, in data units
 RADIUS = 0.82
@@ -40,6 +40,7 @@ EDGE_FONT, NEURON_FONT, NAME_FONT, LOSS_FONT = 7.0, 7.0, 8.5, 9.5  # points
 MIN_LAYER_GAP, MAX_LAYER_GAP = 7.5, 14.0  # data units between layers, whatever their widths
 ALL_LABELS_UP_TO = 12  # edges in a layer gap that "auto" labels every one of, if they have room
 LOSS_BOX_OFFSET = 3.0  # from the output neurons' centres to the loss box, past the targets
+LOSS_BOX_MARGIN = 0.74  # right of the loss text's estimate (`Layout.box`): its frame and a margin
 RISES_COLOUR = "tab:blue"
 FALLS_COLOUR = "tab:red"
 ZERO_COLOUR = "0.6"
@@ -280,16 +281,16 @@ def network_picture(state: NetworkState) -> Figure:
     ys = [_positions(width) for width in sizes]
     xs = _layer_positions(sizes)
     top = (max(sizes) - 1) / 2 * NEURON_GAP
+    layout = Layout(INCHES_PER_UNIT)  # what an edge label must not cover
     # Room on the right for the widest loss box of any phase, so that every phase of an example has
-    # the same canvas and none cuts its box off (the update's lines are the longest).
+    # the same canvas and none cuts its box off (the update's lines are the longest). The pictures
+    # `bpdemo.worked.files` saves share a canvas anyway, but a notebook shows each figure as drawn.
     classes = state.probabilities is not None or len(state.targets) != sizes[-1]
     box_lines = [
         line for phase in PHASE_TITLES for line in _loss_lines(replace(state, phase=phase), classes)
     ]
-    box_width = (
-        max(len(line) for line in box_lines) * GLYPH_WIDTH * LOSS_FONT / 72 / INCHES_PER_UNIT
-    )
-    x_range = (-1.4, xs[-1] + LOSS_BOX_OFFSET + max(3.6, box_width + 0.9))
+    box_left, _, box_right, _ = layout.box(0, 0, "\n".join(box_lines), LOSS_FONT, ha="left")
+    x_range = (-1.4, xs[-1] + LOSS_BOX_OFFSET + max(3.6, box_right - box_left + LOSS_BOX_MARGIN))
     y_range = (-top - 3.3 - (0.4 if state.note else 0), top + 1.3)
     # The axes fill the figure, so that a data unit is INCHES_PER_UNIT inches and a text's size in
     # data units is known; the title and the legend outside it are kept by the tight bounding box.
@@ -301,7 +302,6 @@ def network_picture(state: NetworkState) -> Figure:
         )
     )
     ax = figure.add_axes((0, 0, 1, 1))
-    layout = Layout(INCHES_PER_UNIT)  # what an edge label must not cover
 
     def write(x: float, y: float, text: str, size: float, ha="center", va="center", **style):
         if text:
