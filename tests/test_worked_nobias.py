@@ -8,7 +8,7 @@ from matplotlib.text import Text
 from bpdemo.autograd_mlp import AutogradMLP
 from bpdemo.infra.errors import ConfigError
 from bpdemo.manual import ManualMLP
-from bpdemo.worked import PHASES, WorkedExample, load, run
+from bpdemo.worked import PHASES, WorkedExample, load, picture_state, run
 
 NO_BIAS = 'title = "2-2-1 without biases"\n' + TEXTBOOK
 
@@ -64,6 +64,12 @@ def test_the_pictures_say_nothing_about_biases(phase):
     figure = run(NO_BIAS).picture(phase=phase)
     texts = " ".join(t.get_text() for t in figure.findobj(Text))
     assert "b =" not in texts and "∂L/∂b" not in texts and "held fixed" not in texts
+
+
+def test_the_numbers_drawn_hold_no_biases():
+    state = picture_state(run(NO_BIAS).run, phase="update")
+    assert state.biases is None and state.grad_biases is None and state.biases_after is None
+    assert [w.shape for w in state.weights] == [(2, 2), (1, 2)]
 
 
 def test_biases_for_a_network_without_them_are_refused():

@@ -65,13 +65,14 @@ class NetworkState:
     """The numbers of one step for one sample. Weights (out, in); every other array 1-D, per neuron.
 
     The backward picture needs grad_activations (dL/da) and deltas (dL/dz), the update picture
-    weights_after and biases_after; the others draw without them.
+    weights_after and biases_after; the others draw without them. A network without biases has
+    None for biases, grad_biases and biases_after, and its picture draws no bias.
     """
 
     weights: list[np.ndarray]
-    biases: list[np.ndarray]
+    biases: list[np.ndarray] | None
     grad_weights: list[np.ndarray]
-    grad_biases: list[np.ndarray]
+    grad_biases: list[np.ndarray] | None
     inputs: np.ndarray
     pre_activations: list[np.ndarray]
     activations: list[np.ndarray]
@@ -92,7 +93,6 @@ class NetworkState:
     biases_trained: bool = True
     weight_labels: list[list[list[str]]] | None = None  # a source's names, (out, in) per layer
     bias_labels: list[list[str]] | None = None  # and its biases', one list per layer
-    bias: bool = True  # False: layers without biases (`biases` then holds zeros, never drawn)
     loss_after: float | None = None  # the loss after the update, when known
     edge_labels: str = "auto"  # auto, all or none
     learning_rate: str | None = None
@@ -120,7 +120,7 @@ def _neuron_text(state: NetworkState, layer: int, j: int) -> str:
     if state.phase == "backward":
         return f"δ = {short(float(state.deltas[layer - 1][j]))}"
     if state.phase == "update":
-        if not state.bias:
+        if state.biases is None:
             return ""
         before = float(state.biases[layer - 1][j])
         b = _bias_name(state, layer, j)
@@ -134,18 +134,16 @@ def _neuron_text(state: NetworkState, layer: int, j: int) -> str:
 def _below_text(state: NetworkState, layer: int, j: int) -> str:
     """Under neuron j of `layer` (> 0): its bias and its gradient; in the backward picture dL/da,
     which times f'(z) gives the delta written inside (BP1, BP2)."""
-    b, gb = float(state.biases[layer - 1][j]), float(state.grad_biases[layer - 1][j])
-    name = _bias_name(state, layer, j)
+    lines = []
     if state.phase == "backward":
-        grad_a = float(state.grad_activations[layer - 1][j])
-        return f"∂L/∂a = {short(grad_a)}" + (f"\n∂L/∂{name} = {short(gb)}" if state.bias else "")
-    if not state.bias:
-        return ""
-    texts = {
-        "step": f"{name} = {short(b)}\n∂L/∂{name} = {short(gb)}",
-        "forward": f"{name} = {short(b)}",
-    }
-    return texts.get(state.phase, "")
+        lines.append(f"∂L/∂a = {short(float(state.grad_activations[layer - 1][j]))}")
+    if state.biases is not None:
+        name = _bias_name(state, layer, j)
+        b, gb = float(state.biases[layer - 1][j]), float(state.grad_biases[layer - 1][j])
+        value, grad = f"{name} = {short(b)}", f"∂L/∂{name} = {short(gb)}"
+        by_phase = {"step": [value, grad], "forward": [value], "backward": [grad]}
+        lines += by_phase.get(state.phase, [])  # the update writes its biases inside the neuron
+    return "\n".join(lines)
 
 
 def _bias_name(state: NetworkState, layer: int, j: int) -> str:
@@ -276,7 +274,7 @@ def _draw_edges(ax, state: NetworkState, xs: list[float], ys: list[list[float]])
 # -- the picture -----------------------------------------------------------------------------------
 def network_picture(state: NetworkState) -> Figure:
     """Draw the network of `state`; returns the figure (save it with `RunDir.save_figure`)."""
-    sizes = [len(state.inputs)] + [len(b) for b in state.biases]
+    sizes = [len(state.inputs)] + [w.shape[0] for w in state.weights]
     num_layers = len(sizes)
     ys = [_positions(width) for width in sizes]
     xs = _layer_positions(sizes)
@@ -393,7 +391,7 @@ def network_picture(state: NetworkState) -> Figure:
 
 
 def _labels(state: NetworkState, layer: int, num_layers: int) -> list[str]:
-    width = len(state.inputs) if layer == 0 else len(state.biases[layer - 1])
+    width = len(state.inputs) if layer == 0 else state.weights[layer - 1].shape[0]
     if layer == 0:
         given, prefix = state.input_labels, "x"
     elif layer == num_layers - 1:

@@ -107,12 +107,9 @@ def picture_state(
         title += f", step {values.step}"
     title += f", sample {sample}" if len(example.inputs) > 1 else ""
 
-    def biases(tensors: dict[str, Tensor]) -> list[np.ndarray]:
-        # A network without biases draws none: zeros stand in for them, and `bias` says so.
-        return [
-            _array(tensors[f"layers.{i}.bias"]) if spec.bias else np.zeros(spec.sizes[i + 1])
-            for i in layers
-        ]
+    def biases(tensors: dict[str, Tensor]) -> list[np.ndarray] | None:
+        # None for a network without biases: it has none, and its picture draws none.
+        return [_array(tensors[f"layers.{i}.bias"]) for i in layers] if spec.bias else None
 
     return NetworkState(
         weights=[_array(values.params_before[f"layers.{i}.weight"]) for i in layers],
@@ -139,7 +136,6 @@ def picture_state(
         weights_after=[_array(values.params_after[f"layers.{i}.weight"]) for i in layers],
         biases_after=biases(values.params_after),
         biases_trained=example.optimizer.train_biases,
-        bias=spec.bias,
         weight_labels=config.labels.weights,
         bias_labels=config.labels.biases,
         loss_after=None if after is None else after.loss,
