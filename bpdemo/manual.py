@@ -81,8 +81,6 @@ class Linear:
         workspace: where the work tensors go; None makes new ones at every pass.
     """
 
-    parameter_names = ("weight", "bias")
-
     def __init__(
         self,
         weight: Tensor,
@@ -93,13 +91,13 @@ class Linear:
         workspace: Workspace | None = None,
     ):
         self.activation = activation
-        if bias is None:  # no bias parameter at all, as torch's nn.Linear(bias=False)
-            self.parameter_names = ("weight",)
-        parameters = {"weight": weight}
-        grads = {"weight": torch.zeros_like(weight) if grad_weight is None else grad_weight}
-        if bias is not None:
-            parameters["bias"] = bias
-            grads["bias"] = torch.zeros_like(bias) if grad_bias is None else grad_bias
+        # Without a bias there is no bias parameter at all, as torch's nn.Linear(bias=False).
+        self.parameter_names = ("weight",) if bias is None else ("weight", "bias")
+        given = {"weight": (weight, grad_weight), "bias": (bias, grad_bias)}
+        parameters, grads = {}, {}
+        for name in self.parameter_names:
+            parameters[name], grad = given[name]
+            grads[name] = torch.zeros_like(parameters[name]) if grad is None else grad
         self.bind(parameters, grads)
         self.workspace = workspace
         self.training = True  # a linear layer computes the same in training and evaluation
@@ -166,12 +164,11 @@ class Linear:
             self.activation.torch_fn,
             self.weight.dtype,
             self.weight.device,
-            bias=self.bias is not None,
+            bias="bias" in self.parameter_names,
         )
         with torch.no_grad():
-            module.weight.copy_(self.weight)
-            if self.bias is not None:
-                module.bias.copy_(self.bias)
+            for name in self.parameter_names:
+                getattr(module, name).copy_(getattr(self, name))
         return module
 
     def _work(self, name: str, rows: int, columns: int | None = None) -> Tensor | None:

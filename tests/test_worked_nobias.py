@@ -2,12 +2,14 @@
 either model, nothing about biases in the text or the pictures, numbers as a hand computation."""
 
 import pytest
+import torch
 from conftest import D3, D4, D5, LOSS, TEXTBOOK, X1, X2, Y3, Y4, Y5
 from matplotlib.text import Text
 
 from bpdemo.autograd_mlp import AutogradMLP
+from bpdemo.functional import ACTIVATIONS
 from bpdemo.infra.errors import ConfigError
-from bpdemo.manual import ManualMLP
+from bpdemo.manual import Linear, ManualMLP
 from bpdemo.worked import PHASES, WorkedExample, load, picture_state, run
 
 NO_BIAS = 'title = "2-2-1 without biases"\n' + TEXTBOOK
@@ -50,6 +52,17 @@ def test_numbers_equal_a_hand_computation():
         [hand["w13"], hand["w23"], hand["w14"], hand["w24"]], abs=1e-12
     )
     assert step.max_manual_autograd_diff <= 1e-12
+
+
+def test_a_layer_without_bias_has_a_twin_without_one():
+    weight = torch.tensor([[0.1, 0.8], [0.4, 0.6]], dtype=torch.float64)
+    layer = Linear(weight, None, ACTIVATIONS["sigmoid"])
+    assert layer.parameter_names == ("weight",)
+    assert layer.bias is None and layer.grad_bias is None
+    twin = layer.torch_module()
+    assert twin.bias is None and torch.equal(twin.weight, weight)
+    x = torch.tensor([[0.35, 0.9]], dtype=torch.float64)
+    assert torch.allclose(twin(x), layer.forward(x))
 
 
 def test_the_text_says_nothing_about_biases():
