@@ -11,7 +11,8 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from PIL import Image
 
-from bpdemo.worked import PHASES, run
+from bpdemo.infra.outputs import RunDir
+from bpdemo.worked import PHASES, run, walkthrough_markdown, write_outputs
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -50,6 +51,22 @@ def test_the_text_handout_is_the_printed_walkthrough(tmp_path):
     assert (out / "walkthrough.txt").read_text(encoding="utf-8") == run(
         CONFIGS / "worked_321.toml"
     ).text() + "\n"
+
+
+def test_write_outputs_from_python_writes_the_handout_the_command_writes(tmp_path):
+    # The command hands write_outputs the text it printed; from Python, write_outputs makes it.
+    command = written(tmp_path, "worked_321")
+    result = run(CONFIGS / "worked_321.toml")
+    folder = RunDir.prepare(tmp_path / "python", "worked_example")
+    try:
+        write_outputs(folder, result.run.example.config, result)
+    finally:
+        folder.close()
+    for name in ("walkthrough.txt", "walkthrough.md", "walkthrough.tex"):
+        assert (folder.path / name).read_bytes() == (command / name).read_bytes(), name
+    assert (folder.path / "walkthrough.md").read_text(encoding="utf-8") == walkthrough_markdown(
+        result, {phase: f"{name}.png" for phase, name in zip(PHASES, PHASE_FILES, strict=True)}
+    )
 
 
 def test_the_markdown_handout_renders_with_every_equation(tmp_path):

@@ -166,7 +166,12 @@ def walkthrough_markdown(result: WorkedResult, pictures: dict[str, str] | None =
     `pictures`: phase -> file name of the picture written beside it ("forward" ->
     "network_forward.png"), linked under the heading of the pass it shows.
     """
-    return "\n\n".join(_markdown(block) for block in handout_blocks(result, pictures)) + "\n"
+    return render_markdown(handout_blocks(result, pictures))
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    """walkthrough.md from the handout's blocks (`handout_blocks`)."""
+    return "\n\n".join(_markdown(block) for block in blocks) + "\n"
 
 
 def _markdown(block: Block) -> str:
@@ -212,7 +217,7 @@ def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
             if shown and phase in pictures:
                 blocks.append(Block("picture", pictures[phase], caption=heading.lower()))
             blocks += _pass_blocks(lines)
-        blocks.append(Block("prose", walk.step(values)[-1]))  # the check against autograd
+        blocks.append(Block("prose", walk.check(values)))
     if run.steps_run > 1:
         blocks.append(Block("heading", "Losses by step", level=2))
         blocks.append(Block("table", "\n".join(walk.summary())))

@@ -110,13 +110,17 @@ class Walkthrough:
         lines += self.loss(values)
         lines += self.backward(values)
         lines += self.update(values)
+        lines.append(self.check(values))
+        return lines
+
+    def check(self, values: StepValues) -> str:
+        """The line that closes a step: how far the hand-written step is from autograd's."""
         verdict = "within" if values.max_manual_autograd_diff <= self.run.tolerance else "OUTSIDE"
-        lines.append(
+        return (
             f"hand-written vs autograd at step {values.step}: max relative difference "
             f"{values.max_manual_autograd_diff:.1e} over every z, a, the loss, every gradient and "
             f"updated parameter ({verdict} {self.run.tolerance:g})"
         )
-        return lines
 
     def forward(self, values: StepValues) -> list[str]:
         equations = step_equations(self.run, values)
