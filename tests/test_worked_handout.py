@@ -13,6 +13,7 @@ from PIL import Image
 
 from bpdemo.infra.outputs import RunDir
 from bpdemo.worked import PHASES, run, walkthrough_markdown, write_outputs
+from bpdemo.worked.handout import handout_blocks
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -67,6 +68,18 @@ def test_write_outputs_from_python_writes_the_handout_the_command_writes(tmp_pat
     assert (folder.path / "walkthrough.md").read_text(encoding="utf-8") == walkthrough_markdown(
         result, {phase: f"{name}.png" for phase, name in zip(PHASES, PHASE_FILES, strict=True)}
     )
+
+
+@pytest.mark.parametrize("steps", [5, 8])
+def test_the_handout_writes_out_the_steps_the_printed_text_does(steps):
+    result = run(CONFIGS / "worked_321.toml", [f"train.steps={steps}"])
+    printed = [int(n) for n in re.findall(r"^── step (\d+) ", result.text(), re.MULTILINE)]
+    headed = [
+        int(block.text.removeprefix("Step "))
+        for block in handout_blocks(result)
+        if block.kind == "heading" and block.text.startswith("Step ")
+    ]
+    assert headed == printed == (list(range(1, 6)) if steps == 5 else [1, 8])
 
 
 def test_the_markdown_handout_renders_with_every_equation(tmp_path):

@@ -196,10 +196,8 @@ def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
     walk = Walkthrough(run)
     title, *header = walk.header()
     blocks = [Block("heading", title, level=1), Block("items", "", items=tuple(header))]
-    steps = run.steps
-    detailed = steps if run.steps_run <= 5 else [steps[0], steps[-1]]
     picture_step = run.example.config.picture.step
-    for values in detailed:
+    for values in walk.detailed_steps():
         blocks.append(Block("heading", f"Step {values.step}", level=2))
         shown = values.step == picture_step
         if shown and "step" in pictures:

@@ -226,11 +226,16 @@ class Walkthrough:
             )
         return lines
 
+    def detailed_steps(self) -> list[StepValues]:
+        """The steps written out in full: all of a run of up to DETAILED_STEPS, else the first and
+        the last (the printed text and the handout show the same ones)."""
+        steps = self.run.steps
+        return steps if self.run.steps_run <= DETAILED_STEPS else [steps[0], steps[-1]]
+
     def text(self) -> str:
         run = self.run
-        detailed = run.steps if run.steps_run <= DETAILED_STEPS else [run.steps[0], run.steps[-1]]
         lines = self.header()
-        for values in detailed:
+        for values in self.detailed_steps():
             lines += self.step(values)
         if run.steps_run > DETAILED_STEPS:
             lines.append(f"(steps 2 to {run.steps_run - 1} are not written out; losses by step:)")
