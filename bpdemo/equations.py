@@ -152,16 +152,20 @@ class StepEquations:
 
     def parameter_label(self, name: str, index: tuple[int, ...]) -> str:
         """(its name) of a weight or bias that [labels] names, else nothing."""
+        label = self.parameter_name(name, index)
+        return "" if label is None else f" ({label})"
+
+    def parameter_name(self, name: str, index: tuple[int, ...]) -> str | None:
+        """[labels]' name of the weight or bias `name`[`index`], or None."""
         _, layer, kind = name.split(".")
         given = getattr(self.labels, "weights" if kind == "weight" else "biases", None)
         if not given:
-            return ""
-        label = (
+            return None
+        return (
             given[int(layer)][index[0]][index[1]]
             if kind == "weight"
             else given[int(layer)][index[0]]
         )
-        return f" ({label})"
 
     def has_bias(self, layer: int) -> bool:
         return f"layers.{layer}.bias" in self.v.params_before
@@ -186,7 +190,7 @@ class StepEquations:
         rule = f"Σ_i W{layer}[{unit},i]·{a_name(layer - 1, 'i')}"
         names = [
             (
-                self.parameter_label(f"layers.{layer}.weight", (unit, i)).strip(" ()"),
+                self.parameter_name(f"layers.{layer}.weight", (unit, i)),
                 self.neuron_name(layer - 1, i),
             )
             for i in range(weight.shape[1])
@@ -194,7 +198,7 @@ class StepEquations:
         if all(w and a for w, a in names):  # as the source writes it: w13·x1 + w23·x2
             rule = " + ".join(f"{w}·{a}" for w, a in names)
         if has_bias:
-            bias_name = self.parameter_label(f"layers.{layer}.bias", (unit,)).strip(" ()")
+            bias_name = self.parameter_name(f"layers.{layer}.bias", (unit,))
             rule += f" + {bias_name or f'b{layer}[{unit}]'}"
         return Equation(
             f"z{layer}[{unit}]{self.label(layer, unit)} = {rule} = "
@@ -264,7 +268,7 @@ class StepEquations:
         names = [
             (
                 self.neuron_name(layer + 1, k),
-                self.parameter_label(f"layers.{layer + 1}.weight", (k, unit)).strip(" ()"),
+                self.parameter_name(f"layers.{layer + 1}.weight", (k, unit)),
             )
             for k in range(w_next.shape[0])
         ]

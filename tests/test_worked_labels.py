@@ -4,6 +4,7 @@ the audit, and in the claims (`output.y5`, `grad.w13`, `param_after.w35`); canon
 import pytest
 from conftest import D3, D5, TEXTBOOK, Y3, Y4, Y5
 
+from bpdemo.explore.chain import StepView
 from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import run
 
@@ -140,6 +141,24 @@ def test_biases_by_name_in_claims_and_pictures():
     assert "z1[0] (y5) = w35·y3 + w45·y4 + b5 =" in result.text()
     texts = [t.get_text() for t in result.picture(phase="forward").findobj(Text)]
     assert "b5 = 0" in texts
+
+
+def test_a_name_with_parentheses_is_written_whole():
+    # A book may write its weights w(35) and its biases b(5): the closing parenthesis is the name's.
+    parenthesised = NAMED.replace("bias = false\n", "").replace(
+        "[labels]", '[labels]\nbiases = [["b(3)", "b(4)"], ["b(5)"]]'
+    )
+    for name in WEIGHTS:
+        parenthesised = parenthesised.replace(f'"{name}"', f'"w({name[1:]})"')
+    result = run(parenthesised)
+    text = result.text()
+    assert "z1[0] (y5) = w(35)·y3 + w(45)·y4 + b(5) =" in text
+    assert "∂L/∂a0[0] (y3) = δ(y5)·w(35) =" in text
+    assert "∂L/∂W1[0,0] (w(35)) = δ1[0]·a0[0] =" in text
+    view = StepView(result.run, result.run.steps[0], 0)
+    item = view.parameter_item("layers.1.weight", (0, 0), "backward")
+    assert item["title"] == "∂L/∂W1[0,0] (layers.1.weight[0,0], w(35))"
+    assert item["show"][0].startswith("∂L/∂w(35) = ")
 
 
 def test_the_explorer_finds_a_claim_by_its_name():

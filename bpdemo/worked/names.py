@@ -3,7 +3,7 @@
 A book names its neurons y3, y4, y5 and its weights w13, w35, ...; `[labels]` gives those names.
 `Names` checks them against the network and says what a label names (for a claim such as
 `param_after.w35` or `delta.y5`); the label of a neuron or a parameter, for the text, the pictures
-and the audit, is `bpdemo.equations.StepEquations.neuron_name` and `parameter_label`.
+and the audit, is `bpdemo.equations.StepEquations.neuron_name` and `parameter_name`.
 Layers count as the network's layers do: layer -1 is the input, 0 the first layer with weights.
 """
 
