@@ -167,20 +167,16 @@ class StepEquations:
             else given[int(layer)][index[0]]
         )
 
-    def has_bias(self, layer: int) -> bool:
-        return f"layers.{layer}.bias" in self.v.params_before
-
     # -- forward and loss -------------------------------------------------------------------------
     def forward(self, layer: int, unit: int, n: int) -> Equation:
         """z and a of one neuron for sample n: z{l}[j] = Σ_i W{l}[j,i]·a{l-1}[i] + b{l}[j]."""
         weight = self.v.params_before[f"layers.{layer}.weight"]
-        has_bias = self.has_bias(layer)
         a_prev = self.a_prev(layer)
         terms = [
             f"{factor(float(weight[unit, i]))}·{factor(float(a_prev[n, i]))}"
             for i in range(weight.shape[1])
         ]
-        if has_bias:
+        if self.spec.bias:
             terms.append(factor(float(self.v.params_before[f"layers.{layer}.bias"][unit])))
         z = float(self.v.pre_activations[layer][n, unit])
         a = float(self.v.activations[layer][n, unit])
@@ -197,7 +193,7 @@ class StepEquations:
         ]
         if all(w and a for w, a in names):  # as the source writes it: w13·x1 + w23·x2
             rule = " + ".join(f"{w}·{a}" for w, a in names)
-        if has_bias:
+        if self.spec.bias:
             bias_name = self.parameter_name(f"layers.{layer}.bias", (unit,))
             rule += f" + {bias_name or f'b{layer}[{unit}]'}"
         return Equation(
