@@ -25,7 +25,6 @@ class Names:
 
     labels: LabelsSection
     sizes: list[int]
-    bias: bool = True
     named: dict[str, Named] = field(default_factory=dict)
 
     @classmethod
@@ -33,8 +32,21 @@ class Names:
         cls, labels: LabelsSection, sizes: list[int], bias: bool = True, source: str = "config"
     ) -> Names:
         """Check every list of [labels] against the widths; one ConfigError line if one is wrong."""
-        names = cls(labels, list(sizes), bias)
+        names = cls(labels, list(sizes))
         layers = len(sizes) - 1
+        for key, width in (("inputs", sizes[0]), ("outputs", sizes[-1])):
+            given = getattr(labels, key)
+            if given is not None and len(given) != width:
+                raise ConfigError(
+                    f"{source}: [labels] {key} has {len(given)} names for {width} neurons"
+                )
+        if labels.hidden is not None:
+            widths = sizes[1:-1]
+            if [len(row) for row in labels.hidden] != widths:
+                raise ConfigError(
+                    f"{source}: [labels] hidden: give one list per hidden layer with one name per "
+                    f"neuron (widths {widths})"
+                )
         if labels.weights is not None:
             shapes = [[len(row) for row in matrix] for matrix in labels.weights]
             wanted = [[sizes[i]] * sizes[i + 1] for i in range(layers)]
