@@ -13,7 +13,7 @@ from PIL import Image
 
 from bpdemo.infra.outputs import RunDir
 from bpdemo.worked import PHASES, run, walkthrough_markdown, write_outputs
-from bpdemo.worked.handout import handout_blocks
+from bpdemo.worked.handout import Block, handout_blocks
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -80,6 +80,18 @@ def test_the_handout_writes_out_the_steps_the_printed_text_does(steps):
         if block.kind == "heading" and block.text.startswith("Step ")
     ]
     assert headed == printed == (list(range(1, 6)) if steps == 5 else [1, 8])
+
+
+@pytest.mark.parametrize("config", ["worked_321", "worked_textbook"])  # with and without biases
+def test_the_backward_rule_printed_on_two_lines_is_one_sentence_of_the_handout(config):
+    result = run(CONFIGS / f"{config}.toml")
+    printed = result.text().splitlines()
+    first = next(i for i, line in enumerate(printed) if line.startswith("backward pass"))
+    second = printed[first + 1].strip()  # ∂L/∂W = Σ_samples δ·a_prev (BP4), ...
+    blocks = handout_blocks(result)
+    rules = [block for block in blocks if block.text.startswith("backward pass")]
+    assert rules and all(block == Block("prose", f"{printed[first]} {second}") for block in rules)
+    assert not any(block.text == second for block in blocks)
 
 
 def test_the_markdown_handout_renders_with_every_equation(tmp_path):

@@ -227,12 +227,12 @@ def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
 
 
 def _pass_blocks(lines: list[str]) -> list[Block]:
-    """A pass's lines: its rule as text, sub-headings as labels, each equation as display maths."""
-    blocks = []
+    """A pass's lines: its rule as text, sub-headings as labels, each equation as display maths.
+
+    The rule is the first item, which may be printed on several lines (the backward pass's is):
+    its lines are one sentence here."""
     rule, *rest = lines
-    if rest and rest[0].startswith("  ∂L/∂W = Σ_samples"):  # the backward rule's second line
-        rule += " " + rest.pop(0).strip()
-    blocks.append(Block("prose", rule))
+    blocks = [Block("prose", " ".join(line.strip() for line in rule.splitlines()))]
     for line in rest:
         text = line.strip()
         if is_equation(line):

@@ -155,12 +155,15 @@ class Walkthrough:
         return [header] + [f"  {line}" for line in lines]
 
     def backward(self, values: StepValues) -> list[str]:
+        """The backward pass: its rule, then one item a line."""
         equations = step_equations(self.run, values)
         bias = ", ∂L/∂b = Σ_samples δ (BP3)" if self.spec.bias else ""
-        lines = [
-            "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a·f'(z) (BP1 at the output, BP2 below),",
-            f"  ∂L/∂W = Σ_samples δ·a_prev (BP4){bias}",
-        ]
+        # One item printed on two lines, so that the handout can write the rule as one sentence.
+        rule = (
+            "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a·f'(z) (BP1 at the output, BP2 below),\n"
+            f"  ∂L/∂W = Σ_samples δ·a_prev (BP4){bias}"
+        )
+        lines = [rule]
         for layer in range(self.spec.num_layers - 1, -1, -1):
             name = self.spec.activations[layer]
             lines.append(f"  layers.{layer} ({self.role(layer)}, {name})")
