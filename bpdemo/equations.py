@@ -152,31 +152,31 @@ class StepEquations:
 
     def parameter_label(self, name: str, index: tuple[int, ...]) -> str:
         """(its name) of a weight or bias that [labels] names, else nothing."""
+        label = self.parameter_name(name, index)
+        return "" if label is None else f" ({label})"
+
+    def parameter_name(self, name: str, index: tuple[int, ...]) -> str | None:
+        """[labels]' name of the weight or bias `name`[`index`], or None."""
         _, layer, kind = name.split(".")
         given = getattr(self.labels, "weights" if kind == "weight" else "biases", None)
         if not given:
-            return ""
-        label = (
+            return None
+        return (
             given[int(layer)][index[0]][index[1]]
             if kind == "weight"
             else given[int(layer)][index[0]]
         )
-        return f" ({label})"
-
-    def has_bias(self, layer: int) -> bool:
-        return f"layers.{layer}.bias" in self.v.params_before
 
     # -- forward and loss -------------------------------------------------------------------------
     def forward(self, layer: int, unit: int, n: int) -> Equation:
         """z and a of one neuron for sample n: z{l}[j] = Σ_i W{l}[j,i]·a{l-1}[i] + b{l}[j]."""
         weight = self.v.params_before[f"layers.{layer}.weight"]
-        has_bias = self.has_bias(layer)
         a_prev = self.a_prev(layer)
         terms = [
             f"{factor(float(weight[unit, i]))}·{factor(float(a_prev[n, i]))}"
             for i in range(weight.shape[1])
         ]
-        if has_bias:
+        if self.spec.bias:
             terms.append(factor(float(self.v.params_before[f"layers.{layer}.bias"][unit])))
         z = float(self.v.pre_activations[layer][n, unit])
         a = float(self.v.activations[layer][n, unit])
@@ -186,15 +186,15 @@ class StepEquations:
         rule = f"Σ_i W{layer}[{unit},i]·{a_name(layer - 1, 'i')}"
         names = [
             (
-                self.parameter_label(f"layers.{layer}.weight", (unit, i)).strip(" ()"),
+                self.parameter_name(f"layers.{layer}.weight", (unit, i)),
                 self.neuron_name(layer - 1, i),
             )
             for i in range(weight.shape[1])
         ]
         if all(w and a for w, a in names):  # as the source writes it: w13·x1 + w23·x2
             rule = " + ".join(f"{w}·{a}" for w, a in names)
-        if has_bias:
-            bias_name = self.parameter_label(f"layers.{layer}.bias", (unit,)).strip(" ()")
+        if self.spec.bias:
+            bias_name = self.parameter_name(f"layers.{layer}.bias", (unit,))
             rule += f" + {bias_name or f'b{layer}[{unit}]'}"
         return Equation(
             f"z{layer}[{unit}]{self.label(layer, unit)} = {rule} = "
@@ -264,7 +264,7 @@ class StepEquations:
         names = [
             (
                 self.neuron_name(layer + 1, k),
-                self.parameter_label(f"layers.{layer + 1}.weight", (k, unit)).strip(" ()"),
+                self.parameter_name(f"layers.{layer + 1}.weight", (k, unit)),
             )
             for k in range(w_next.shape[0])
         ]

@@ -101,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(config.train.threads), run_command(DEMO, args, config) as run:
         run.phase("training")
         result = run_worked_example(example)
-        run.say(result.text())
+        text = result.text()
+        run.say(text)
         run.write_config()
-        write_outputs(run.folder, config, result)
+        write_outputs(run.folder, config, result, text=text)
         raise_on_failure(result, run.folder)
         run.finish()
     return 0

@@ -166,3 +166,20 @@ def test_a_claim_far_from_a_huge_value_is_diagnosed_without_failing():
     result = run(text)
     assert result.metrics()["claims"]["wrong"] == len(result.audit)
     assert all(isinstance(claim.diagnosis, list) for claim in result.audit)
+
+
+def test_a_claim_on_a_number_that_is_not_finite_is_wrong_without_a_slip():
+    # the 3-2-1 example with a learning rate of 1e300: step 2's output and loss are inf, and a
+    # number that is not finite has no digits to be truncated, changed, dropped or swapped
+    text = (
+        (CONFIGS / "worked_321.toml").read_text(encoding="utf-8").replace("lr = 0.1 ", "lr = 1e300")
+    )
+    text += "".join(
+        f'[[claims]]\nname = "{name}"\nstep = 2\nvalue = "0.6412"\n'
+        for name in ("output.0", "loss")
+    )
+    result = run(text, ["train.steps=3"])
+    assert result.run.diverged_at_step == 2
+    for claim in result.audit[-2:]:
+        assert math.isinf(claim.true_value)
+        assert claim.agrees is False and claim.diagnosis == []

@@ -11,7 +11,9 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from PIL import Image
 
-from bpdemo.worked import PHASES, run
+from bpdemo.infra.outputs import RunDir
+from bpdemo.worked import PHASES, run, walkthrough_markdown, write_outputs
+from bpdemo.worked.handout import Block, handout_blocks
 from demos.worked_example import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -50,6 +52,46 @@ def test_the_text_handout_is_the_printed_walkthrough(tmp_path):
     assert (out / "walkthrough.txt").read_text(encoding="utf-8") == run(
         CONFIGS / "worked_321.toml"
     ).text() + "\n"
+
+
+def test_write_outputs_from_python_writes_the_handout_the_command_writes(tmp_path):
+    # The command hands write_outputs the text it printed; from Python, write_outputs makes it.
+    command = written(tmp_path, "worked_321")
+    result = run(CONFIGS / "worked_321.toml")
+    folder = RunDir.prepare(tmp_path / "python", "worked_example")
+    try:
+        write_outputs(folder, result.run.example.config, result)
+    finally:
+        folder.close()
+    for name in ("walkthrough.txt", "walkthrough.md", "walkthrough.tex"):
+        assert (folder.path / name).read_bytes() == (command / name).read_bytes(), name
+    assert (folder.path / "walkthrough.md").read_text(encoding="utf-8") == walkthrough_markdown(
+        result, {phase: f"{name}.png" for phase, name in zip(PHASES, PHASE_FILES, strict=True)}
+    )
+
+
+@pytest.mark.parametrize("steps", [5, 8])
+def test_the_handout_writes_out_the_steps_the_printed_text_does(steps):
+    result = run(CONFIGS / "worked_321.toml", [f"train.steps={steps}"])
+    printed = [int(n) for n in re.findall(r"^── step (\d+) ", result.text(), re.MULTILINE)]
+    headed = [
+        int(block.text.removeprefix("Step "))
+        for block in handout_blocks(result)
+        if block.kind == "heading" and block.text.startswith("Step ")
+    ]
+    assert headed == printed == (list(range(1, 6)) if steps == 5 else [1, 8])
+
+
+@pytest.mark.parametrize("config", ["worked_321", "worked_textbook"])  # with and without biases
+def test_the_backward_rule_printed_on_two_lines_is_one_sentence_of_the_handout(config):
+    result = run(CONFIGS / f"{config}.toml")
+    printed = result.text().splitlines()
+    first = next(i for i, line in enumerate(printed) if line.startswith("backward pass"))
+    second = printed[first + 1].strip()  # ∂L/∂W = Σ_samples δ·a_prev (BP4), ...
+    blocks = handout_blocks(result)
+    rules = [block for block in blocks if block.text.startswith("backward pass")]
+    assert rules and all(block == Block("prose", f"{printed[first]} {second}") for block in rules)
+    assert not any(block.text == second for block in blocks)
 
 
 def test_the_markdown_handout_renders_with_every_equation(tmp_path):

@@ -4,6 +4,7 @@ the audit, and in the claims (`output.y5`, `grad.w13`, `param_after.w35`); canon
 import pytest
 from conftest import D3, D5, TEXTBOOK, Y3, Y4, Y5
 
+from bpdemo.explore.chain import StepView
 from bpdemo.infra.errors import ConfigError
 from bpdemo.worked import run
 
@@ -19,6 +20,7 @@ weights = [[["w13", "w23"], ["w14", "w24"]], [["w35", "w45"]]]
 )
 WEIGHTS = ["w13", "w23", "w14", "w24", "w35", "w45"]
 NEURONS = ["y3", "y4", "y5"]
+BIASED = NAMED.replace("bias = false\n", "")  # the same network, with biases
 
 
 # By hand (conftest): the forward pass, δ = ∂E/∂z, and the gradients and updates the claims name.
@@ -127,12 +129,47 @@ def test_a_name_given_twice_or_a_matrix_of_the_wrong_shape_is_refused():
         run(ragged)
 
 
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            NAMED.replace('inputs = ["x1", "x2"]', 'inputs = ["x1"]'),
+            "[labels] inputs has 1 names for 2 neurons",
+        ),
+        (
+            NAMED.replace('outputs = ["y5"]', 'outputs = ["y5", "y6"]'),
+            "[labels] outputs has 2 names for 1 neurons",
+        ),
+        (
+            NAMED.replace('hidden = [["y3", "y4"]]', 'hidden = [["y3"]]'),
+            "[labels] hidden: give one list per hidden layer with one name per neuron (widths [2])",
+        ),
+        (
+            NAMED.replace('[["w35", "w45"]]]', '[["w35"]]]'),
+            "[labels] weights: give one (out, in) matrix of names per layer, as [init] weights "
+            "(shapes [(2, 2), (1, 2)])",
+        ),
+        (
+            NAMED.replace("[labels]", '[labels]\nbiases = [["b3", "b4"], ["b5"]]'),
+            "[labels] biases names biases of a network without them (network.bias = false): "
+            "leave it out",
+        ),
+        (
+            BIASED.replace("[labels]", '[labels]\nbiases = [["b3"], ["b5"]]'),
+            "[labels] biases: give one list of names per layer (widths [2, 1])",
+        ),
+    ],
+)
+def test_each_list_of_labels_of_the_wrong_shape_is_refused_in_its_own_words(config, message):
+    with pytest.raises(ConfigError) as error:
+        run(config)
+    assert str(error.value) == f"config: {message}"
+
+
 def test_biases_by_name_in_claims_and_pictures():
     from matplotlib.text import Text
 
-    biased = NAMED.replace("bias = false\n", "").replace(
-        "[labels]", '[labels]\nbiases = [["b3", "b4"], ["b5"]]'
-    )
+    biased = BIASED.replace("[labels]", '[labels]\nbiases = [["b3", "b4"], ["b5"]]')
     result = run(biased + '[[claims]]\nname = "grad.b5"\nvalue = 0\ntolerance = 1e-12\n')
     (claim,) = result.audit
     assert claim.true_value == pytest.approx(D5, abs=1e-12)  # ∂E/∂b5 = δ5 (zero biases: same net)
@@ -140,6 +177,22 @@ def test_biases_by_name_in_claims_and_pictures():
     assert "z1[0] (y5) = w35·y3 + w45·y4 + b5 =" in result.text()
     texts = [t.get_text() for t in result.picture(phase="forward").findobj(Text)]
     assert "b5 = 0" in texts
+
+
+def test_a_name_with_parentheses_is_written_whole():
+    # A book may write its weights w(35) and its biases b(5): the closing parenthesis is the name's.
+    parenthesised = BIASED.replace("[labels]", '[labels]\nbiases = [["b(3)", "b(4)"], ["b(5)"]]')
+    for name in WEIGHTS:
+        parenthesised = parenthesised.replace(f'"{name}"', f'"w({name[1:]})"')
+    result = run(parenthesised)
+    text = result.text()
+    assert "z1[0] (y5) = w(35)·y3 + w(45)·y4 + b(5) =" in text
+    assert "∂L/∂a0[0] (y3) = δ(y5)·w(35) =" in text
+    assert "∂L/∂W1[0,0] (w(35)) = δ1[0]·a0[0] =" in text
+    view = StepView(result.run, result.run.steps[0], 0)
+    item = view.parameter_item("layers.1.weight", (0, 0), "backward")
+    assert item["title"] == "∂L/∂W1[0,0] (layers.1.weight[0,0], w(35))"
+    assert item["show"][0].startswith("∂L/∂w(35) = ")
 
 
 def test_the_explorer_finds_a_claim_by_its_name():

@@ -125,7 +125,7 @@ class StepView:
         before, grad = self.number(v.params_before[name], index), self.number(v.grads[name], index)
         after = self.number(v.params_after[name], index)
         symbol = parameter_symbol(name, index)
-        label = self.equations.parameter_label(name, index).strip(" ()")
+        label = self.equations.parameter_name(name, index) or ""
         item: dict[str, Any] = {"title": where + (f" ({label})" if label else "")}
         if phase in ("forward", "loss"):
             item["show"] = [f"{label} = {fmt(before)}" if label else fmt(before)]

@@ -22,11 +22,10 @@ A claim that agrees is never diagnosed; one whose step the run did not reach nei
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
-
-import torch
 
 from bpdemo.equations import is_plain_descent
 from bpdemo.functional import ACTIVATIONS, LOSSES
@@ -99,10 +98,8 @@ def _with_updated_weights(claim: Claim, values: StepValues | None, run: WorkedRu
     last = spec.num_layers - 1
     if values is None or quantity.layer is None or quantity.layer >= last:
         return None
-    if quantity.kind not in ("delta", "grad", "param_after", "hidden", "hidden_pre"):
-        return None
-    if quantity.kind in ("hidden", "hidden_pre"):
-        return None  # forward values do not depend on the backward pass
+    if quantity.kind not in ("delta", "grad", "param_after"):
+        return None  # forward values (hidden, hidden_pre) do not depend on the backward pass
     deltas = list(values.deltas)
     grads = dict(values.grads)
     for layer in range(last - 1, -1, -1):
@@ -156,8 +153,14 @@ def _wrong_sign_update(claim: Claim, values: StepValues | None) -> float | None:
     return None if before == after else 2 * before - after
 
 
-def _written(claim: Claim) -> Decimal:
-    return claimed_number(claim.written)[1]
+def _written(claim: Claim, true_value: float) -> tuple[Decimal, int] | None:
+    """The claimed number as written and the exponent of its last written digit (-4 for 0.3127);
+    None when it or the true value is not a finite number, which has no digits to compare."""
+    written = claimed_number(claim.written)[1]
+    exponent = written.as_tuple().exponent
+    if not isinstance(exponent, int) or not math.isfinite(true_value):
+        return None
+    return written, exponent
 
 
 def _at(value: float, exponent: int, rounding: str = ROUND_HALF_EVEN) -> Decimal:
@@ -170,10 +173,10 @@ def _at(value: float, exponent: int, rounding: str = ROUND_HALF_EVEN) -> Decimal
 
 def _truncated(claim: Claim, true_value: float) -> bool:
     """Whether the claim is the true value cut off after its last written digit, not rounded."""
-    written = _written(claim)
-    exponent = written.as_tuple().exponent
-    if not isinstance(exponent, int) or not torch.isfinite(torch.tensor(true_value)):
+    found = _written(claim, true_value)
+    if found is None:
         return False
+    written, exponent = found
     return _at(true_value, exponent, ROUND_DOWN) == written != _at(true_value, exponent)
 
 
@@ -184,10 +187,10 @@ def _digits(value: Decimal, exponent: int) -> str:
 
 def _digit_slip(claim: Claim, true_value: float) -> str | None:
     """A digit changed (not a last digit off by one: that is rounding), dropped or swapped."""
-    written = _written(claim)
-    exponent = written.as_tuple().exponent
-    if not isinstance(exponent, int) or not torch.isfinite(torch.tensor(true_value)):
+    found = _written(claim, true_value)
+    if found is None:
         return None
+    written, exponent = found
     if (written < 0) != (true_value < 0):
         return None
     mine = _digits(written, exponent)

@@ -19,7 +19,7 @@ from bpdemo.optim import OptimizerSpec
 from bpdemo.spec import EXPLICIT, MLPSpec
 from bpdemo.worked.claims import Claim
 from bpdemo.worked.names import Names
-from bpdemo.worked.schema import LabelsSection, WorkedConfig, WorkedDataSection, check_limits
+from bpdemo.worked.schema import WorkedConfig, WorkedDataSection, check_limits
 
 
 @dataclass
@@ -67,7 +67,6 @@ class WorkedExample:
                 f"{source}: [data.standardise] needs biases (the first layer's holds W·mean): "
                 "leave network.bias = true, or leave out [data.standardise]"
             )
-        _check_labels(config.labels, spec.sizes, source)
         names = Names.from_labels(config.labels, spec.sizes, spec.bias, source)
         claims = [
             Claim.from_section(i + 1, claim, spec, len(inputs), source, names)
@@ -180,20 +179,3 @@ def _checked_data(data: WorkedDataSection, spec: MLPSpec, source: str) -> tuple[
                     f"values for {n_in} inputs; give one per input"
                 )
     return inputs, targets
-
-
-def _check_labels(labels: LabelsSection, sizes: list[int], source: str) -> None:
-    expected = {"inputs": sizes[0], "outputs": sizes[-1]}
-    for key, width in expected.items():
-        names = getattr(labels, key)
-        if names is not None and len(names) != width:
-            raise ConfigError(
-                f"{source}: [labels] {key} has {len(names)} names for {width} neurons"
-            )
-    if labels.hidden is not None:
-        widths = sizes[1:-1]
-        if [len(names) for names in labels.hidden] != widths:
-            raise ConfigError(
-                f"{source}: [labels] hidden: give one list per hidden layer with one name per "
-                f"neuron (widths {widths})"
-            )

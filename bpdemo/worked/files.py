@@ -17,8 +17,8 @@ import matplotlib
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DivergenceError
 from bpdemo.infra.outputs import RunDir
-from bpdemo.worked.handout import walkthrough_markdown
-from bpdemo.worked.handout_tex import walkthrough_tex
+from bpdemo.worked.handout import handout_blocks, render_markdown
+from bpdemo.worked.handout_tex import render_tex
 from bpdemo.worked.picture import network_figure, picture_name, quiet_numerics
 from bpdemo.worked.result import WorkedResult
 from bpdemo.worked.schema import WorkedConfig
@@ -31,9 +31,15 @@ if TYPE_CHECKING:
 SLIDE_TEXT = {"svg.fonttype": "none", "pdf.fonttype": 42, "ps.fonttype": 42}
 
 
-def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -> None:
-    """trace.json, metrics.json, steps.csv and the network pictures, one per phase of `config`'s
-    [picture] (config.toml is the command's: `bpdemo.infra.command.Run.write_config`)."""
+def write_outputs(
+    run_dir: RunDir, config: WorkedConfig, result: WorkedResult, *, text: str | None = None
+) -> None:
+    """trace.json, metrics.json, steps.csv, the network pictures, one per phase of `config`'s
+    [picture], and the handout (config.toml is the command's: `bpdemo.infra.command.Run.write_config`).
+
+    `text`: the walk-through, `result.text()`, when the caller has made it already (the command
+    prints it first), so that it is not made twice; else it is made here.
+    """
     run_dir.write_json("trace.json", result.trace())
     run_dir.write_json("metrics.json", result.metrics())
     run_dir.write_csv(
@@ -62,9 +68,10 @@ def write_outputs(run_dir: RunDir, config: WorkedConfig, result: WorkedResult) -
                     path = run_dir.save_figure(figure, picture_name(phase, standardised), canvas)
                 if not standardised:
                     pictures[phase] = path.name
-    run_dir.write_text("walkthrough.txt", result.text() + "\n")
-    run_dir.write_text("walkthrough.md", walkthrough_markdown(result, pictures))
-    run_dir.write_text("walkthrough.tex", walkthrough_tex(result, pictures))
+    run_dir.write_text("walkthrough.txt", (result.text() if text is None else text) + "\n")
+    blocks = handout_blocks(result, pictures)  # one handout, written as Markdown and as LaTeX
+    run_dir.write_text("walkthrough.md", render_markdown(blocks))
+    run_dir.write_text("walkthrough.tex", render_tex(blocks))
 
 
 def same_canvas(figures: list) -> Bbox | None:

@@ -166,7 +166,12 @@ def walkthrough_markdown(result: WorkedResult, pictures: dict[str, str] | None =
     `pictures`: phase -> file name of the picture written beside it ("forward" ->
     "network_forward.png"), linked under the heading of the pass it shows.
     """
-    return "\n\n".join(_markdown(block) for block in handout_blocks(result, pictures)) + "\n"
+    return render_markdown(handout_blocks(result, pictures))
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    """walkthrough.md from the handout's blocks (`handout_blocks`)."""
+    return "\n\n".join(_markdown(block) for block in blocks) + "\n"
 
 
 def _markdown(block: Block) -> str:
@@ -191,10 +196,8 @@ def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
     walk = Walkthrough(run)
     title, *header = walk.header()
     blocks = [Block("heading", title, level=1), Block("items", "", items=tuple(header))]
-    steps = run.steps
-    detailed = steps if run.steps_run <= 5 else [steps[0], steps[-1]]
     picture_step = run.example.config.picture.step
-    for values in detailed:
+    for values in walk.detailed_steps():
         blocks.append(Block("heading", f"Step {values.step}", level=2))
         shown = values.step == picture_step
         if shown and "step" in pictures:
@@ -212,7 +215,7 @@ def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
             if shown and phase in pictures:
                 blocks.append(Block("picture", pictures[phase], caption=heading.lower()))
             blocks += _pass_blocks(lines)
-        blocks.append(Block("prose", walk.step(values)[-1]))  # the check against autograd
+        blocks.append(Block("prose", walk.check(values)))
     if run.steps_run > 1:
         blocks.append(Block("heading", "Losses by step", level=2))
         blocks.append(Block("table", "\n".join(walk.summary())))
@@ -224,12 +227,12 @@ def _run_blocks(run: WorkedRun, pictures: dict[str, str]) -> list[Block]:
 
 
 def _pass_blocks(lines: list[str]) -> list[Block]:
-    """A pass's lines: its rule as text, sub-headings as labels, each equation as display maths."""
-    blocks = []
+    """A pass's lines: its rule as text, sub-headings as labels, each equation as display maths.
+
+    The rule is the first item, which may be printed on several lines (the backward pass's is):
+    its lines are one sentence here."""
     rule, *rest = lines
-    if rest and rest[0].startswith("  ∂L/∂W = Σ_samples"):  # the backward rule's second line
-        rule += " " + rest.pop(0).strip()
-    blocks.append(Block("prose", rule))
+    blocks = [Block("prose", " ".join(line.strip() for line in rule.splitlines()))]
     for line in rest:
         text = line.strip()
         if is_equation(line):

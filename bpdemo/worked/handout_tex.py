@@ -249,7 +249,12 @@ def walkthrough_tex(result: WorkedResult, pictures: dict[str, str] | None = None
     `pictures`: phase -> file name of the picture written beside it ("forward" ->
     "network_forward.png"), included under the heading of the pass it shows.
     """
-    body = "\n\n".join(_tex(block) for block in handout_blocks(result, pictures))
+    return render_tex(handout_blocks(result, pictures))
+
+
+def render_tex(blocks: list[Block]) -> str:
+    """walkthrough.tex from the handout's blocks (`bpdemo.worked.handout.handout_blocks`)."""
+    body = "\n\n".join(_tex(block) for block in blocks)
     return PREAMBLE + "\n" + body + "\n\n\\end{document}\n"
 
 

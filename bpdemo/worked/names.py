@@ -3,7 +3,7 @@
 A book names its neurons y3, y4, y5 and its weights w13, w35, ...; `[labels]` gives those names.
 `Names` checks them against the network and says what a label names (for a claim such as
 `param_after.w35` or `delta.y5`); the label of a neuron or a parameter, for the text, the pictures
-and the audit, is `bpdemo.equations.StepEquations.neuron_name` and `parameter_label`.
+and the audit, is `bpdemo.equations.StepEquations.neuron_name` and `parameter_name`.
 Layers count as the network's layers do: layer -1 is the input, 0 the first layer with weights.
 """
 
@@ -25,7 +25,6 @@ class Names:
 
     labels: LabelsSection
     sizes: list[int]
-    bias: bool = True
     named: dict[str, Named] = field(default_factory=dict)
 
     @classmethod
@@ -33,8 +32,21 @@ class Names:
         cls, labels: LabelsSection, sizes: list[int], bias: bool = True, source: str = "config"
     ) -> Names:
         """Check every list of [labels] against the widths; one ConfigError line if one is wrong."""
-        names = cls(labels, list(sizes), bias)
+        names = cls(labels, list(sizes))
         layers = len(sizes) - 1
+        for key, width in (("inputs", sizes[0]), ("outputs", sizes[-1])):
+            given = getattr(labels, key)
+            if given is not None and len(given) != width:
+                raise ConfigError(
+                    f"{source}: [labels] {key} has {len(given)} names for {width} neurons"
+                )
+        if labels.hidden is not None:
+            widths = sizes[1:-1]
+            if [len(row) for row in labels.hidden] != widths:
+                raise ConfigError(
+                    f"{source}: [labels] hidden: give one list per hidden layer with one name per "
+                    f"neuron (widths {widths})"
+                )
         if labels.weights is not None:
             shapes = [[len(row) for row in matrix] for matrix in labels.weights]
             wanted = [[sizes[i]] * sizes[i + 1] for i in range(layers)]

@@ -110,13 +110,17 @@ class Walkthrough:
         lines += self.loss(values)
         lines += self.backward(values)
         lines += self.update(values)
+        lines.append(self.check(values))
+        return lines
+
+    def check(self, values: StepValues) -> str:
+        """The line that closes a step: how far the hand-written step is from autograd's."""
         verdict = "within" if values.max_manual_autograd_diff <= self.run.tolerance else "OUTSIDE"
-        lines.append(
+        return (
             f"hand-written vs autograd at step {values.step}: max relative difference "
             f"{values.max_manual_autograd_diff:.1e} over every z, a, the loss, every gradient and "
             f"updated parameter ({verdict} {self.run.tolerance:g})"
         )
-        return lines
 
     def forward(self, values: StepValues) -> list[str]:
         equations = step_equations(self.run, values)
@@ -151,12 +155,15 @@ class Walkthrough:
         return [header] + [f"  {line}" for line in lines]
 
     def backward(self, values: StepValues) -> list[str]:
+        """The backward pass: its rule, then one item a line."""
         equations = step_equations(self.run, values)
         bias = ", ∂L/∂b = Σ_samples δ (BP3)" if self.spec.bias else ""
-        lines = [
-            "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a·f'(z) (BP1 at the output, BP2 below),",
-            f"  ∂L/∂W = Σ_samples δ·a_prev (BP4){bias}",
-        ]
+        # One item printed on two lines, so that the handout can write the rule as one sentence.
+        rule = (
+            "backward pass (chain rule): δ = ∂L/∂z = ∂L/∂a·f'(z) (BP1 at the output, BP2 below),\n"
+            f"  ∂L/∂W = Σ_samples δ·a_prev (BP4){bias}"
+        )
+        lines = [rule]
         for layer in range(self.spec.num_layers - 1, -1, -1):
             name = self.spec.activations[layer]
             lines.append(f"  layers.{layer} ({self.role(layer)}, {name})")
@@ -222,11 +229,16 @@ class Walkthrough:
             )
         return lines
 
+    def detailed_steps(self) -> list[StepValues]:
+        """The steps written out in full: all of a run of up to DETAILED_STEPS, else the first and
+        the last (the printed text and the handout show the same ones)."""
+        steps = self.run.steps
+        return steps if self.run.steps_run <= DETAILED_STEPS else [steps[0], steps[-1]]
+
     def text(self) -> str:
         run = self.run
-        detailed = run.steps if run.steps_run <= DETAILED_STEPS else [run.steps[0], run.steps[-1]]
         lines = self.header()
-        for values in detailed:
+        for values in self.detailed_steps():
             lines += self.step(values)
         if run.steps_run > DETAILED_STEPS:
             lines.append(f"(steps 2 to {run.steps_run - 1} are not written out; losses by step:)")
