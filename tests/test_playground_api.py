@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; h
 
 from bpdemo.explore import SESSION_HEADER, create_app
 from bpdemo.explore.problems import FEATURES
-from bpdemo.explore.schemas import MAX_CSV_CHARS
+from bpdemo.explore.schemas import MAX_CSV_CHARS, MAX_STEPS_PER_REQUEST
 from bpdemo.health import Thresholds, judge
 from bpdemo.train import torch_threads
 from bpdemo.worked import load_worked_config
@@ -240,6 +240,26 @@ def test_pasted_values_are_a_regression(client, session):
         client, session, "/api/playground/setup", {"dataset": "csv", "csv": "\n".join(lines)}
     )
     assert setup["kind"] == "regression" and setup["network"]["loss"] == "mse"
+
+
+def test_pasted_points_are_held_to_one_epoch_a_request_by_their_own_count(client, session):
+    """The limit on steps an epoch counts the pasted rows, not the `points` of the made-up problems."""
+    rng = np.random.default_rng(2)
+
+    def pasted(rows: int) -> dict:
+        points = rng.uniform(-1, 1, size=(rows, 2))
+        csv = "\n".join(f"{a},{b},{int(a > b)}" for a, b in points)
+        return {"dataset": "csv", "csv": csv, "test_share": 0, "batch_size": 1}
+
+    # 50 rows in batches of 1 are 50 steps an epoch: within the limit, whatever `points` says
+    setup = post(client, session, "/api/playground/setup", pasted(50))
+    assert setup["train_points"] == 50 and setup["steps_per_epoch"] == 50
+    answer = client.post("/api/playground/setup", json=pasted(150), headers=session)
+    assert answer.status_code == 422
+    assert answer.json()["error"] == (
+        "batch_size: with 150 training points, batches of 1 make 150 steps an epoch, and one "
+        f"request runs at most {MAX_STEPS_PER_REQUEST}: use batches of at least 2"
+    )
 
 
 # -- the image tab ------------------------------------------------------------------------------------

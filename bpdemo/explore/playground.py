@@ -33,6 +33,9 @@ from bpdemo.explore.schemas import (
     MIN_POINTS,
     PlaygroundSettings,
     TrainRequest,
+    epoch_too_long,
+    held_out_points,
+    steps_per_epoch,
 )
 from bpdemo.explore.sessions import ExploreError
 from bpdemo.functional import ACTIVATIONS, LEAKY_RELU_SLOPE, SOFTPLUS_THRESHOLD
@@ -87,9 +90,7 @@ class Playground:
         # share, training is exactly as on all the points)
         order = np.random.default_rng(settings.seed).permutation(n)
         held_out = np.zeros(n, dtype=bool)
-        held_out[order[: round(n * settings.test_share)]] = True
-        if held_out.all():
-            held_out[order[0]] = False
+        held_out[order[: held_out_points(n, settings.test_share)]] = True
         self.is_test = held_out
         self.dtype = torch.float64 if settings.dtype == "float64" else torch.float32
         self.features = list(settings.features)
@@ -101,15 +102,10 @@ class Playground:
         train, test = torch.tensor(~held_out), torch.tensor(held_out)
         self.x, self.y = self.x_all[train], self.y_all[train]
         self.x_test, self.y_test = self.x_all[test], self.y_all[test]
-        self.steps_per_epoch = -(-len(self.x) // settings.batch_size)
-        if self.steps_per_epoch > MAX_STEPS_PER_REQUEST:
-            smallest = -(-len(self.x) // MAX_STEPS_PER_REQUEST)
-            raise ExploreError(
-                422,
-                f"batch_size: with {len(self.x)} training points, batches of {settings.batch_size} "
-                f"make {self.steps_per_epoch} steps an epoch, and one request runs at most "
-                f"{MAX_STEPS_PER_REQUEST}: use batches of at least {smallest}",
-            )
+        self.steps_per_epoch = steps_per_epoch(len(self.x), settings.batch_size)
+        # checked here for pasted points, whose rows are only known once parsed
+        if refusal := epoch_too_long(len(self.x), settings.batch_size):
+            raise ExploreError(422, refusal)
         self.spec = self.network_spec()
         self.pair = SideBySide(
             self.spec,
