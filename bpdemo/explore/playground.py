@@ -117,7 +117,7 @@ class Playground:
         self.linear = [
             k for k, layer in enumerate(self.pair.manual.layers) if hasattr(layer, "weight")
         ]
-        self.health_at_start = self.initial_health()
+        self.norms_at_start = self.initial_norms()
         self.generator = torch.Generator().manual_seed(settings.seed)
         low, high = coordinates.min(axis=0), coordinates.max(axis=0)
         pad = np.maximum((high - low) * MARGIN, 1e-3)
@@ -176,15 +176,12 @@ class Playground:
         plane = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
         return torch.tensor(features_of(plane, self.features), dtype=self.dtype)
 
-    def initial_health(self) -> dict[str, Any]:
-        """Each layer's ‖dL/dW‖ at initialisation on the training points, both models (no step is
-        taken: the gradients only), for `bpdemo.health`'s rules."""
-        _, grads_manual, _, grads_autograd = self.pair.gradients(self.x, self.y)
-        names = [f"layers.{k}.weight" for k in self.linear]
-        return {
-            "norms": [float(torch.linalg.vector_norm(grads_manual[n])) for n in names],
-            "norms_autograd": [float(torch.linalg.vector_norm(grads_autograd[n])) for n in names],
-        }
+    def initial_norms(self) -> list[float]:
+        """Each layer's ‖dL/dW‖ at initialisation on the training points, the hand-written model's,
+        for `bpdemo.health`'s rules (no step is taken: the gradients only). Both models take the
+        pass, so that with dropout their generators stay in step for training."""
+        _, grads, _, _ = self.pair.gradients(self.x, self.y)
+        return [float(torch.linalg.vector_norm(grads[f"layers.{k}.weight"])) for k in self.linear]
 
     # -- training ----------------------------------------------------------------------------------
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float, float]:
@@ -373,7 +370,7 @@ class Playground:
     def health(self) -> dict[str, Any]:
         """Each layer's ‖dL/dW‖ over the steps, and `bpdemo.health`'s verdict on the network."""
         thresholds = Thresholds()
-        norms = self.health_at_start["norms"]
+        norms = self.norms_at_start
         exploded = self.diverged_at_step is not None
         verdict, rule = judge(norms, exploded, self.settings.activation, thresholds)
         history = thinned(self.norm_history, CURVE_POINTS)
