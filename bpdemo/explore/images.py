@@ -20,6 +20,7 @@ import torch
 
 from bpdemo.compare import SideBySide
 from bpdemo.datasets.digits import DIGITS_ROWS, split_digits
+from bpdemo.explore.playground import to_255
 from bpdemo.image_step import pixel_difference, pixel_gradients
 from bpdemo.optim import OptimizerSpec
 from bpdemo.scores import accuracy, probabilities_of
@@ -80,8 +81,7 @@ class DigitsNetwork:
         """The answer of /api/images/setup: how it was trained, test images, first-layer weights."""
         agreement = self.pair.agreement
         first = self.pair.manual.layers[0].weight  # (32, 64): one picture per hidden neuron
-        largest = first.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-        shades = ((first / largest + 1) / 2).mul(255).round().to(torch.uint8)
+        largest = first.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)  # each on its own scale
         return {
             "sizes": SIZES,
             "text": (
@@ -100,7 +100,7 @@ class DigitsNetwork:
                 {"pixels": self.test_pixels[k].tolist(), "label": int(self.test_labels[k])}
                 for k in range(SHOWN_TEST_IMAGES)
             ],
-            "first_layer": shades.tolist(),
+            "first_layer": to_255(first, -largest, largest),
         }
 
     def classify(self, pixels: list[float], label: int) -> dict[str, Any]:
@@ -128,8 +128,8 @@ class DigitsNetwork:
             "saliency": {
                 "manual": grad_manual.tolist(),
                 "autograd": grad_autograd.tolist(),
-                "manual_255": _shades(torch.from_numpy(grad_manual), largest),
-                "autograd_255": _shades(torch.from_numpy(grad_autograd), largest),
+                "manual_255": to_255(grad_manual, -largest, largest),
+                "autograd_255": to_255(grad_autograd, -largest, largest),
                 "max_abs_diff": difference,
             },
             "text": {
@@ -139,10 +139,6 @@ class DigitsNetwork:
                 "quantile": f"{SALIENCY_QUANTILE:.0%}",
             },
         }
-
-
-def _shades(values: torch.Tensor, largest: float) -> list[int]:
-    return ((values / largest + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).tolist()
 
 
 _network: DigitsNetwork | None = None

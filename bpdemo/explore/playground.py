@@ -282,10 +282,10 @@ class Playground:
         if self.kind.loss == "cross_entropy":
             probabilities = torch.softmax(output, dim=1)
             top, winner = probabilities.max(dim=1)
-            return _to_255(top, 0.0, 1.0), winner.tolist()
+            return to_255(top, 0.0, 1.0), winner.tolist()
         if self.kind.loss == "bce":
-            return _to_255(output.reshape(-1), 0.0, 1.0), None
-        return _to_255(output.reshape(-1), *self.value_range), None
+            return to_255(output.reshape(-1), 0.0, 1.0), None
+        return to_255(output.reshape(-1), *self.value_range), None
 
     @torch.no_grad()
     def boundary(self) -> dict[str, Any]:
@@ -320,7 +320,7 @@ class Playground:
             low, high = values.amin(dim=0), values.amax(dim=0)
             span = (high - low).clamp_min(1e-12)  # a constant picture is all middle shade
             scaled = torch.nan_to_num((values - low) / span, nan=0.5)
-            pictures.append(_to_255(scaled.t(), 0.0, 1.0))
+            pictures.append(to_255(scaled.t(), 0.0, 1.0))
         return pictures
 
     def neuron(self, depth: int, unit: int) -> dict[str, Any]:
@@ -431,6 +431,8 @@ class Playground:
         extent = self.box[1] - self.box[0]
         fractions = (self.coordinates - self.box[0]) / extent
         regression = self.kind.loss == "mse"
+        # a value's colour, as the background's (classes have their own colours)
+        shades = to_255(self.targets, *self.value_range) if regression else [None] * len(fractions)
         return {
             "settings": self.settings.model_dump(exclude={"csv"}),
             "network": {
@@ -454,13 +456,11 @@ class Playground:
                     "u": float(f[0]),
                     "v": float(1 - f[1]),
                     "label": float(c) if regression else int(c),
-                    "shade": _to_255(torch.tensor([float(c)]), *self.value_range)[0]
-                    if regression
-                    else None,
+                    "shade": shade,
                     "test": bool(t),
                 }
-                for p, f, c, t in zip(
-                    self.coordinates, fractions, self.targets, self.is_test, strict=True
+                for p, f, c, t, shade in zip(
+                    self.coordinates, fractions, self.targets, self.is_test, shades, strict=True
                 )
             ],
             "box": {
@@ -560,11 +560,14 @@ class Playground:
         return f"{value:.1%}" if self.kind.score == "accuracy" else f"{value:.3f}"
 
 
-def _to_255(values: torch.Tensor, low: float, high: float) -> list:
-    """Values in [low, high] as whole shades 0-255 (NaN: the middle), a list (of lists by row)."""
-    span = high - low if high > low else 1.0
-    scaled = torch.nan_to_num((values.double() - low) / span, nan=0.5).clamp(0, 1)
-    return scaled.mul(255).round().to(torch.uint8).tolist()
+def to_255(values: Any, low: float | torch.Tensor, high: float | torch.Tensor) -> list:
+    """Values (a tensor or an array) in [low, high] as whole shades 0-255, a list (of lists by row):
+    the pictures' colour scale, shared with the image tab. NaN is the middle shade; a range of width
+    0 counts as 1 wide. low and high may be tensors, broadcast against the values (a range a row)."""
+    span = torch.as_tensor(high - low, dtype=torch.float64)
+    span = torch.where(span > 0, span, 1.0)
+    scaled = torch.nan_to_num((torch.as_tensor(values).double() - low) / span, nan=0.5)
+    return scaled.clamp(0, 1).mul(255).round().to(torch.uint8).tolist()
 
 
 def _fraction(value: float, top: float) -> float | None:
