@@ -207,6 +207,23 @@ def test_a_deep_sigmoid_network_is_judged_vanishing_by_the_health_rules(client, 
     assert len(health["layers"]) == 5 and len(health["layers"][0]) == len(health["steps"]) == 70
 
 
+def test_the_layers_with_weights_have_one_name_each_with_dropout_between_them(client, session):
+    """Dropout layers sit between the layers with weights in the model; the page counts only the
+    layers it draws, as a clicked point's worked example names them."""
+    setup = post(client, session, "/api/playground/setup", {"hidden": [8, 8], "dropout": 0.2})
+    names = ["layers.0", "layers.1", "layers.2"]
+    assert setup["network"]["layers"] == names
+    frame = train(client, session, 5)
+    assert [row["text"][0] for row in frame["grad_norms"]] == names
+    neurons = setup["network"]["neurons"]
+    assert [len(depth) for depth in neurons] == setup["network"]["sizes"]
+    assert (neurons[0][1], neurons[2][5], neurons[3][0]) == (
+        f"input {FEATURES['x2'].label}",
+        "hidden layer 2, neuron 5",
+        "output 0",
+    )
+
+
 # -- your own points ----------------------------------------------------------------------------------
 def test_pasted_points_train_and_a_bad_line_is_named(client, session):
     rng = np.random.default_rng(1)

@@ -150,6 +150,24 @@ class Playground:
     def activations(self) -> list[str]:
         return [self.settings.activation] * len(self.hidden) + [self.kind.output_activation]
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The page's name of each layer with weights, first first: `layers.l` with l its place
+        among them, as a clicked point's worked example names its weights (the dropout layers
+        between are not drawn, so not counted). The network's edges, the gradient norms and the
+        health chart all say these."""
+        return [f"layers.{layer}" for layer in range(len(self.linear))]
+
+    def neuron_names(self) -> list[list[str]]:
+        """The page's name of each neuron, by depth: 0 the inputs, then what each layer with weights
+        computes (`layers.l` computes depth l + 1)."""
+        last = len(self.sizes) - 1
+        names = [[f"input {FEATURES[f].label}" for f in self.features]]
+        for depth, width in enumerate(self.sizes[1:], 1):
+            layer = "output" if depth == last else f"hidden layer {depth}, neuron"
+            names.append([f"{layer} {unit}" for unit in range(width)])
+        return names
+
     def network_spec(self) -> MLPSpec | NetworkSpec:
         """An MLP, or with dropout the same layers with a dropout layer after each hidden one."""
         common = {"loss": self.kind.loss, "init": "xavier", "seed": self.settings.seed}
@@ -351,8 +369,8 @@ class Playground:
         if self.last is None:
             return []
         rows = []
-        for layer, k in enumerate(self.linear):
-            names = (f"layers.{k}.weight", f"layers.{k}.bias")
+        for layer, (k, name) in enumerate(zip(self.linear, self.layer_names, strict=True)):
+            names = (f"layers.{k}.weight", f"layers.{k}.bias")  # the model's, dropout counted
             norms = [
                 math.hypot(*(norms[n] for n in names))
                 for norms in (self.last.grad_norm_manual, self.last.grad_norm_autograd)
@@ -362,7 +380,7 @@ class Playground:
                     "layer": layer,
                     "manual": norms[0],
                     "autograd": norms[1],
-                    "text": [f"layers.{k}", fmt(norms[0]), fmt(norms[1])],
+                    "text": [name, fmt(norms[0]), fmt(norms[1])],
                 }
             )
         return rows
@@ -440,6 +458,8 @@ class Playground:
                 "activations": self.activations,
                 "loss": self.kind.loss,
                 "dropout": self.settings.dropout,
+                "layers": self.layer_names,
+                "neurons": self.neuron_names(),
             },
             "kind": self.kind.name,
             "score": self.kind.score,

@@ -155,12 +155,9 @@ function showTestPoints() {
 }
 
 // -- the network, each neuron a picture ------------------------------------------------------------
-function neuronName(depth, unit) {
-  const sizes = state.pg.network.sizes;
-  if (depth === 0) return `input ${state.pg.features[unit].label}`;
-  if (depth === sizes.length - 1) return `output ${unit}`;
-  return `hidden layer ${depth}, neuron ${unit}`;
-}
+// The server names every neuron and every layer with weights, one way for the whole tab.
+const neuronName = (depth, unit) => state.pg.network.neurons[depth][unit];
+const layerName = (layer) => state.pg.network.layers[layer];
 
 function buildNetwork(answer) {
   const sizes = answer.network.sizes, tallest = Math.max(...sizes);
@@ -225,7 +222,7 @@ function renderNetwork(frame) {
     edge.setAttribute("stroke", w >= 0 ? rgb(PALETTE[230]) : rgb(PALETTE[25]));
     edge.setAttribute("stroke-width", (0.4 + 4.6 * Math.abs(w) / largest).toFixed(2));
     edge.dataset.weight = w;
-    edge.replaceChildren(el("svg:title", {}, `layers.${l} weight[${j}, ${i}] = ${w.toPrecision(4)}`));
+    edge.replaceChildren(el("svg:title", {}, `${layerName(l)} weight[${j}, ${i}] = ${w.toPrecision(4)}`));
   })));
 }
 
@@ -346,7 +343,7 @@ function renderHealth(frame) {
       children.push(el("svg:polyline", { class: "layer", stroke: HEALTH_COLOURS[layer % HEALTH_COLOURS.length],
         "data-layer": layer, points: points.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(" ") }));
       children.push(el("svg:text", { x: w - 10, y: 12 + 12 * layer, class: "tick end", fill: HEALTH_COLOURS[layer % HEALTH_COLOURS.length] },
-        `layer ${layer + 1}`));
+        layerName(layer)));
     });
     children.push(el("svg:text", { x: left - 4, y: top + 8, class: "tick end" }, `1e${high}`),
       el("svg:text", { x: left - 4, y: h - bottom, class: "tick end" }, `1e${low}`),
