@@ -87,8 +87,7 @@ async function restoreFromAddress() {
   const pasted = values.dataset === "csv";
   if (pasted) values.dataset = "xor";  // pasted points are not in an address
   setForm(values);
-  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.page === "playground"));
-  for (const name of ["worked", "playground", "images"]) $(`page-${name}`).hidden = name !== "playground";
+  showTab("playground");  // set up below, with the address's settings, and awaited
   if (!(await setUp())) return;
   if (pasted) { showMessage("this link was made with pasted points, which a link does not hold: paste them again"); return; }
   const epochs = Number(values.epoch) || 0;
@@ -208,6 +207,19 @@ function paint(canvas, shades, size) {
   canvas.getContext("2d").putImageData(image, 0, 0);
 }
 
+// A small picture drawn over all of `canvas`, each of its pixels a sharp square (no smoothing).
+function drawEnlarged(canvas, picture) {
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.drawImage(picture, 0, 0, canvas.width, canvas.height);
+}
+
+function paintEnlarged(canvas, shades, size) {
+  const small = el("canvas", { width: size, height: size });
+  paint(small, shades, size);
+  drawEnlarged(canvas, small);
+}
+
 function renderNetwork(frame) {
   const size = frame.neurons.size;
   frame.neurons.pictures.forEach((layer, depth) => layer.forEach((shades, unit) => {
@@ -229,9 +241,7 @@ function renderNetwork(frame) {
 // Hovering a neuron shows its picture as drawn (its neuron grid), large; a click asks for it at
 // the output grid's resolution.
 function enlarge(canvas, depth, unit) {
-  const big = $("pg-neuron-canvas"), context = big.getContext("2d");
-  context.imageSmoothingEnabled = false;
-  context.drawImage(canvas, 0, 0, big.width, big.height);
+  drawEnlarged($("pg-neuron-canvas"), canvas);
   $("pg-neuron-title").textContent = `${neuronName(depth, unit)} (${canvas.width}×${canvas.height}; click for ` +
     `${state.pg.settings.grid}×${state.pg.settings.grid})`;
   $("pg-neuron-big").hidden = false;
@@ -241,11 +251,7 @@ async function showNeuron(depth, unit) {
   await settle();
   const answer = await call("/api/playground/neuron", { depth, unit });
   if (!answer) return;
-  const small = el("canvas", { width: answer.size, height: answer.size });
-  paint(small, answer.p255, answer.size);
-  const big = $("pg-neuron-canvas"), context = big.getContext("2d");
-  context.imageSmoothingEnabled = false;
-  context.drawImage(small, 0, 0, big.width, big.height);
+  paintEnlarged($("pg-neuron-canvas"), answer.p255, answer.size);
   $("pg-neuron-title").textContent = `${neuronName(depth, unit)}: its output over the plane (${answer.size}×${answer.size})`;
   $("pg-neuron-big").hidden = false;
   $("pg-neuron-big").dataset.depth = depth;
