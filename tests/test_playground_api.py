@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; h
 
 from bpdemo.explore import SESSION_HEADER, create_app
 from bpdemo.explore.problems import FEATURES
-from bpdemo.explore.schemas import MAX_CSV_CHARS
+from bpdemo.explore.schemas import MAX_CSV_CHARS, MAX_STEPS_PER_REQUEST
 from bpdemo.health import Thresholds, judge
 from bpdemo.train import torch_threads
 from bpdemo.worked import load_worked_config
@@ -207,6 +207,23 @@ def test_a_deep_sigmoid_network_is_judged_vanishing_by_the_health_rules(client, 
     assert len(health["layers"]) == 5 and len(health["layers"][0]) == len(health["steps"]) == 70
 
 
+def test_the_layers_with_weights_have_one_name_each_with_dropout_between_them(client, session):
+    """Dropout layers sit between the layers with weights in the model; the page counts only the
+    layers it draws, as a clicked point's worked example names them."""
+    setup = post(client, session, "/api/playground/setup", {"hidden": [8, 8], "dropout": 0.2})
+    names = ["layers.0", "layers.1", "layers.2"]
+    assert setup["network"]["layers"] == names
+    frame = train(client, session, 5)
+    assert [row["text"][0] for row in frame["grad_norms"]] == names
+    neurons = setup["network"]["neurons"]
+    assert [len(depth) for depth in neurons] == setup["network"]["sizes"]
+    assert (neurons[0][1], neurons[2][5], neurons[3][0]) == (
+        f"input {FEATURES['x2'].label}",
+        "hidden layer 2, neuron 5",
+        "output 0",
+    )
+
+
 # -- your own points ----------------------------------------------------------------------------------
 def test_pasted_points_train_and_a_bad_line_is_named(client, session):
     rng = np.random.default_rng(1)
@@ -240,6 +257,26 @@ def test_pasted_values_are_a_regression(client, session):
         client, session, "/api/playground/setup", {"dataset": "csv", "csv": "\n".join(lines)}
     )
     assert setup["kind"] == "regression" and setup["network"]["loss"] == "mse"
+
+
+def test_pasted_points_are_held_to_one_epoch_a_request_by_their_own_count(client, session):
+    """The limit on steps an epoch counts the pasted rows, not the `points` of the made-up problems."""
+    rng = np.random.default_rng(2)
+
+    def pasted(rows: int) -> dict:
+        points = rng.uniform(-1, 1, size=(rows, 2))
+        csv = "\n".join(f"{a},{b},{int(a > b)}" for a, b in points)
+        return {"dataset": "csv", "csv": csv, "test_share": 0, "batch_size": 1}
+
+    # 50 rows in batches of 1 are 50 steps an epoch: within the limit, whatever `points` says
+    setup = post(client, session, "/api/playground/setup", pasted(50))
+    assert setup["train_points"] == 50 and setup["steps_per_epoch"] == 50
+    answer = client.post("/api/playground/setup", json=pasted(150), headers=session)
+    assert answer.status_code == 422
+    assert answer.json()["error"] == (
+        "batch_size: with 150 training points, batches of 1 make 150 steps an epoch, and one "
+        f"request runs at most {MAX_STEPS_PER_REQUEST}: use batches of at least 2"
+    )
 
 
 # -- the image tab ------------------------------------------------------------------------------------

@@ -291,6 +291,21 @@ def test_the_gradient_chart_and_a_vanishing_verdict_on_a_deep_sigmoid_network(
     browser.save_screenshot(str(screenshots / "explore_playground_health.png"))
 
 
+def test_each_layer_with_weights_has_one_name_on_the_tab_with_dropout(url, browser):
+    setup = open_playground(browser, url, hidden=[8, 8], dropout=0.2)
+    names = setup["network"]["layers"]
+    assert names == ["layers.0", "layers.1", "layers.2"]  # the dropout layers between not counted
+    train(browser, 2)
+    for layer, name in enumerate(names):  # an edge of each layer, as the point's worked example
+        edge = browser.find_element("id", f"pg-w{layer}_0_0")
+        title = edge.find_element("css selector", "title").get_attribute("textContent")
+        assert title.startswith(f"{name} weight[0, 0] = ")
+    chart = browser.find_elements("css selector", "#pg-health text.tick.end[fill]")
+    assert [label.text for label in chart] == names
+    rows = browser.find_elements("css selector", "#pg-norms tr")[1:]
+    assert [row.find_element("css selector", "td").text for row in rows] == names
+
+
 # -- 7. the image tab ----------------------------------------------------------------------------------
 def test_the_image_tab_classifies_a_drawn_stroke_and_shows_both_saliency_maps(
     url, browser, screenshots

@@ -26,7 +26,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from typing import get_args
+from typing import Any, get_args
 
 import httpx
 import torch
@@ -57,13 +57,25 @@ POINTS_STEPPED = 20  # clicked points timed, each a new worked example
 
 def timed(http: httpx.Client, path: str, body: dict, session: dict[str, str]) -> float:
     """Seconds from sending one request to its decoded answer (which must be a success)."""
+    return timed_answer(http, path, body, session)[0]
+
+
+def timed_answer(
+    http: httpx.Client, path: str, body: dict, session: dict[str, str]
+) -> tuple[float, Any]:
+    """`timed`, and the decoded answer."""
     start = time.perf_counter()
     answer = http.post(path, json=body, headers=session)
-    answer.json()
+    content = answer.json()
     seconds = time.perf_counter() - start
     if answer.status_code != 200:
         raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text}")
-    return seconds
+    return seconds, content
+
+
+def network_of(setup: dict) -> str:
+    """The network a playground set-up answered with, as the page writes it (7-8-8-6)."""
+    return "-".join(map(str, setup["network"]["sizes"]))
 
 
 def open_session(http: httpx.Client) -> dict[str, str]:
@@ -75,7 +87,7 @@ def last_step(steps: int) -> int:
     return min(steps + 1, schemas.MAX_STEP)
 
 
-def measure(steps: int, frames: int) -> dict[str, float]:
+def measure(steps: int, frames: int) -> dict[str, Any]:
     config_path = CONFIG_DIR / "worked_321.toml"
     app = create_app(load_worked_config(config_path), str(config_path))
     with serving(app) as url, httpx.Client(base_url=url, timeout=60) as http:
@@ -87,7 +99,7 @@ def measure(steps: int, frames: int) -> dict[str, float]:
         ]
         again = [timed(http, "/api/worked/step", {"step": 2}, session) for _ in range(steps)]
 
-        timed(http, "/api/playground/setup", PLAYGROUND, session)
+        _, setup = timed_answer(http, "/api/playground/setup", PLAYGROUND, session)
         for _ in range(3):  # warm-up
             timed(http, "/api/playground/train", {"epochs": 1}, session)
         frame_times = [
@@ -108,13 +120,15 @@ def measure(steps: int, frames: int) -> dict[str, float]:
         )
     forward.sort()
     return {
+        "playground_network": network_of(setup),
         "step_median_ms": 1000 * statistics.median(forward),
         "step_p95_ms": 1000 * forward[int(0.95 * (len(forward) - 1))],
         "step_max_ms": 1000 * forward[-1],  # a step past the runs' end: they are run again, longer
         "step_again_median_ms": 1000 * statistics.median(again),
         "frame_median_ms": 1000 * statistics.median(frame_times),
         "frames_per_second": len(frame_times) / sum(frame_times),
-        "steps_per_second": 20 * len(frame_times) / sum(frame_times),
+        "steps_per_second": setup["steps_per_epoch"] * len(frame_times) / sum(frame_times),
+        "steps_per_frame": setup["steps_per_epoch"],
         "point_median_ms": 1000 * statistics.median(point_times),
         "point_max_ms": 1000 * point_times[-1],
         "images_first_s": images_first,
@@ -215,9 +229,9 @@ def measure_largest(repeats: int) -> dict[str, float]:
                 keep("playground: a neuron", timed(http, "/api/playground/neuron", neuron, session))
             # the largest network whose points the worked tab draws: 3 layers of 8
             largest_point = {**network_for_points(), "points": schemas.MAX_POINTS}
-            timed(http, "/api/playground/setup", largest_point, session)
+            _, setup = timed_answer(http, "/api/playground/setup", largest_point, session)
             keep(
-                "playground: a point's step (7-8-8-6)",
+                f"playground: a point's step ({network_of(setup)})",
                 timed(http, "/api/playground/point", {"index": 0}, session),
             )
     return slowest
@@ -257,18 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     point_ok = "meets" if results["point_median_ms"] < STEP_GOAL_MS else "MISSES"
     frame_ok = "meets" if results["frames_per_second"] >= FRAMES_GOAL else "MISSES"
     limits_ok = "meets" if max(slowest.values()) < ANSWER_GOAL_S else "MISSES"
+    network, grid, neuron_grid = (
+        results["playground_network"],
+        PLAYGROUND["grid"],
+        PLAYGROUND["neuron_grid"],
+    )
     print(
         f"explorer over HTTP on this computer, torch threads {args.threads}\n"
         f"  worked-example step (3-2-1, steps 2 to {last_step(steps)}, one at a time): median "
         f"{results['step_median_ms']:.1f} ms, 95th percentile {results['step_p95_ms']:.1f} ms, "
         f"slowest {results['step_max_ms']:.1f} ms ({step_ok} the goal of {STEP_GOAL_MS:.0f} ms)\n"
         f"  the same step asked again: median {results['step_again_median_ms']:.1f} ms\n"
-        f"  playground frame (2-8-8-1, 200 points, 20 steps of both models, 100 x 100 output grid, "
-        f"every neuron's picture on a {PLAYGROUND['neuron_grid']} x {PLAYGROUND['neuron_grid']} "
-        f"grid): median {results['frame_median_ms']:.1f} ms, "
+        f"  playground frame ({network}, {PLAYGROUND['points']} points, "
+        f"{results['steps_per_frame']} steps of both models, {grid} x {grid} output grid, every "
+        f"neuron's picture on a {neuron_grid} x {neuron_grid} grid): median "
+        f"{results['frame_median_ms']:.1f} ms, "
         f"{results['frames_per_second']:.1f} frames/s, {results['steps_per_second']:.0f} steps/s "
         f"({frame_ok} the goal of {FRAMES_GOAL:.0f} frames/s)\n"
-        f"  a clicked point's step-through (2-8-8-1, {POINTS_STEPPED} points): median "
+        f"  a clicked point's step-through ({network}, {POINTS_STEPPED} points): median "
         f"{results['point_median_ms']:.1f} ms, slowest {results['point_max_ms']:.1f} ms "
         f"({point_ok} the goal of {STEP_GOAL_MS:.0f} ms)\n"
         f"  image tab: its first opening, which trains the digits network once per server, "

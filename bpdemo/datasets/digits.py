@@ -4,12 +4,14 @@
 (no download). `small_digits` draws `rows` of them with a seeded permutation and standardises every
 pixel to mean 0 and standard deviation 1 over those rows (a pixel that is constant there, such as the
 always-blank corners, becomes 0). `digits_split` splits all of them into a training and a test part,
-standardised on the training part, as the benchmark's end-to-end race uses them.
+standardised on the training part, as the benchmark's end-to-end race uses them; `split_digits` is
+the same split with the pixels as loaded and the standardisation beside them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +19,9 @@ from torch import Tensor
 
 from bpdemo.infra import interruption
 from bpdemo.infra.errors import DataError
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
 
 DIGITS_ROWS = 1797
 
@@ -63,11 +68,36 @@ def small_digits(rows: int, seed: int) -> Digits:
     )
 
 
-def digits_split(
-    test_size: float = 0.25, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All 1,797 images split by class proportions (stratified): (x_train, y_train, x_test, y_test),
-    pixels (rows, 64) standardised with the training rows' mean and deviation, labels (rows,) int64."""
+@dataclass(frozen=True)
+class DigitsSplit:
+    """All 1,797 images split by class proportions (stratified): pixels (rows, 64) 0-16 as loaded,
+    labels (rows,) int64, and the standardisation fitted on the training pixels."""
+
+    train_pixels: np.ndarray
+    train_labels: np.ndarray
+    test_pixels: np.ndarray
+    test_labels: np.ndarray
+    scale: StandardScaler
+
+    def standardised(self, pixels: np.ndarray) -> np.ndarray:
+        """(rows, 64) pixels 0-16 less the training pixels' mean, over their deviation (1 where a
+        pixel is constant on the training images, as a blank corner is)."""
+        return self.scale.transform(pixels)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(64,) what `standardised` takes from each pixel."""
+        return self.scale.mean_
+
+    @property
+    def deviation(self) -> np.ndarray:
+        """(64,) what `standardised` divides each pixel by."""
+        return self.scale.scale_
+
+
+def split_digits(test_size: float = 0.25, seed: int = 0) -> DigitsSplit:
+    """The split of `digits_split`, its pixels as loaded: for a caller that standardises other
+    images (one drawn on a page) as the training images were."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
@@ -76,10 +106,24 @@ def digits_split(
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, stratify=y, random_state=seed
     )
-    scale = StandardScaler().fit(x_train)  # a pixel constant on train (a blank corner) becomes 0
+    return DigitsSplit(
+        train_pixels=x_train,
+        train_labels=y_train.astype(np.int64),
+        test_pixels=x_test,
+        test_labels=y_test.astype(np.int64),
+        scale=StandardScaler().fit(x_train),
+    )
+
+
+def digits_split(
+    test_size: float = 0.25, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All 1,797 images split by class proportions (stratified): (x_train, y_train, x_test, y_test),
+    pixels (rows, 64) standardised with the training rows' mean and deviation, labels (rows,) int64."""
+    split = split_digits(test_size, seed)
     return (
-        scale.transform(x_train),
-        y_train.astype(np.int64),
-        scale.transform(x_test),
-        y_test.astype(np.int64),
+        split.standardised(split.train_pixels),
+        split.train_labels,
+        split.standardised(split.test_pixels),
+        split.test_labels,
     )

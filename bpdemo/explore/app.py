@@ -207,17 +207,15 @@ def create_app(
             session.playground = Playground(settings)
             return answer(session.playground.setup_answer())
 
-    @app.post("/api/playground/train")
-    def playground_train(request: TrainRequest, session_id: SessionId) -> JSONResponse:
-        with store.use(session_id) as session:
-            if session.playground is None:
-                raise ExploreError(409, "set up the playground first")
-            return answer(session.playground.train(request))
-
     def playground_of(session) -> Playground:
         if session.playground is None:
             raise ExploreError(409, "set up the playground first")
         return session.playground
+
+    @app.post("/api/playground/train")
+    def playground_train(request: TrainRequest, session_id: SessionId) -> JSONResponse:
+        with store.use(session_id) as session:
+            return answer(playground_of(session).train(request))
 
     @app.post("/api/playground/neuron")
     def playground_neuron(request: NeuronRequest, session_id: SessionId) -> JSONResponse:

@@ -2,13 +2,12 @@
 gradient with respect to its pixels.
 
 The network (64-32-10, tanh, softmax and cross-entropy) is trained once per server, the first time a
-page opens the tab, on the training part of scikit-learn's bundled digits (`digits_split`, no
-download), both models on the same mini-batches. An image (drawn, or a test image) is classified by
-both models, and ∂L/∂pixel for a chosen label is computed twice (`bpdemo.image_step.pixel_gradients`):
-by the hand-written backward pass, each layer's BP2 carried on down to the input (dL/dx = δ W), and
-by autograd; the pixels are
-standardised before the network sees them, so both are multiplied by 1/std (the chain rule through
-x = (pixel - mean) / std).
+page opens the tab, on the training part of scikit-learn's bundled digits (`split_digits`: the split
+of `digits_split`, no download), both models on the same mini-batches. An image (drawn, or a test
+image) is classified by both models, and ∂L/∂pixel for a chosen label is computed twice
+(`bpdemo.image_step.pixel_gradients`): by the hand-written backward pass, each layer's BP2 carried on
+down to the input (dL/dx = δ W), and by autograd; the pixels are standardised before the network sees
+them, so both are multiplied by 1/std (the chain rule through x = (pixel - mean) / std).
 """
 
 from __future__ import annotations
@@ -20,9 +19,11 @@ import numpy as np
 import torch
 
 from bpdemo.compare import SideBySide
-from bpdemo.datasets.digits import DIGITS_ROWS
-from bpdemo.image_step import pixel_gradients
+from bpdemo.datasets.digits import DIGITS_ROWS, split_digits
+from bpdemo.explore.playground import to_255
+from bpdemo.image_step import pixel_difference, pixel_gradients
 from bpdemo.optim import OptimizerSpec
+from bpdemo.scores import accuracy, probabilities_of
 from bpdemo.spec import MLPSpec
 from bpdemo.train import run_epochs
 from bpdemo.worked import fmt
@@ -38,17 +39,9 @@ class DigitsNetwork:
     """The trained pair, the standardisation, and the test images (raw pixels 0-16)."""
 
     def __init__(self) -> None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        pixels, labels = load_digits(return_X_y=True)
-        train_pixels, test_pixels, train_labels, test_labels = train_test_split(
-            pixels, labels, test_size=TEST_SHARE, stratify=labels, random_state=SEED
-        )
-        self.mean = train_pixels.mean(axis=0)
-        std = train_pixels.std(axis=0)
-        self.std = np.where(std > 0, std, 1.0)  # a pixel blank in every training image stays 0
-        self.test_pixels, self.test_labels = test_pixels, test_labels.astype(np.int64)
+        self.split = split_digits(TEST_SHARE, SEED)
+        self.mean, self.std = self.split.mean, self.split.deviation  # the standardisation
+        self.test_pixels, self.test_labels = self.split.test_pixels, self.split.test_labels
         spec = MLPSpec(
             sizes=SIZES,
             activations=["tanh", "identity"],
@@ -57,7 +50,8 @@ class DigitsNetwork:
             dtype=torch.float64,
         )
         self.pair = SideBySide(spec, OptimizerSpec(name="adam", lr=LR))
-        x, y = self.inputs(train_pixels), torch.tensor(train_labels, dtype=torch.long)
+        x = self.inputs(self.split.train_pixels)
+        y = torch.tensor(self.split.train_labels, dtype=torch.long)
         loop = run_epochs(
             self.pair.step,
             x,
@@ -67,27 +61,27 @@ class DigitsNetwork:
             generator=torch.Generator().manual_seed(SEED),
         )
         self.steps = len(loop.records)
-        evaluation = self.pair.evaluate(self.inputs(test_pixels), torch.tensor(self.test_labels))
+        labels = torch.tensor(self.test_labels)
+        evaluation = self.pair.evaluate(self.inputs(self.test_pixels), labels)
         self.accuracy = {
-            model: float((output.argmax(dim=1).numpy() == self.test_labels).mean())
+            model: accuracy(output, labels)["accuracy"]
             for model, output in (
                 ("manual", evaluation.output_manual),
                 ("autograd", evaluation.output_autograd),
             )
         }
         self.lock = threading.Lock()  # classify runs the hand-written passes on the shared model
-        self.train_rows = len(train_labels)
+        self.train_rows = len(y)
 
     def inputs(self, pixels: np.ndarray) -> torch.Tensor:
         """(rows, 64) pixels 0-16 -> standardised inputs, float64."""
-        return torch.tensor((np.asarray(pixels) - self.mean) / self.std, dtype=torch.float64)
+        return torch.tensor(self.split.standardised(np.asarray(pixels)), dtype=torch.float64)
 
     def setup_answer(self) -> dict[str, Any]:
         """The answer of /api/images/setup: how it was trained, test images, first-layer weights."""
         agreement = self.pair.agreement
         first = self.pair.manual.layers[0].weight  # (32, 64): one picture per hidden neuron
-        largest = first.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-        shades = ((first / largest + 1) / 2).mul(255).round().to(torch.uint8)
+        largest = first.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)  # each on its own scale
         return {
             "sizes": SIZES,
             "text": (
@@ -106,7 +100,7 @@ class DigitsNetwork:
                 {"pixels": self.test_pixels[k].tolist(), "label": int(self.test_labels[k])}
                 for k in range(SHOWN_TEST_IMAGES)
             ],
-            "first_layer": shades.tolist(),
+            "first_layer": to_255(first, -largest, largest),
         }
 
     def classify(self, pixels: list[float], label: int) -> dict[str, Any]:
@@ -115,16 +109,15 @@ class DigitsNetwork:
         x = self.inputs(np.asarray(pixels)[None, :])
         scale = 1 / self.std
         with self.lock:  # the hand-written passes run on the shared model and its work buffers
-            p_manual, p_autograd = (
-                torch.softmax(output.detach(), dim=1)[0] for output in self.pair.predict(x)
-            )
+            p_manual, p_autograd = (probabilities_of(output)[0] for output in self.pair.predict(x))
             grads = pixel_gradients(self.pair, x[0], label)  # BP2 carried down to the input
-        grad_manual, grad_autograd = (torch.from_numpy(g * scale) for g in grads)
+        grad_manual, grad_autograd = (g * scale for g in grads)
         # one scale for both pictures: a pixel almost never inked in training has a tiny std, and
         # its gradient (× 1/std) would leave every other pixel white; past the scale: full colour
-        largest = float(torch.quantile(grad_manual.abs(), SALIENCY_QUANTILE)) or 1.0
-        difference = float((grad_manual - grad_autograd).abs().max())
-        p_difference = float((p_manual - p_autograd).abs().max())
+        largest = float(torch.quantile(torch.from_numpy(np.abs(grad_manual)), SALIENCY_QUANTILE))
+        largest = largest or 1.0
+        difference = pixel_difference(grad_manual, grad_autograd)
+        p_difference = float(np.abs(p_manual - p_autograd).max())
         return {
             "label": label,
             "probabilities": {"manual": p_manual.tolist(), "autograd": p_autograd.tolist()},
@@ -135,8 +128,8 @@ class DigitsNetwork:
             "saliency": {
                 "manual": grad_manual.tolist(),
                 "autograd": grad_autograd.tolist(),
-                "manual_255": _shades(grad_manual, largest),
-                "autograd_255": _shades(grad_autograd, largest),
+                "manual_255": to_255(grad_manual, -largest, largest),
+                "autograd_255": to_255(grad_autograd, -largest, largest),
                 "max_abs_diff": difference,
             },
             "text": {
@@ -146,10 +139,6 @@ class DigitsNetwork:
                 "quantile": f"{SALIENCY_QUANTILE:.0%}",
             },
         }
-
-
-def _shades(values: torch.Tensor, largest: float) -> list[int]:
-    return ((values / largest + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).tolist()
 
 
 _network: DigitsNetwork | None = None

@@ -33,6 +33,9 @@ from bpdemo.explore.schemas import (
     MIN_POINTS,
     PlaygroundSettings,
     TrainRequest,
+    epoch_too_long,
+    held_out_points,
+    steps_per_epoch,
 )
 from bpdemo.explore.sessions import ExploreError
 from bpdemo.functional import ACTIVATIONS, LEAKY_RELU_SLOPE, SOFTPLUS_THRESHOLD
@@ -87,9 +90,7 @@ class Playground:
         # share, training is exactly as on all the points)
         order = np.random.default_rng(settings.seed).permutation(n)
         held_out = np.zeros(n, dtype=bool)
-        held_out[order[: round(n * settings.test_share)]] = True
-        if held_out.all():
-            held_out[order[0]] = False
+        held_out[order[: held_out_points(n, settings.test_share)]] = True
         self.is_test = held_out
         self.dtype = torch.float64 if settings.dtype == "float64" else torch.float32
         self.features = list(settings.features)
@@ -101,15 +102,10 @@ class Playground:
         train, test = torch.tensor(~held_out), torch.tensor(held_out)
         self.x, self.y = self.x_all[train], self.y_all[train]
         self.x_test, self.y_test = self.x_all[test], self.y_all[test]
-        self.steps_per_epoch = -(-len(self.x) // settings.batch_size)
-        if self.steps_per_epoch > MAX_STEPS_PER_REQUEST:
-            smallest = -(-len(self.x) // MAX_STEPS_PER_REQUEST)
-            raise ExploreError(
-                422,
-                f"batch_size: with {len(self.x)} training points, batches of {settings.batch_size} "
-                f"make {self.steps_per_epoch} steps an epoch, and one request runs at most "
-                f"{MAX_STEPS_PER_REQUEST}: use batches of at least {smallest}",
-            )
+        self.steps_per_epoch = steps_per_epoch(len(self.x), settings.batch_size)
+        # checked here for pasted points, whose rows are only known once parsed
+        if refusal := epoch_too_long(len(self.x), settings.batch_size):
+            raise ExploreError(422, refusal)
         self.spec = self.network_spec()
         self.pair = SideBySide(
             self.spec,
@@ -121,7 +117,7 @@ class Playground:
         self.linear = [
             k for k, layer in enumerate(self.pair.manual.layers) if hasattr(layer, "weight")
         ]
-        self.health_at_start = self.initial_health()
+        self.norms_at_start = self.initial_norms()
         self.generator = torch.Generator().manual_seed(settings.seed)
         low, high = coordinates.min(axis=0), coordinates.max(axis=0)
         pad = np.maximum((high - low) * MARGIN, 1e-3)
@@ -154,6 +150,24 @@ class Playground:
     def activations(self) -> list[str]:
         return [self.settings.activation] * len(self.hidden) + [self.kind.output_activation]
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The page's name of each layer with weights, first first: `layers.l` with l its place
+        among them, as a clicked point's worked example names its weights (the dropout layers
+        between are not drawn, so not counted). The network's edges, the gradient norms and the
+        health chart all say these."""
+        return [f"layers.{layer}" for layer in range(len(self.linear))]
+
+    def neuron_names(self) -> list[list[str]]:
+        """The page's name of each neuron, by depth: 0 the inputs, then what each layer with weights
+        computes (`layers.l` computes depth l + 1)."""
+        last = len(self.sizes) - 1
+        names = [[f"input {FEATURES[f].label}" for f in self.features]]
+        for depth, width in enumerate(self.sizes[1:], 1):
+            layer = "output" if depth == last else f"hidden layer {depth}, neuron"
+            names.append([f"{layer} {unit}" for unit in range(width)])
+        return names
+
     def network_spec(self) -> MLPSpec | NetworkSpec:
         """An MLP, or with dropout the same layers with a dropout layer after each hidden one."""
         common = {"loss": self.kind.loss, "init": "xavier", "seed": self.settings.seed}
@@ -180,15 +194,12 @@ class Playground:
         plane = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
         return torch.tensor(features_of(plane, self.features), dtype=self.dtype)
 
-    def initial_health(self) -> dict[str, Any]:
-        """Each layer's ‖dL/dW‖ at initialisation on the training points, both models (no step is
-        taken: the gradients only), for `bpdemo.health`'s rules."""
-        _, grads_manual, _, grads_autograd = self.pair.gradients(self.x, self.y)
-        names = [f"layers.{k}.weight" for k in self.linear]
-        return {
-            "norms": [float(torch.linalg.vector_norm(grads_manual[n])) for n in names],
-            "norms_autograd": [float(torch.linalg.vector_norm(grads_autograd[n])) for n in names],
-        }
+    def initial_norms(self) -> list[float]:
+        """Each layer's ‖dL/dW‖ at initialisation on the training points, the hand-written model's,
+        for `bpdemo.health`'s rules (no step is taken: the gradients only). Both models take the
+        pass, so that with dropout their generators stay in step for training."""
+        _, grads, _, _ = self.pair.gradients(self.x, self.y)
+        return [float(torch.linalg.vector_norm(grads[f"layers.{k}.weight"])) for k in self.linear]
 
     # -- training ----------------------------------------------------------------------------------
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float, float]:
@@ -289,10 +300,10 @@ class Playground:
         if self.kind.loss == "cross_entropy":
             probabilities = torch.softmax(output, dim=1)
             top, winner = probabilities.max(dim=1)
-            return _to_255(top, 0.0, 1.0), winner.tolist()
+            return to_255(top, 0.0, 1.0), winner.tolist()
         if self.kind.loss == "bce":
-            return _to_255(output.reshape(-1), 0.0, 1.0), None
-        return _to_255(output.reshape(-1), *self.value_range), None
+            return to_255(output.reshape(-1), 0.0, 1.0), None
+        return to_255(output.reshape(-1), *self.value_range), None
 
     @torch.no_grad()
     def boundary(self) -> dict[str, Any]:
@@ -327,7 +338,7 @@ class Playground:
             low, high = values.amin(dim=0), values.amax(dim=0)
             span = (high - low).clamp_min(1e-12)  # a constant picture is all middle shade
             scaled = torch.nan_to_num((values - low) / span, nan=0.5)
-            pictures.append(_to_255(scaled.t(), 0.0, 1.0))
+            pictures.append(to_255(scaled.t(), 0.0, 1.0))
         return pictures
 
     def neuron(self, depth: int, unit: int) -> dict[str, Any]:
@@ -358,8 +369,8 @@ class Playground:
         if self.last is None:
             return []
         rows = []
-        for layer, k in enumerate(self.linear):
-            names = (f"layers.{k}.weight", f"layers.{k}.bias")
+        for layer, (k, name) in enumerate(zip(self.linear, self.layer_names, strict=True)):
+            names = (f"layers.{k}.weight", f"layers.{k}.bias")  # the model's, dropout counted
             norms = [
                 math.hypot(*(norms[n] for n in names))
                 for norms in (self.last.grad_norm_manual, self.last.grad_norm_autograd)
@@ -369,7 +380,7 @@ class Playground:
                     "layer": layer,
                     "manual": norms[0],
                     "autograd": norms[1],
-                    "text": [f"layers.{k}", fmt(norms[0]), fmt(norms[1])],
+                    "text": [name, fmt(norms[0]), fmt(norms[1])],
                 }
             )
         return rows
@@ -377,7 +388,7 @@ class Playground:
     def health(self) -> dict[str, Any]:
         """Each layer's ‖dL/dW‖ over the steps, and `bpdemo.health`'s verdict on the network."""
         thresholds = Thresholds()
-        norms = self.health_at_start["norms"]
+        norms = self.norms_at_start
         exploded = self.diverged_at_step is not None
         verdict, rule = judge(norms, exploded, self.settings.activation, thresholds)
         history = thinned(self.norm_history, CURVE_POINTS)
@@ -438,6 +449,8 @@ class Playground:
         extent = self.box[1] - self.box[0]
         fractions = (self.coordinates - self.box[0]) / extent
         regression = self.kind.loss == "mse"
+        # a value's colour, as the background's (classes have their own colours)
+        shades = to_255(self.targets, *self.value_range) if regression else [None] * len(fractions)
         return {
             "settings": self.settings.model_dump(exclude={"csv"}),
             "network": {
@@ -445,6 +458,8 @@ class Playground:
                 "activations": self.activations,
                 "loss": self.kind.loss,
                 "dropout": self.settings.dropout,
+                "layers": self.layer_names,
+                "neurons": self.neuron_names(),
             },
             "kind": self.kind.name,
             "score": self.kind.score,
@@ -461,13 +476,11 @@ class Playground:
                     "u": float(f[0]),
                     "v": float(1 - f[1]),
                     "label": float(c) if regression else int(c),
-                    "shade": _to_255(torch.tensor([float(c)]), *self.value_range)[0]
-                    if regression
-                    else None,
+                    "shade": shade,
                     "test": bool(t),
                 }
-                for p, f, c, t in zip(
-                    self.coordinates, fractions, self.targets, self.is_test, strict=True
+                for p, f, c, t, shade in zip(
+                    self.coordinates, fractions, self.targets, self.is_test, shades, strict=True
                 )
             ],
             "box": {
@@ -567,11 +580,14 @@ class Playground:
         return f"{value:.1%}" if self.kind.score == "accuracy" else f"{value:.3f}"
 
 
-def _to_255(values: torch.Tensor, low: float, high: float) -> list:
-    """Values in [low, high] as whole shades 0-255 (NaN: the middle), a list (of lists by row)."""
-    span = high - low if high > low else 1.0
-    scaled = torch.nan_to_num((values.double() - low) / span, nan=0.5).clamp(0, 1)
-    return scaled.mul(255).round().to(torch.uint8).tolist()
+def to_255(values: Any, low: float | torch.Tensor, high: float | torch.Tensor) -> list:
+    """Values (a tensor or an array) in [low, high] as whole shades 0-255, a list (of lists by row):
+    the pictures' colour scale, shared with the image tab. NaN is the middle shade; a range of width
+    0 counts as 1 wide. low and high may be tensors, broadcast against the values (a range a row)."""
+    span = torch.as_tensor(high - low, dtype=torch.float64)
+    span = torch.where(span > 0, span, 1.0)
+    scaled = torch.nan_to_num((torch.as_tensor(values).double() - low) / span, nan=0.5)
+    return scaled.clamp(0, 1).mul(255).round().to(torch.uint8).tolist()
 
 
 def _fraction(value: float, top: float) -> float | None:

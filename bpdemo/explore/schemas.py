@@ -113,30 +113,49 @@ class PlaygroundSettings(Section):
     dtype: DtypeName = "float64"
 
     def train_points(self) -> int:
-        """The points trained on: all but the test share (at least one)."""
-        return max(1, self.points - round(self.points * self.test_share))
+        """The points trained on, of a made-up problem's `points` (a pasted CSV has its own rows)."""
+        return training_points(self.points, self.test_share)
 
     def steps_per_epoch(self) -> int:
-        return -(-self.train_points() // self.batch_size)
+        return steps_per_epoch(self.train_points(), self.batch_size)
 
     @model_validator(mode="after")
     def one_epoch_per_request(self) -> PlaygroundSettings:
-        """An epoch must fit in one training request, as the page trains an epoch a frame."""
-        if self.steps_per_epoch() > MAX_STEPS_PER_REQUEST:
-            smallest = -(-self.train_points() // MAX_STEPS_PER_REQUEST)
-            raise PydanticCustomError(
-                "batch_size",
-                "batch_size: with {points} training points, batches of {batch} make {steps} steps an "
-                "epoch, and one request runs at most {limit}: use batches of at least {smallest}",
-                {
-                    "points": self.train_points(),
-                    "batch": self.batch_size,
-                    "steps": self.steps_per_epoch(),
-                    "limit": MAX_STEPS_PER_REQUEST,
-                    "smallest": smallest,
-                },
-            )
+        """An epoch must fit in one training request, as the page trains an epoch a frame. Pasted
+        points are counted once parsed (`Playground`): `points` says nothing of their rows."""
+        refusal = self.dataset != "csv" and epoch_too_long(self.train_points(), self.batch_size)
+        if refusal:
+            raise PydanticCustomError("batch_size", "{refusal}", {"refusal": refusal})
         return self
+
+
+def held_out_points(points: int, test_share: float) -> int:
+    """How many of `points` are held out as the test set: round(points × share), never all of them
+    (the playground draws which, with its seed)."""
+    return min(round(points * test_share), points - 1)
+
+
+def training_points(points: int, test_share: float) -> int:
+    """How many of `points` are trained on: all but the test points, at least one."""
+    return points - held_out_points(points, test_share)
+
+
+def steps_per_epoch(train_points: int, batch_size: int) -> int:
+    return -(-train_points // batch_size)
+
+
+def epoch_too_long(train_points: int, batch_size: int) -> str | None:
+    """Why an epoch of `train_points` in batches of `batch_size` is more than one request runs, or
+    None if it fits (the message names the smallest batch that would)."""
+    steps = steps_per_epoch(train_points, batch_size)
+    if steps <= MAX_STEPS_PER_REQUEST:
+        return None
+    smallest = -(-train_points // MAX_STEPS_PER_REQUEST)
+    return (
+        f"batch_size: with {train_points} training points, batches of {batch_size} make {steps} "
+        f"steps an epoch, and one request runs at most {MAX_STEPS_PER_REQUEST}: use batches of at "
+        f"least {smallest}"
+    )
 
 
 class TrainRequest(Section):

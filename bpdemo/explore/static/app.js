@@ -90,9 +90,14 @@ function fillTable(table, header, rows) {
 }
 
 // -- start --------------------------------------------------------------------------------------
-function showPage(page) {
+// The tab and its page shown, the others hidden; nothing set up or stopped.
+function showTab(page) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.page === page));
   for (const name of ["worked", "playground", "images"]) $(`page-${name}`).hidden = page !== name;
+}
+
+function showPage(page) {
+  showTab(page);
   if (page !== "playground") stop();
   if (page === "playground" && !state.pgReady) setUp();
   if (page === "images") openImages();

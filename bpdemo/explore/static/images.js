@@ -64,12 +64,8 @@ async function classify() {
   $("im-probabilities").dataset.predicted = answer.predicted.manual;
   $("im-probabilities").dataset.predictedAutograd = answer.predicted.autograd;
   for (const model of ["manual", "autograd"]) {
-    const small = el("canvas", { width: 8, height: 8 });
-    paint(small, answer.saliency[`${model}_255`], 8);
-    const big = $(`im-saliency-${model}`), context = big.getContext("2d");
-    context.imageSmoothingEnabled = false;
-    context.drawImage(small, 0, 0, big.width, big.height);
-    big.dataset.values = JSON.stringify(answer.saliency[model]);
+    paintEnlarged($(`im-saliency-${model}`), answer.saliency[`${model}_255`], 8);
+    $(`im-saliency-${model}`).dataset.values = JSON.stringify(answer.saliency[model]);
   }
   $("im-saliency-diff").textContent = `label ${answer.label}: blue where more ink would raise the loss, ` +
     `orange where it would lower it (both on one scale, ±${answer.text.scale}, the ${answer.text.quantile} ` +

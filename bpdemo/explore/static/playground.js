@@ -87,8 +87,7 @@ async function restoreFromAddress() {
   const pasted = values.dataset === "csv";
   if (pasted) values.dataset = "xor";  // pasted points are not in an address
   setForm(values);
-  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.page === "playground"));
-  for (const name of ["worked", "playground", "images"]) $(`page-${name}`).hidden = name !== "playground";
+  showTab("playground");  // set up below, with the address's settings, and awaited
   if (!(await setUp())) return;
   if (pasted) { showMessage("this link was made with pasted points, which a link does not hold: paste them again"); return; }
   const epochs = Number(values.epoch) || 0;
@@ -155,12 +154,9 @@ function showTestPoints() {
 }
 
 // -- the network, each neuron a picture ------------------------------------------------------------
-function neuronName(depth, unit) {
-  const sizes = state.pg.network.sizes;
-  if (depth === 0) return `input ${state.pg.features[unit].label}`;
-  if (depth === sizes.length - 1) return `output ${unit}`;
-  return `hidden layer ${depth}, neuron ${unit}`;
-}
+// The server names every neuron and every layer with weights, one way for the whole tab.
+const neuronName = (depth, unit) => state.pg.network.neurons[depth][unit];
+const layerName = (layer) => state.pg.network.layers[layer];
 
 function buildNetwork(answer) {
   const sizes = answer.network.sizes, tallest = Math.max(...sizes);
@@ -211,6 +207,19 @@ function paint(canvas, shades, size) {
   canvas.getContext("2d").putImageData(image, 0, 0);
 }
 
+// A small picture drawn over all of `canvas`, each of its pixels a sharp square (no smoothing).
+function drawEnlarged(canvas, picture) {
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.drawImage(picture, 0, 0, canvas.width, canvas.height);
+}
+
+function paintEnlarged(canvas, shades, size) {
+  const small = el("canvas", { width: size, height: size });
+  paint(small, shades, size);
+  drawEnlarged(canvas, small);
+}
+
 function renderNetwork(frame) {
   const size = frame.neurons.size;
   frame.neurons.pictures.forEach((layer, depth) => layer.forEach((shades, unit) => {
@@ -225,16 +234,14 @@ function renderNetwork(frame) {
     edge.setAttribute("stroke", w >= 0 ? rgb(PALETTE[230]) : rgb(PALETTE[25]));
     edge.setAttribute("stroke-width", (0.4 + 4.6 * Math.abs(w) / largest).toFixed(2));
     edge.dataset.weight = w;
-    edge.replaceChildren(el("svg:title", {}, `layers.${l} weight[${j}, ${i}] = ${w.toPrecision(4)}`));
+    edge.replaceChildren(el("svg:title", {}, `${layerName(l)} weight[${j}, ${i}] = ${w.toPrecision(4)}`));
   })));
 }
 
 // Hovering a neuron shows its picture as drawn (its neuron grid), large; a click asks for it at
 // the output grid's resolution.
 function enlarge(canvas, depth, unit) {
-  const big = $("pg-neuron-canvas"), context = big.getContext("2d");
-  context.imageSmoothingEnabled = false;
-  context.drawImage(canvas, 0, 0, big.width, big.height);
+  drawEnlarged($("pg-neuron-canvas"), canvas);
   $("pg-neuron-title").textContent = `${neuronName(depth, unit)} (${canvas.width}×${canvas.height}; click for ` +
     `${state.pg.settings.grid}×${state.pg.settings.grid})`;
   $("pg-neuron-big").hidden = false;
@@ -244,11 +251,7 @@ async function showNeuron(depth, unit) {
   await settle();
   const answer = await call("/api/playground/neuron", { depth, unit });
   if (!answer) return;
-  const small = el("canvas", { width: answer.size, height: answer.size });
-  paint(small, answer.p255, answer.size);
-  const big = $("pg-neuron-canvas"), context = big.getContext("2d");
-  context.imageSmoothingEnabled = false;
-  context.drawImage(small, 0, 0, big.width, big.height);
+  paintEnlarged($("pg-neuron-canvas"), answer.p255, answer.size);
   $("pg-neuron-title").textContent = `${neuronName(depth, unit)}: its output over the plane (${answer.size}×${answer.size})`;
   $("pg-neuron-big").hidden = false;
   $("pg-neuron-big").dataset.depth = depth;
@@ -346,7 +349,7 @@ function renderHealth(frame) {
       children.push(el("svg:polyline", { class: "layer", stroke: HEALTH_COLOURS[layer % HEALTH_COLOURS.length],
         "data-layer": layer, points: points.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(" ") }));
       children.push(el("svg:text", { x: w - 10, y: 12 + 12 * layer, class: "tick end", fill: HEALTH_COLOURS[layer % HEALTH_COLOURS.length] },
-        `layer ${layer + 1}`));
+        layerName(layer)));
     });
     children.push(el("svg:text", { x: left - 4, y: top + 8, class: "tick end" }, `1e${high}`),
       el("svg:text", { x: left - 4, y: h - bottom, class: "tick end" }, `1e${low}`),

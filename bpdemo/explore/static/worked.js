@@ -78,44 +78,37 @@ function drawNetwork(view) {
 // -- the numbers fit their places ---------------------------------------------------------------
 const NEURON_RADIUS = 42, TEXT_SIZE = 11.5, SMALLEST_TEXT = 7;
 
+// A text set smaller where it is wider than `room`, and squeezed if even the smallest size is too
+// wide (1e+145).
+function fitText(t, room) {
+  t.style.fontSize = "";
+  t.removeAttribute("textLength");
+  t.removeAttribute("lengthAdjust");
+  if (!t.textContent) return;
+  const width = t.getComputedTextLength();
+  if (width <= room) return;
+  t.style.fontSize = `${Math.max(SMALLEST_TEXT, TEXT_SIZE * room / width)}px`;
+  if (t.getComputedTextLength() > room) {
+    t.setAttribute("textLength", room);
+    t.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  }
+}
+
 function fitNeuronTexts() {
-  // Each line of a neuron inside its circle: at the line's height the circle is 2·√(r² − dy²) wide;
-  // a longer text is set smaller, and squeezed if even the smallest size is too wide (1e+145).
+  // Each line of a neuron inside its circle: at the line's height the circle is 2·√(r² − dy²) wide.
   document.querySelectorAll("#network .neuron").forEach((g) => {
-    const circle = g.querySelector("circle");
-    const cy = Number(circle.getAttribute("cy"));
+    const cy = Number(g.querySelector("circle").getAttribute("cy"));
     g.querySelectorAll("text").forEach((t) => {
-      t.style.fontSize = "";
-      t.removeAttribute("textLength");
-      t.removeAttribute("lengthAdjust");
-      if (!t.textContent) return;
       const dy = Math.abs(Number(t.getAttribute("y")) - cy) + TEXT_SIZE * 0.6;
-      const room = 2 * Math.sqrt(Math.max(NEURON_RADIUS ** 2 - dy ** 2, 0)) - 8;
-      const width = t.getComputedTextLength();
-      if (width <= room) return;
-      const size = Math.max(SMALLEST_TEXT, TEXT_SIZE * room / width);
-      t.style.fontSize = `${size}px`;
-      if (t.getComputedTextLength() > room) {
-        t.setAttribute("textLength", room);
-        t.setAttribute("lengthAdjust", "spacingAndGlyphs");
-      }
+      fitText(t, 2 * Math.sqrt(Math.max(NEURON_RADIUS ** 2 - dy ** 2, 0)) - 8);
     });
   });
 }
 
 function fitBiasTexts() {
-  // A bias's text inside its box, set smaller or squeezed as a neuron's is.
+  // A bias's text inside its box.
   document.querySelectorAll("#network .bias").forEach((g) => {
-    const t = g.querySelector("text"), room = Number(g.querySelector("rect").getAttribute("width")) - 6;
-    t.style.fontSize = "";
-    t.removeAttribute("textLength");
-    t.removeAttribute("lengthAdjust");
-    if (!t.textContent || t.getComputedTextLength() <= room) return;
-    t.style.fontSize = `${Math.max(SMALLEST_TEXT, TEXT_SIZE * room / t.getComputedTextLength())}px`;
-    if (t.getComputedTextLength() > room) {
-      t.setAttribute("textLength", room);
-      t.setAttribute("lengthAdjust", "spacingAndGlyphs");
-    }
+    fitText(g.querySelector("text"), Number(g.querySelector("rect").getAttribute("width")) - 6);
   });
 }
 
