@@ -302,3 +302,15 @@ def test_the_image_tab_saliency_is_the_gradient_of_the_loss_by_finite_difference
         up, down = list(pixels), list(pixels)
         up[k], down[k] = pixels[k] + h, pixels[k] - h
         assert (loss(up) - loss(down)) / (2 * h) == pytest.approx(manual[k], rel=1e-5, abs=1e-8)
+
+
+def test_a_neuron_with_one_value_over_the_plane_is_drawn_all_in_the_middle_shade():
+    from bpdemo.explore.playground import Playground
+    from bpdemo.explore.schemas import PlaygroundSettings
+
+    playground = Playground(PlaygroundSettings())
+    first = playground.pair.manual.layers[playground.linear[0]]
+    first.weight.zero_()  # every neuron of the first layer gives its bias, wherever the point
+    pictures = playground.neuron_pictures()
+    assert {shade for picture in pictures[1] for shade in picture} == {128}
+    assert len({shade for picture in pictures[0] for shade in picture}) > 2  # x1 and x2

@@ -336,8 +336,9 @@ class Playground:
         pictures = []
         for values in outputs:
             low, high = values.amin(dim=0), values.amax(dim=0)
-            span = (high - low).clamp_min(1e-12)  # a constant picture is all middle shade
-            scaled = torch.nan_to_num((values - low) / span, nan=0.5)
+            # a neuron with one value over the whole plane has no more or less: all middle shade
+            flat = high <= low
+            scaled = torch.where(flat, 0.5, (values - low) / torch.where(flat, 1.0, high - low))
             pictures.append(to_255(scaled.t(), 0.0, 1.0))
         return pictures
 
